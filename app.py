@@ -1,0 +1,27 @@
+#!/usr/bin/env python3
+"""The CDK app: one LivenessStack, checked by cdk-nag's AwsSolutions pack on every synth."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from cdk_app.config import LivenessConfig
+from cdk_app.stack import LivenessStack
+
+
+def build_app(app: cdk.App | None = None) -> cdk.App:
+    app = app or cdk.App()
+    config = LivenessConfig.from_context(app.node)
+    LivenessStack(
+        app,
+        "KycLiveness",
+        config=config,
+        description="Self-service KYC liveness backend (API Gateway, Lambda, Rekognition, S3)",
+    )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app
+
+
+if __name__ == "__main__":
+    build_app().synth()

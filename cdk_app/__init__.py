@@ -1,0 +1,1 @@
+"""The CDK app for the KYC liveness backend: one stack wiring small constructs."""

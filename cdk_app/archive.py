@@ -1,0 +1,53 @@
+"""The evidence archive: a private, encrypted, TLS-only, versioned bucket whose objects expire."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from .nag import acknowledge
+
+
+class EvidenceArchive(Construct):
+    """Selfies and face crops. Only the liveness function can write; nothing outside it can read."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, retention_days: int, access_log_retention_days: int) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,  # server access logging cannot deliver to SSE-KMS buckets
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(access_log_retention_days))],
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.access_logs,
+            "AwsSolutions-S1",
+            "This is the access-log target of the evidence bucket; logging it into itself would loop.",
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="evidence/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireEvidence",
+                    expiration=cdk.Duration.days(retention_days),
+                    # Versioning keeps overwritten/deleted copies; they must not outlive the retention either.
+                    noncurrent_version_expiration=cdk.Duration.days(1),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+                )
+            ],
+            # Biometric evidence is not deleted with the stack: auditors may still need it until it expires.
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )

@@ -1,0 +1,122 @@
+"""Typed settings read from CDK context (cdk.json, or ``-c key=value`` on the command line)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_cdk import aws_logs as logs
+from constructs import Node
+
+PREFIX = "liveness:"
+# Session limits and step thresholds the runtime reads from its environment (lambda_src/liveness/settings.py:
+# SESSION_ENV and THRESHOLD_ENV; a test keeps the two lists equal).
+SESSION_TUNING_KEYS = (
+    "STEP_COUNT", "STEP_TIME_LIMIT_SECONDS", "SESSION_TTL_SECONDS", "SESSION_MAX_FRAMES", "SESSION_RETENTION_SECONDS",
+    "MIN_FACE_CONFIDENCE", "MIN_FACE_WIDTH", "MIN_BRIGHTNESS", "MIN_SHARPNESS", "OCCLUSION_CONFIDENCE",
+    "SUNGLASSES_CONFIDENCE", "TURN_YAW_DEGREES", "TILT_PITCH_DEGREES", "OFF_AXIS_MAX_DEGREES",
+    "EXPRESSION_CONFIDENCE", "MIN_SIMILARITY",
+)
+ANALYZERS = ("rekognition", "local")
+
+
+# CloudWatch Logs accepts only these retention periods (days -> CDK enum member).
+_RETENTION_DAYS = {
+    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS, 731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    if days not in _RETENTION_DAYS:
+        raise ConfigError(f"{PREFIX}logRetentionDays must be one of {sorted(_RETENTION_DAYS)}, not {days}")
+    return _RETENTION_DAYS[days]
+
+
+class ConfigError(ValueError):
+    """A context value is missing or malformed; synth stops with a message naming the key."""
+
+
+@dataclass(frozen=True)
+class LivenessConfig:
+    allowed_origins: tuple[str, ...]
+    retention_days: int = 30
+    access_log_retention_days: int = 90
+    log_retention_days: int = 30
+    throttle_rate_limit: int = 10
+    throttle_burst_limit: int = 20
+    cognito_user_pool_id: str = ""
+    disable_auth: bool = False
+    analyzer: str = "rekognition"
+    memory_mb: int = 1024
+    timeout_seconds: int = 20
+    session_tuning: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.allowed_origins:
+            raise ConfigError(f"{PREFIX}allowedOrigins must list at least one origin (for example https://app.example.com)")
+        for origin in self.allowed_origins:
+            if origin == "*" or not origin.startswith(("https://", "http://localhost", "http://127.0.0.1")):
+                raise ConfigError(
+                    f"{PREFIX}allowedOrigins: {origin!r} is not allowed; use explicit https:// origins (http only for localhost)"
+                )
+        if self.analyzer not in ANALYZERS:
+            raise ConfigError(f"{PREFIX}analyzer must be one of {ANALYZERS}, not {self.analyzer!r}")
+        if self.retention_days < 1:
+            raise ConfigError(f"{PREFIX}retentionDays must be at least 1")
+        log_retention(self.log_retention_days)  # fails early on a value CloudWatch Logs rejects
+        unknown = set(self.session_tuning) - set(SESSION_TUNING_KEYS)
+        if unknown:
+            raise ConfigError(f"{PREFIX}sessionTuning: unknown keys {sorted(unknown)}; known: {SESSION_TUNING_KEYS}")
+
+    @classmethod
+    def from_context(cls, node: Node) -> LivenessConfig:
+        def value(key: str, default: Any) -> Any:
+            raw = node.try_get_context(PREFIX + key)
+            return default if raw is None else raw
+
+        return cls(
+            allowed_origins=tuple(_as_list(value("allowedOrigins", []))),
+            retention_days=_as_int(value("retentionDays", 30), "retentionDays"),
+            access_log_retention_days=_as_int(value("accessLogRetentionDays", 90), "accessLogRetentionDays"),
+            log_retention_days=_as_int(value("logRetentionDays", 30), "logRetentionDays"),
+            throttle_rate_limit=_as_int(value("throttleRateLimit", 10), "throttleRateLimit"),
+            throttle_burst_limit=_as_int(value("throttleBurstLimit", 20), "throttleBurstLimit"),
+            cognito_user_pool_id=str(value("cognitoUserPoolId", "")),
+            disable_auth=_as_bool(value("disableAuthDemoOnly", False)),
+            analyzer=str(value("analyzer", "rekognition")).lower(),
+            memory_mb=_as_int(value("memoryMb", 1024), "memoryMb"),
+            timeout_seconds=_as_int(value("timeoutSeconds", 20), "timeoutSeconds"),
+            session_tuning=_as_tuning(value("sessionTuning", {})),
+        )
+
+
+def _as_list(raw: Any) -> list[str]:
+    # -c on the command line gives strings: accept a JSON list or a comma-separated list.
+    if isinstance(raw, str):
+        raw = json.loads(raw) if raw.strip().startswith("[") else raw.split(",")
+    return [str(item).strip() for item in raw if str(item).strip()]
+
+
+def _as_tuning(raw: Any) -> dict[str, str]:
+    if isinstance(raw, str):
+        raw = json.loads(raw or "{}")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{PREFIX}sessionTuning must be an object like {{\"TURN_YAW_DEGREES\": 30}}")
+    return {str(key): str(value) for key, value in raw.items()}
+
+
+def _as_int(raw: Any, key: str) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{PREFIX}{key} must be an integer, not {raw!r}") from None
+
+
+def _as_bool(raw: Any) -> bool:
+    return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes")

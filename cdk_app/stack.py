@@ -1,0 +1,89 @@
+"""LivenessStack: wires the constructs, passes names and grants, and outputs what a frontend needs."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from .api import LivenessApi
+from .archive import EvidenceArchive
+from .config import LivenessConfig, log_retention
+from .identity import CallerIdentity
+from .layer import OpenCvLayer
+from .liveness_function import LivenessFunction
+from .monitoring import LivenessMonitoring
+from .nag import acknowledge
+from .sessions_table import SessionsTable
+
+
+class LivenessStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: LivenessConfig, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        archive = EvidenceArchive(
+            self,
+            "Archive",
+            retention_days=config.retention_days,
+            access_log_retention_days=config.access_log_retention_days,
+        )
+        sessions = SessionsTable(self, "Sessions")
+        layer = OpenCvLayer(self, "OpenCvLayer", include_face_models=config.analyzer == "local")
+        function = LivenessFunction(
+            self,
+            "Liveness",
+            layer=layer.layer_version,
+            runtime=layer.runtime,
+            archive_bucket=archive.bucket,
+            sessions_table=sessions.table,
+            session_tuning=config.session_tuning,
+            allowed_origins=config.allowed_origins,
+            analyzer=config.analyzer,
+            memory_mb=config.memory_mb,
+            timeout_seconds=config.timeout_seconds,
+            log_retention_days=config.log_retention_days,
+        )
+        identity = None if config.disable_auth else CallerIdentity(self, "Identity", existing_user_pool_id=config.cognito_user_pool_id)
+        api = LivenessApi(
+            self,
+            "Api",
+            handler=function.function,
+            allowed_origins=config.allowed_origins,
+            throttle_rate_limit=config.throttle_rate_limit,
+            throttle_burst_limit=config.throttle_burst_limit,
+            log_retention=log_retention(config.log_retention_days),
+            user_pool=identity.user_pool if identity else None,
+        )
+        api.suppress_preflight_findings()
+        if config.disable_auth:
+            _acknowledge_demo_mode(api)
+        LivenessMonitoring(self, "Monitoring", function=function.function, rest_api=api.rest_api)
+        self._suppress_api_gateway_account_role(api)
+
+        cdk.CfnOutput(self, "ApiUrl", value=api.rest_api.url, description="Base URL of the liveness API")
+        if identity and identity.client:
+            cdk.CfnOutput(self, "UserPoolId", value=identity.user_pool.user_pool_id)
+            cdk.CfnOutput(self, "UserPoolClientId", value=identity.client.user_pool_client_id)
+
+    def _suppress_api_gateway_account_role(self, api: LivenessApi) -> None:
+        acknowledge(
+            api.rest_api,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            "API Gateway's account-level CloudWatch role must carry the AWS-managed AmazonAPIGatewayPushToCloudWatchLogs "
+            "policy; only API Gateway can assume it.",
+        )
+        acknowledge(
+            api.rest_api,
+            "AwsSolutions-APIG3",
+            "No WAF web ACL by default (an ACL and each rule cost a monthly fee); the API is protected by the Cognito "
+            "authorizer, request validation and stage throttling. Associate an existing web ACL with the stage if "
+            "your organisation requires one (see README).",
+        )
+
+
+def _acknowledge_demo_mode(api: LivenessApi) -> None:
+    reason = (
+        "The deployer set liveness:disableAuthDemoOnly=true explicitly: the API is open for a demo. "
+        "The README marks this flag as never for production."
+    )
+    for method in api.rest_api.methods:
+        for rule_id in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+            acknowledge(method, rule_id, reason)

@@ -1,0 +1,131 @@
+"""The evidence archive: write-once objects under unique, non-guessable keys.
+
+Two implementations share one interface: S3 in AWS, a directory on disk in local mode. Neither ever
+overwrites an object: S3 writes use ``If-None-Match: *`` and files are created exclusively.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import ErrorCode, LivenessError, unavailable
+
+DETECTIONS_PREFIX = "detections"
+SESSIONS_PREFIX = "sessions"
+
+
+class ArchiveConflict(Exception):
+    """The key already exists; the archive never overwrites."""
+
+
+class Archive(Protocol):
+    def put_new(self, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
+        """Store ``body`` under ``key``; raise ``ArchiveConflict`` if the key already exists.
+
+        ``metadata`` is small provenance (request id, analyzer), stored with the object."""
+        ...
+
+    def get(self, key: str) -> bytes | None:
+        """The stored bytes, or None if absent."""
+        ...
+
+
+def new_detection_prefix(now: datetime) -> str:
+    """``detections/YYYY/MM/DD/<random uuid>``: date-partitioned for lifecycle and audits, unguessable."""
+    return f"{DETECTIONS_PREFIX}/{now:%Y/%m/%d}/{uuid.uuid4()}"
+
+
+@dataclass(frozen=True)
+class ArchiveRef:
+    """Where a detection's evidence lives, as returned to the client and written to the audit trail."""
+
+    id: str
+    frame_key: str
+    face_key: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "frameKey": self.frame_key, "faceKey": self.face_key}
+
+
+class S3Archive:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def put_new(self, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
+        try:
+            self._client.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                Metadata=metadata or {},
+                ServerSideEncryption="AES256",
+                IfNoneMatch="*",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ArchiveConflict(key) from None
+            raise _storage_error(error) from None
+        except BotoCoreError as error:
+            raise _storage_error(error) from None
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise _storage_error(error) from None
+        except BotoCoreError as error:
+            raise _storage_error(error) from None
+
+
+_RETRYABLE_S3_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"})
+
+
+def _storage_error(error: Exception) -> Exception:
+    """Throttling, timeouts and 5xx become a 503 worth retrying; AccessDenied or NoSuchBucket stay what they are,
+    deployment bugs, which the handler answers with a bare 500."""
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+        if status < 500 and error.response.get("Error", {}).get("Code", "") not in _RETRYABLE_S3_CODES:
+            return error
+    return unavailable(ErrorCode.STORAGE_UNAVAILABLE, "The evidence archive")
+
+
+class FileArchive:
+    """Local mode: the same keys as files under a data directory, created exclusively."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def _path(self, key: str) -> Path:
+        path = (self._root / key).resolve()
+        if not path.is_relative_to(self._root.resolve()):
+            raise LivenessError(ErrorCode.INVALID_REQUEST, "Invalid archive key.")
+        return path
+
+    def put_new(self, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
+        # Content type and metadata are implied by the key's extension and the session/audit records locally.
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ArchiveConflict(key) from None
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        return path.read_bytes() if path.exists() else None

@@ -1,0 +1,208 @@
+"""The step pool, how steps are drawn, and the rules that decide whether one frame meets one step.
+
+Everything here is pure: a FaceDetail (Rekognition's shape and signs) goes in, a reason code or None
+comes out. Directions are from the USER's point of view:
+- Unmirrored frame: Rekognition ``Yaw > 0`` means the user turned to their own LEFT.
+- Mirrored frame (a selfie preview sent as shown): the image is flipped left-right, so yaw and roll
+  change sign; pitch does not.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any
+
+from .faces import FaceDetail
+
+
+class StepCode(str, Enum):
+    TURN_LEFT = "TURN_LEFT"
+    TURN_RIGHT = "TURN_RIGHT"
+    LOOK_UP = "LOOK_UP"
+    LOOK_DOWN = "LOOK_DOWN"
+    SMILE = "SMILE"
+    OPEN_MOUTH = "OPEN_MOUTH"
+    CLOSE_EYES = "CLOSE_EYES"
+
+
+INSTRUCTIONS: dict[StepCode, str] = {
+    StepCode.TURN_LEFT: "Slowly turn your head to your left.",
+    StepCode.TURN_RIGHT: "Slowly turn your head to your right.",
+    StepCode.LOOK_UP: "Tilt your chin up and look above the camera.",
+    StepCode.LOOK_DOWN: "Tilt your chin down and look below the camera.",
+    StepCode.SMILE: "Look at the camera and smile.",
+    StepCode.OPEN_MOUTH: "Look at the camera and open your mouth.",
+    StepCode.CLOSE_EYES: "Look at the camera and close your eyes.",
+}
+
+HEAD_MOVEMENTS = (StepCode.TURN_LEFT, StepCode.TURN_RIGHT, StepCode.LOOK_UP, StepCode.LOOK_DOWN)
+EXPRESSIONS = (StepCode.SMILE, StepCode.OPEN_MOUTH, StepCode.CLOSE_EYES)
+MIN_STEPS = 2
+MAX_STEPS = 5
+
+
+class ReasonCode(str, Enum):
+    """Why a frame was rejected; clients map these to coaching messages."""
+
+    NO_FACE = "NO_FACE"
+    MULTIPLE_FACES = "MULTIPLE_FACES"
+    LOW_CONFIDENCE = "LOW_CONFIDENCE"
+    FACE_TOO_SMALL = "FACE_TOO_SMALL"
+    LOW_QUALITY = "LOW_QUALITY"
+    FACE_OCCLUDED = "FACE_OCCLUDED"
+    SUNGLASSES = "SUNGLASSES"
+    POSE_NOT_MET = "POSE_NOT_MET"
+    EXPRESSION_NOT_MET = "EXPRESSION_NOT_MET"
+    FACE_MISMATCH = "FACE_MISMATCH"
+
+
+COACHING: dict[ReasonCode, str] = {
+    ReasonCode.NO_FACE: "No face found: centre your face in the frame.",
+    ReasonCode.MULTIPLE_FACES: "More than one face: make sure you are alone in view.",
+    ReasonCode.LOW_CONFIDENCE: "Your face is not clearly visible: face the camera in good light.",
+    ReasonCode.FACE_TOO_SMALL: "Move closer to the camera.",
+    ReasonCode.LOW_QUALITY: "The image is too dark or blurry: add light and hold still.",
+    ReasonCode.FACE_OCCLUDED: "Something covers your face: remove masks, hands or hair.",
+    ReasonCode.SUNGLASSES: "Please take off your sunglasses.",
+    ReasonCode.POSE_NOT_MET: "Follow the instruction with your head a little further.",
+    ReasonCode.EXPRESSION_NOT_MET: "Follow the instruction more clearly.",
+    ReasonCode.FACE_MISMATCH: "The face does not match the one seen earlier in this session.",
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every number the rules use; each has an environment variable (see settings.py and docs/sessions.md)."""
+
+    min_face_confidence: float = 90.0  # DetectFaces Confidence that this is a face
+    min_face_width: float = 0.15  # bounding-box width as a share of the frame width
+    min_brightness: float = 25.0  # Quality.Brightness, 0-100
+    min_sharpness: float = 15.0  # Quality.Sharpness, 0-100; webcams are often soft, so this is lenient
+    occlusion_confidence: float = 80.0  # FaceOccluded=true at this confidence rejects
+    sunglasses_confidence: float = 80.0  # Sunglasses=true at this confidence rejects
+    turn_yaw: float = 25.0  # degrees of yaw for TURN_LEFT / TURN_RIGHT
+    tilt_pitch: float = 15.0  # degrees of pitch for LOOK_UP / LOOK_DOWN
+    off_axis_max: float = 20.0  # the other axis must stay within this while turning or tilting
+    expression_confidence: float = 80.0  # SMILE / OPEN_MOUTH / CLOSE_EYES confidence
+    min_similarity: float = 90.0  # CompareFaces similarity for the same person
+
+    def to_json(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def draw_steps(count: int, *, exclude_expressions: bool = False) -> tuple[StepCode, ...]:
+    """``count`` distinct steps in a random order, from the OS's CSPRNG so a client cannot predict them."""
+    pool = list(HEAD_MOVEMENTS if exclude_expressions else HEAD_MOVEMENTS + EXPRESSIONS)
+    if not MIN_STEPS <= count <= max_steps(exclude_expressions):
+        raise ValueError(f"count must be between {MIN_STEPS} and {max_steps(exclude_expressions)}")
+    drawn: list[StepCode] = []
+    for _ in range(count):
+        drawn.append(pool.pop(secrets.randbelow(len(pool))))
+    return tuple(drawn)
+
+
+def max_steps(exclude_expressions: bool) -> int:
+    return min(MAX_STEPS, len(HEAD_MOVEMENTS) if exclude_expressions else len(HEAD_MOVEMENTS + EXPRESSIONS))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Measurements: what the client is told about a frame, in the user's point of view.
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Values as the user sees them: ``yaw > 0`` = turned to their own left; ``pitch > 0`` = chin up."""
+
+    face_confidence: float | None = None
+    face_width: float | None = None
+    brightness: float | None = None
+    sharpness: float | None = None
+    yaw: float | None = None
+    pitch: float | None = None
+    roll: float | None = None
+    smile: float | None = None  # confidence that the user smiles
+    mouth_open: float | None = None  # confidence that the mouth is open
+    eyes_closed: float | None = None  # confidence that the eyes are closed
+
+    def to_json(self) -> dict[str, float | None]:
+        return {_CAMEL.get(key, key): (None if value is None else round(value, 2)) for key, value in asdict(self).items()}
+
+
+_CAMEL = {"face_confidence": "faceConfidence", "face_width": "faceWidth", "mouth_open": "mouthOpen", "eyes_closed": "eyesClosed"}
+
+
+def measure(face: FaceDetail, mirrored: bool) -> Measured:
+    sign = -1.0 if mirrored else 1.0  # a mirrored image flips left and right: yaw and roll change sign
+    pose, quality = face.pose, face.quality
+    return Measured(
+        face_confidence=face.confidence,
+        face_width=face.bounding_box.width,
+        brightness=quality.brightness if quality else None,
+        sharpness=quality.sharpness if quality else None,
+        yaw=sign * pose.yaw if pose else None,
+        pitch=pose.pitch if pose else None,
+        roll=sign * pose.roll if pose else None,
+        smile=face.smile.confidence_that(True) if face.smile else None,
+        mouth_open=face.mouth_open.confidence_that(True) if face.mouth_open else None,
+        eyes_closed=face.eyes_open.confidence_that(False) if face.eyes_open else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gates: is this a usable frame of exactly one, clearly visible person? Checked before any step rule.
+
+
+def gate_faces(faces: list[FaceDetail], thresholds: Thresholds) -> ReasonCode | None:
+    if not faces:
+        return ReasonCode.NO_FACE
+    if len(faces) > 1:
+        return ReasonCode.MULTIPLE_FACES
+    return gate_face(faces[0], thresholds)
+
+
+def gate_face(face: FaceDetail, t: Thresholds) -> ReasonCode | None:
+    if face.confidence < t.min_face_confidence:
+        return ReasonCode.LOW_CONFIDENCE
+    if face.bounding_box.width < t.min_face_width:
+        return ReasonCode.FACE_TOO_SMALL
+    # An analyzer that reports no quality cannot vouch for it: reject rather than pass silently.
+    if face.quality is None or face.quality.brightness < t.min_brightness or face.quality.sharpness < t.min_sharpness:
+        return ReasonCode.LOW_QUALITY
+    if _is_true(face.face_occluded, t.occlusion_confidence):
+        return ReasonCode.FACE_OCCLUDED
+    if _is_true(face.sunglasses, t.sunglasses_confidence):
+        return ReasonCode.SUNGLASSES
+    return None
+
+
+def _is_true(attribute: Any, min_confidence: float) -> bool:
+    return attribute is not None and attribute.value and attribute.confidence >= min_confidence
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Step rules: does a (gated) face perform the asked movement? ``measured`` is already mirror-corrected.
+
+
+def step_reason(step: StepCode, measured: Measured, t: Thresholds) -> ReasonCode | None:
+    if step in HEAD_MOVEMENTS:
+        return None if _pose_met(step, measured, t) else ReasonCode.POSE_NOT_MET
+    return None if _expression_met(step, measured, t) else ReasonCode.EXPRESSION_NOT_MET
+
+
+def _pose_met(step: StepCode, m: Measured, t: Thresholds) -> bool:
+    if m.yaw is None or m.pitch is None:
+        return False
+    if step is StepCode.TURN_LEFT:
+        return m.yaw >= t.turn_yaw and abs(m.pitch) <= t.off_axis_max
+    if step is StepCode.TURN_RIGHT:
+        return m.yaw <= -t.turn_yaw and abs(m.pitch) <= t.off_axis_max
+    if step is StepCode.LOOK_UP:
+        return m.pitch >= t.tilt_pitch and abs(m.yaw) <= t.off_axis_max
+    return m.pitch <= -t.tilt_pitch and abs(m.yaw) <= t.off_axis_max  # LOOK_DOWN
+
+
+def _expression_met(step: StepCode, m: Measured, t: Thresholds) -> bool:
+    value = {StepCode.SMILE: m.smile, StepCode.OPEN_MOUTH: m.mouth_open, StepCode.CLOSE_EYES: m.eyes_closed}[step]
+    return value is not None and value >= t.expression_confidence

@@ -1,0 +1,102 @@
+"""POST /detect: describe the single face in one frame, archive the evidence, answer in the workshop's shape."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from .archive import ArchiveRef, new_detection_prefix
+from .errors import ErrorCode, LivenessError
+from .faces import FaceDetail, Frame
+from .images import crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
+from .wiring import Dependencies
+
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
+
+
+@dataclass(frozen=True)
+class Detection:
+    frame: Frame
+    upload: bytes
+    upload_type: str
+    face: FaceDetail
+    face_count: int
+    face_jpeg: bytes
+    face_size: tuple[int, int]
+    archive: ArchiveRef
+
+
+def the_only_face(faces: list[FaceDetail]) -> FaceDetail:
+    """KYC needs exactly one person in the frame."""
+    if not faces:
+        raise LivenessError(ErrorCode.NO_FACE, "No face was found in the image.")
+    if len(faces) > 1:
+        raise LivenessError(ErrorCode.MULTIPLE_FACES, f"{len(faces)} faces were found; exactly one person must be in view.")
+    return faces[0]
+
+
+def detect(body: dict[str, Any], deps: Dependencies, request_id: str) -> Detection:
+    upload = parse_image_field(body.get("image_bytes"), limits=deps.image_limits)
+    frame = load_frame(upload, limits=deps.image_limits)
+    faces = deps.analyzer.detect_faces(frame)
+    face = the_only_face(faces)
+    crop = crop_face(frame, face.bounding_box)
+    face_jpeg = encode_jpeg(crop)
+    upload_type = sniff_content_type(upload)  # the frame may have been re-encoded; archive the original
+    archive = _archive(deps, request_id, upload, upload_type, face_jpeg)
+    return Detection(
+        frame=frame,
+        upload=upload,
+        upload_type=upload_type,
+        face=face,
+        face_count=len(faces),
+        face_jpeg=face_jpeg,
+        face_size=(int(crop.shape[1]), int(crop.shape[0])),
+        archive=archive,
+    )
+
+
+def _archive(deps: Dependencies, request_id: str, upload: bytes, upload_type: str, face_jpeg: bytes) -> ArchiveRef:
+    """The original upload and the face crop, each written once under a fresh random prefix.
+
+    /detect decides nothing, so the measurements go back to the client rather than into an audit record;
+    the objects carry the request id (which the logs and the access log also carry) and the analyzer."""
+    prefix = new_detection_prefix(deps.clock())
+    ref = ArchiveRef(
+        id=prefix.rsplit("/", 1)[-1],
+        frame_key=f"{prefix}/frame.{_EXTENSIONS[upload_type]}",
+        face_key=f"{prefix}/face.jpg",
+    )
+    provenance = {"request-id": request_id, "analyzer": deps.analyzer.name}
+    deps.archive.put_new(ref.frame_key, upload, upload_type, provenance)
+    deps.archive.put_new(ref.face_key, face_jpeg, "image/jpeg", provenance)
+    return ref
+
+
+def _shaped(value: Any) -> Any:
+    return value.to_rekognition() if value is not None else None
+
+
+def detection_response(detection: Detection, request_id: str) -> dict[str, Any]:
+    """The workshop frontend's fields, unchanged, plus what a real client needs."""
+    face = detection.face
+    return {
+        # The livedetector contract: Rekognition's own shapes.
+        "gender": _shaped(face.gender),
+        "smile": _shaped(face.smile),
+        "eyesOpen": _shaped(face.eyes_open),
+        "agerange": _shaped(face.age_range),
+        "pose": _shaped(face.pose),
+        "mouthOpen": _shaped(face.mouth_open),
+        "encoded_face_image": base64.b64encode(detection.face_jpeg).decode("ascii"),
+        # Additions.
+        "boundingBox": face.bounding_box.to_rekognition(),
+        "confidence": face.confidence,
+        "quality": _shaped(face.quality),
+        "faceCount": detection.face_count,
+        "faceImage": {"width": detection.face_size[0], "height": detection.face_size[1]},
+        "image": {"width": detection.frame.width, "height": detection.frame.height},
+        "archive": detection.archive.to_json(),
+        "requestId": request_id,
+    }

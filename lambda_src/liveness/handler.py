@@ -1,0 +1,111 @@
+"""The Lambda entry point: thin HTTP routes over the services, one error model, structured logs and metrics.
+
+Logs carry the request id, sizes, face counts and latency, never the event body: it holds biometric data.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from . import session_routes
+from .detection import detect, detection_response
+from .errors import ErrorCode, LivenessError
+from .http import json_body_of, json_response, request_id_of
+from .settings import Settings
+from .wiring import Dependencies, build_dependencies
+
+METRICS_NAMESPACE = "KycLiveness"
+SERVICE = "liveness"
+
+logger = Logger(service=SERVICE)
+# A rejected request emits only its error metric (a separate EMF record); that is expected, not a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """CORS only for the configured origins; credentials are never allowed."""
+    if not settings.allowed_origins:
+        return None
+    first, *others = settings.allowed_origins
+    return CORSConfig(allow_origin=first, extra_origins=others, max_age=600, expose_headers=["Retry-After"])
+
+
+def create_app(deps: Dependencies) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(cors=cors_config(deps.settings))
+
+    def request_id() -> str:
+        return request_id_of(app.current_event, app.lambda_context)
+
+    @app.post("/detect")
+    def post_detect() -> dict[str, Any]:
+        started = time.perf_counter()
+        detection = detect(json_body_of(app.current_event, "detect_request"), deps, request_id())
+        latency_ms = (time.perf_counter() - started) * 1000
+        _record_detection(detection.frame.width, detection.frame.height, len(detection.upload), detection.face_count, latency_ms)
+        return detection_response(detection, request_id())
+
+    @app.exception_handler(LivenessError)
+    def on_liveness_error(error: LivenessError) -> Response:
+        return error_response(error, request_id())
+
+    @app.not_found
+    def on_not_found(_: Exception) -> Response:
+        return error_response(LivenessError(ErrorCode.NOT_FOUND, "No such route."), request_id())
+
+    @app.exception_handler(Exception)
+    def on_bug(_: Exception) -> Response:
+        logger.exception("Unhandled error")  # the traceback goes to our logs, never to the client
+        return error_response(LivenessError(ErrorCode.INTERNAL_ERROR, "Internal error."), request_id())
+
+    app.include_router(session_routes.build_router(deps))
+    return app
+
+
+def error_response(error: LivenessError, request_id: str) -> Response:
+    _count_error(error.code)
+    logger.info("Request rejected", extra={"code": error.code.value, "status": error.status})
+    return json_response(error.status, error.body(request_id), error.headers())
+
+
+def _record_detection(width: int, height: int, size_bytes: int, face_count: int, latency_ms: float) -> None:
+    logger.info(
+        "Frame analysed",
+        extra={"width": width, "height": height, "bytes": size_bytes, "faces": face_count, "latencyMs": round(latency_ms, 1)},
+    )
+    metrics.add_metric(name="FacesDetected", unit=MetricUnit.Count, value=face_count)
+    metrics.add_metric(name="DetectLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
+
+
+def _count_error(code: ErrorCode) -> None:
+    with single_metric(name="Errors", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE) as metric:
+        metric.add_dimension(name="code", value=code.value)
+
+
+_app: APIGatewayRestResolver | None = None
+
+
+def use_dependencies(deps: Dependencies) -> None:
+    """Swap the collaborators (tests, local server)."""
+    global _app
+    _app = create_app(deps)
+
+
+def _current_app() -> APIGatewayRestResolver:
+    if _app is None:
+        use_dependencies(build_dependencies(Settings.from_env()))
+    assert _app is not None
+    return _app
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _current_app().resolve(event, context)

@@ -1,0 +1,38 @@
+"""The API's surface in one place: its routes, the JSON schema each body must match, its stage and CORS rules.
+
+Read by the CDK app (API Gateway resources, request models and the CORS preflight) and by the local dev
+server (``local/``), so a new route is declared once. The handler registers the same routes on its
+Powertools resolver; a test checks that the two lists agree. Pure data: no AWS or CDK imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    resource: str  # API Gateway's resource template: "{name}" is one path segment
+    schema: str | None = None  # a draft-04 schema in schemas/ the JSON body must match; None: no body
+
+    @property
+    def path_parameters(self) -> tuple[str, ...]:
+        return tuple(part[1:-1] for part in self.resource.split("/") if part.startswith("{") and part.endswith("}"))
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/detect", "detect_request"),
+    Route("POST", "/sessions", "session_create"),
+    Route("POST", "/sessions/{id}/frames", "session_frame"),
+    Route("GET", "/sessions/{id}"),
+)
+
+STAGE = "v1"
+
+# The CORS preflight (an API Gateway mock integration in AWS). Credentials are never allowed: browsers
+# reject "Access-Control-Allow-Credentials: true" beside a wildcard, and the API uses bearer tokens anyway.
+CORS_ALLOW_METHODS: tuple[str, ...] = ("GET", "POST", "OPTIONS")
+CORS_ALLOW_HEADERS: tuple[str, ...] = ("Content-Type", "Authorization", "X-Amz-Date", "X-Amz-Security-Token")
+CORS_EXPOSE_HEADERS: tuple[str, ...] = ("Retry-After",)
+CORS_MAX_AGE_SECONDS = 600

@@ -1,0 +1,135 @@
+"""Session routes: POST /sessions, POST /sessions/{id}/frames, GET /sessions/{id}.
+
+The routes only parse, call the service and shape the answer. A frame that misses the step is a normal
+200 answer with a reason code; only malformed requests and closed or unknown sessions are errors.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from .challenges import INSTRUCTIONS
+from .http import caller_id_of, json_body_of, json_response, request_id_of
+from .images import SUPPORTED_TYPES
+from .session_service import (
+    FrameResult,
+    SessionView,
+    create_session,
+    read_session,
+    reason_message,
+    reference_face_key,
+    submit_frame,
+    verdict_of,
+)
+from .sessions import Session, session_to_dict
+from .wiring import Dependencies
+
+RECOMMENDED_WIDTH = 640
+RECOMMENDED_HEIGHT = 480
+
+
+def build_router(deps: Dependencies) -> Router:
+    router = Router()
+
+    def request_id() -> str:
+        return request_id_of(router.current_event, router.lambda_context)
+
+    @router.post("/sessions")
+    def post_session() -> Response:
+        owner = caller_id_of(router.current_event)
+        session = create_session(json_body_of(router.current_event, "session_create"), deps, owner)
+        return json_response(201, created_response(session, deps, request_id()))
+
+    @router.post("/sessions/<session_id>/frames")
+    def post_frame(session_id: str) -> Response:
+        owner = caller_id_of(router.current_event)
+        body = json_body_of(router.current_event, "session_frame")
+        result = submit_frame(session_id, body, deps, owner, request_id())
+        return json_response(200, frame_response(result, request_id()))
+
+    @router.get("/sessions/<session_id>")
+    def get_session(session_id: str) -> Response:
+        view = read_session(session_id, deps, caller_id_of(router.current_event), request_id())
+        return json_response(200, session_response(view, request_id()))
+
+    return router
+
+
+def _steps(session: Session) -> list[dict[str, Any]]:
+    return [
+        {"index": index, "code": step.code.value, "instruction": INSTRUCTIONS[step.code]} for index, step in enumerate(session.steps)
+    ]
+
+
+def created_response(session: Session, deps: Dependencies, request_id: str) -> dict[str, Any]:
+    return {
+        "sessionId": session.session_id,
+        "status": session.status.value,
+        "steps": _steps(session),
+        "currentStep": session.current_step,
+        "expiresAt": session.expires_at.isoformat(),
+        "stepTimeLimitSeconds": session.limits.step_time_limit_seconds,
+        "maxFrames": session.limits.max_frames,
+        "mirrored": session.mirrored,
+        "frameConstraints": {
+            "formats": list(SUPPORTED_TYPES),
+            "maxBytes": deps.settings.max_upload_bytes,
+            "recommendedWidth": RECOMMENDED_WIDTH,
+            "recommendedHeight": RECOMMENDED_HEIGHT,
+        },
+        "requestId": request_id,
+    }
+
+
+def frame_response(result: FrameResult, request_id: str) -> dict[str, Any]:
+    session, record = result.session, result.record
+    return {
+        "sessionId": session.session_id,
+        "frameId": record.frame_id,
+        "verdict": record.verdict.value,
+        "reasonCode": record.reason.value if record.reason else None,
+        "message": reason_message(record.reason),
+        "stepIndex": record.step_index,
+        "stepCode": record.step_code.value,
+        "measured": record.measured,
+        "similarity": record.similarity,
+        "status": session.status.value,
+        "currentStep": session.current_step,
+        "failureReason": session.failure_reason.value if session.failure_reason else None,
+        "samePersonCheck": session.same_person_check.value,
+        "sessionVerdict": verdict_of(session) if not session.is_open else None,
+        "requestId": request_id,
+    }
+
+
+def session_response(view: SessionView, request_id: str) -> dict[str, Any]:
+    session = view.session
+    state = session_to_dict(session)
+    body: dict[str, Any] = {
+        "sessionId": session.session_id,
+        "status": session.status.value,
+        "failureReason": state["failureReason"],
+        "samePersonCheck": session.same_person_check.value,
+        "verdict": verdict_of(session),
+        "analyzer": session.analyzer,
+        "currentStep": session.current_step,
+        "steps": [{"index": index, **step} for index, step in enumerate(state["steps"])],
+        "createdAt": state["createdAt"],
+        "expiresAt": state["expiresAt"],
+        "closedAt": state["closedAt"],
+        "framesReceived": session.frames_received,
+        "maxFrames": session.limits.max_frames,
+        "referenceFace": None,
+        "requestId": request_id,
+    }
+    if view.reference_face is not None:
+        body["referenceFace"] = {
+            "key": reference_face_key(session.session_id),
+            "contentType": "image/jpeg",
+            "base64": base64.b64encode(view.reference_face).decode("ascii"),
+        }
+    return body

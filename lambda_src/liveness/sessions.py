@@ -1,0 +1,389 @@
+"""The session state machine. Pure: every function takes the state and ``now`` and returns a new state.
+
+No clock, no storage, no analyzer here; that is what lets tests cover timeouts, races and replays
+without sleeping. Each transition returns a copy with ``version + 1``; the store saves it only if the
+stored version is still the one the transition started from.
+
+Lifecycle: IN_PROGRESS -> PASSED | FAILED | EXPIRED, and the last three are final.
+- EXPIRED: ``now >= expires_at`` (the whole session took too long).
+- FAILED: the current step timed out (STEP_TIMEOUT), the frame cap was reached (ATTEMPT_LIMIT), or a
+  later frame showed a different person than the reference face (FACE_MISMATCH).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from .challenges import INSTRUCTIONS, Measured, ReasonCode, StepCode
+from .faces import FaceComparison
+
+
+class SessionStatus(str, Enum):
+    IN_PROGRESS = "IN_PROGRESS"
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+
+
+class StepStatus(str, Enum):
+    PENDING = "PENDING"
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+
+
+class FailureReason(str, Enum):
+    SESSION_EXPIRED = "SESSION_EXPIRED"
+    STEP_TIMEOUT = "STEP_TIMEOUT"
+    ATTEMPT_LIMIT = "ATTEMPT_LIMIT"
+    FACE_MISMATCH = "FACE_MISMATCH"
+
+
+class SamePersonCheck(str, Enum):
+    PENDING = "pending"  # no comparison yet
+    PASSED = "passed"  # every comparison reached the similarity threshold
+    FAILED = "failed"  # a comparison fell below it (the session failed)
+    NOT_PERFORMED = "not_performed"  # the analyzer could not compare at least once: never a silent pass
+
+
+class Verdict(str, Enum):
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    step_count: int = 3
+    step_time_limit_seconds: int = 10
+    session_ttl_seconds: int = 120
+    max_frames: int = 30  # per session, accepted and rejected alike; also bounds the frame log
+    retention_seconds: int = 86_400  # how long after expiry the DynamoDB TTL removes the item
+
+
+@dataclass(frozen=True)
+class Step:
+    code: StepCode
+    status: StepStatus = StepStatus.PENDING
+    started_at: datetime | None = None  # when the step became current (step 0: at the first frame)
+    completed_at: datetime | None = None
+    attempts: int = 0
+    frame_id: str | None = None  # the accepted frame
+    reason: str | None = None  # last rejection reason, or the failure reason
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One analysed frame, as kept in the session's bounded frame log and the audit record."""
+
+    frame_id: str
+    received_at: datetime
+    step_index: int
+    step_code: StepCode
+    verdict: Verdict
+    reason: ReasonCode | None
+    measured: dict[str, Any]
+    similarity: float | None
+    mirrored: bool
+    frame_key: str  # where the uploaded frame is archived
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    owner: str
+    steps: tuple[Step, ...]
+    created_at: datetime
+    expires_at: datetime
+    mirrored: bool
+    analyzer: str
+    limits: SessionLimits
+    status: SessionStatus = SessionStatus.IN_PROGRESS
+    current_step: int = 0
+    version: int = 1
+    updated_at: datetime | None = None
+    closed_at: datetime | None = None
+    frames_received: int = 0
+    frames: tuple[FrameRecord, ...] = field(default_factory=tuple)
+    reference_frame_id: str | None = None
+    comparisons: int = 0
+    same_person_check: SamePersonCheck = SamePersonCheck.PENDING
+    failure_reason: FailureReason | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is SessionStatus.IN_PROGRESS
+
+    @property
+    def step(self) -> Step:
+        return self.steps[self.current_step]
+
+
+@dataclass(frozen=True)
+class FrameEvaluation:
+    """What the rules found in one frame against the session's current step (computed by the service).
+
+    ``comparison`` is set only when the frame met the step and the session already has a reference face.
+    """
+
+    frame_id: str
+    step_index: int
+    reason: ReasonCode | None
+    measured: Measured
+    mirrored: bool
+    frame_key: str
+    comparison: FaceComparison | None = None
+
+
+def new_session(
+    session_id: str, owner: str, steps: tuple[StepCode, ...], *, mirrored: bool, analyzer: str, now: datetime, limits: SessionLimits
+) -> Session:
+    return Session(
+        session_id=session_id,
+        owner=owner,
+        steps=tuple(Step(code=code) for code in steps),
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(seconds=limits.session_ttl_seconds),
+        mirrored=mirrored,
+        analyzer=analyzer,
+        limits=limits,
+    )
+
+
+def close_if_due(session: Session, now: datetime) -> Session:
+    """EXPIRED past the session deadline, FAILED past the current step's time limit; else unchanged."""
+    if not session.is_open:
+        return session
+    if now >= session.expires_at:
+        return _bumped(_close(session, SessionStatus.EXPIRED, FailureReason.SESSION_EXPIRED, now), now)
+    started = session.step.started_at
+    if started is not None and now - started > timedelta(seconds=session.limits.step_time_limit_seconds):
+        return _bumped(_close(session, SessionStatus.FAILED, FailureReason.STEP_TIMEOUT, now), now)
+    return session
+
+
+def apply_frame(session: Session, evaluation: FrameEvaluation, now: datetime, min_similarity: float) -> tuple[Session, FrameRecord]:
+    """The next state after one analysed frame. The caller has applied ``close_if_due`` first."""
+    if not session.is_open:
+        raise ValueError("a closed session takes no frames")
+    if evaluation.step_index != session.current_step:
+        raise ValueError("the frame was evaluated against another step; re-evaluate it on the fresh state")
+    step = replace(session.step, started_at=session.step.started_at or now, attempts=session.step.attempts + 1)
+    session = _with_step(replace(session, frames_received=session.frames_received + 1), step)
+    reason, similarity = _frame_reason(session, evaluation, min_similarity)
+    if reason is None:
+        session = _accept(session, evaluation, now)
+    elif reason is ReasonCode.FACE_MISMATCH:
+        session = _with_step(session, replace(session.step, reason=reason.value))
+        session = replace(session, same_person_check=SamePersonCheck.FAILED, comparisons=session.comparisons + 1)
+        session = _close(session, SessionStatus.FAILED, FailureReason.FACE_MISMATCH, now)
+    else:
+        session = _with_step(session, replace(session.step, reason=reason.value))
+    if session.is_open and session.frames_received >= session.limits.max_frames:
+        session = _close(session, SessionStatus.FAILED, FailureReason.ATTEMPT_LIMIT, now)
+    record = _record(evaluation, step.code, reason, similarity, now)
+    frames = (session.frames + (record,))[-session.limits.max_frames :]
+    return _bumped(replace(session, frames=frames), now), record
+
+
+def _frame_reason(session: Session, evaluation: FrameEvaluation, min_similarity: float) -> tuple[ReasonCode | None, float | None]:
+    if evaluation.reason is not None:
+        return evaluation.reason, None
+    if session.reference_frame_id is None:
+        return None, None  # this frame becomes the reference face
+    if evaluation.comparison is None:
+        raise ValueError("a frame that meets a step after the first must carry a face comparison")
+    similarity = evaluation.comparison.similarity
+    if similarity is not None and similarity < min_similarity:
+        return ReasonCode.FACE_MISMATCH, similarity
+    return None, similarity
+
+
+def _accept(session: Session, evaluation: FrameEvaluation, now: datetime) -> Session:
+    done = replace(session.step, status=StepStatus.PASSED, completed_at=now, frame_id=evaluation.frame_id, reason=None)
+    session = _with_step(session, done)
+    session = _count_comparison(session, evaluation.comparison)
+    if session.reference_frame_id is None:
+        session = replace(session, reference_frame_id=evaluation.frame_id)
+    if session.current_step + 1 == len(session.steps):
+        return _pass(session, now)
+    following = replace(session.steps[session.current_step + 1], started_at=now)
+    return _with_step(replace(session, current_step=session.current_step + 1), following)
+
+
+def _count_comparison(session: Session, comparison: FaceComparison | None) -> Session:
+    if comparison is None:
+        return session
+    if comparison.available:
+        return replace(session, comparisons=session.comparisons + 1)
+    # Sticky: one comparison the analyzer could not make means the session cannot claim "same person".
+    return replace(session, same_person_check=SamePersonCheck.NOT_PERFORMED)
+
+
+def _pass(session: Session, now: datetime) -> Session:
+    check = session.same_person_check
+    if check is SamePersonCheck.PENDING:
+        check = SamePersonCheck.PASSED if session.comparisons > 0 else SamePersonCheck.NOT_PERFORMED
+    return replace(session, status=SessionStatus.PASSED, same_person_check=check, closed_at=now, updated_at=now)
+
+
+def _close(session: Session, status: SessionStatus, reason: FailureReason, now: datetime) -> Session:
+    failed_step = replace(session.step, status=StepStatus.FAILED, completed_at=now, reason=reason.value)
+    return replace(_with_step(session, failed_step), status=status, failure_reason=reason, closed_at=now)
+
+
+def _bumped(session: Session, now: datetime) -> Session:
+    return replace(session, version=session.version + 1, updated_at=now)
+
+
+def _with_step(session: Session, step: Step) -> Session:
+    steps = list(session.steps)
+    steps[session.current_step] = step
+    return replace(session, steps=tuple(steps))
+
+
+def _record(
+    evaluation: FrameEvaluation, code: StepCode, reason: ReasonCode | None, similarity: float | None, now: datetime
+) -> FrameRecord:
+    return FrameRecord(
+        frame_id=evaluation.frame_id,
+        received_at=now,
+        step_index=evaluation.step_index,
+        step_code=code,
+        verdict=Verdict.ACCEPTED if reason is None else Verdict.REJECTED,
+        reason=reason,
+        measured=evaluation.measured.to_json(),
+        similarity=similarity,
+        mirrored=evaluation.mirrored,
+        frame_key=evaluation.frame_key,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Plain-data form, shared by the stores (DynamoDB item, JSON file) and the audit record.
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def session_to_dict(session: Session) -> dict[str, Any]:
+    return {
+        "sessionId": session.session_id,
+        "owner": session.owner,
+        "status": session.status.value,
+        "steps": [_step_to_dict(step) for step in session.steps],
+        "currentStep": session.current_step,
+        "version": session.version,
+        "createdAt": _iso(session.created_at),
+        "updatedAt": _iso(session.updated_at),
+        "expiresAt": _iso(session.expires_at),
+        "closedAt": _iso(session.closed_at),
+        "mirrored": session.mirrored,
+        "analyzer": session.analyzer,
+        "limits": {
+            "stepCount": session.limits.step_count,
+            "stepTimeLimitSeconds": session.limits.step_time_limit_seconds,
+            "sessionTtlSeconds": session.limits.session_ttl_seconds,
+            "maxFrames": session.limits.max_frames,
+            "retentionSeconds": session.limits.retention_seconds,
+        },
+        "framesReceived": session.frames_received,
+        "frames": [frame_to_dict(frame) for frame in session.frames],
+        "referenceFrameId": session.reference_frame_id,
+        "comparisons": session.comparisons,
+        "samePersonCheck": session.same_person_check.value,
+        "failureReason": session.failure_reason.value if session.failure_reason else None,
+    }
+
+
+def _step_to_dict(step: Step) -> dict[str, Any]:
+    return {
+        "code": step.code.value,
+        "instruction": INSTRUCTIONS[step.code],
+        "status": step.status.value,
+        "startedAt": _iso(step.started_at),
+        "completedAt": _iso(step.completed_at),
+        "attempts": step.attempts,
+        "frameId": step.frame_id,
+        "reason": step.reason,
+    }
+
+
+def frame_to_dict(frame: FrameRecord) -> dict[str, Any]:
+    return {
+        "frameId": frame.frame_id,
+        "receivedAt": _iso(frame.received_at),
+        "stepIndex": frame.step_index,
+        "stepCode": frame.step_code.value,
+        "verdict": frame.verdict.value,
+        "reasonCode": frame.reason.value if frame.reason else None,
+        "measured": frame.measured,
+        "similarity": frame.similarity,
+        "mirrored": frame.mirrored,
+        "frameKey": frame.frame_key,
+    }
+
+
+def session_from_dict(raw: dict[str, Any]) -> Session:
+    limits = raw["limits"]
+    return Session(
+        session_id=raw["sessionId"],
+        owner=raw["owner"],
+        status=SessionStatus(raw["status"]),
+        steps=tuple(_step_from_dict(step) for step in raw["steps"]),
+        current_step=int(raw["currentStep"]),
+        version=int(raw["version"]),
+        created_at=_time(raw["createdAt"]),  # type: ignore[arg-type]
+        updated_at=_time(raw.get("updatedAt")),
+        expires_at=_time(raw["expiresAt"]),  # type: ignore[arg-type]
+        closed_at=_time(raw.get("closedAt")),
+        mirrored=bool(raw["mirrored"]),
+        analyzer=raw["analyzer"],
+        limits=SessionLimits(
+            step_count=int(limits["stepCount"]),
+            step_time_limit_seconds=int(limits["stepTimeLimitSeconds"]),
+            session_ttl_seconds=int(limits["sessionTtlSeconds"]),
+            max_frames=int(limits["maxFrames"]),
+            retention_seconds=int(limits["retentionSeconds"]),
+        ),
+        frames_received=int(raw["framesReceived"]),
+        frames=tuple(_frame_from_dict(frame) for frame in raw.get("frames", [])),
+        reference_frame_id=raw.get("referenceFrameId"),
+        comparisons=int(raw.get("comparisons", 0)),
+        same_person_check=SamePersonCheck(raw["samePersonCheck"]),
+        failure_reason=FailureReason(raw["failureReason"]) if raw.get("failureReason") else None,
+    )
+
+
+def _step_from_dict(raw: dict[str, Any]) -> Step:
+    return Step(
+        code=StepCode(raw["code"]),
+        status=StepStatus(raw["status"]),
+        started_at=_time(raw.get("startedAt")),
+        completed_at=_time(raw.get("completedAt")),
+        attempts=int(raw.get("attempts", 0)),
+        frame_id=raw.get("frameId"),
+        reason=raw.get("reason"),
+    )
+
+
+def _frame_from_dict(raw: dict[str, Any]) -> FrameRecord:
+    return FrameRecord(
+        frame_id=raw["frameId"],
+        received_at=_time(raw["receivedAt"]),  # type: ignore[arg-type]
+        step_index=int(raw["stepIndex"]),
+        step_code=StepCode(raw["stepCode"]),
+        verdict=Verdict(raw["verdict"]),
+        reason=ReasonCode(raw["reasonCode"]) if raw.get("reasonCode") else None,
+        measured=dict(raw.get("measured") or {}),
+        similarity=float(raw["similarity"]) if raw.get("similarity") is not None else None,
+        mirrored=bool(raw.get("mirrored", False)),
+        frame_key=str(raw.get("frameKey", "")),
+    )

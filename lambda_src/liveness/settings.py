@@ -1,0 +1,80 @@
+"""Runtime settings, read once from the environment the CDK stack (or the local server) sets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .challenges import MAX_STEPS, MIN_STEPS, Thresholds
+from .sessions import SessionLimits
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    return tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    analyzer: str = "rekognition"  # "rekognition" | "local"
+    storage: str = "aws"  # "aws" (S3 + DynamoDB) | "file" (local mode)
+    archive_bucket: str = ""
+    sessions_table: str = ""
+    data_dir: Path = Path(".local-data")
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    max_upload_bytes: int = 6 * 1024 * 1024
+    session_limits: SessionLimits = field(default_factory=SessionLimits)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ) if env is None else env
+        return cls(
+            analyzer=env.get("ANALYZER", "rekognition").strip().lower(),
+            storage=env.get("STORAGE", "aws").strip().lower(),
+            archive_bucket=env.get("ARCHIVE_BUCKET", ""),
+            sessions_table=env.get("SESSIONS_TABLE", ""),
+            data_dir=Path(env.get("DATA_DIR", ".local-data")),
+            allowed_origins=_origins(env.get("ALLOWED_ORIGINS", "")),
+            max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(6 * 1024 * 1024))),
+            session_limits=session_limits_from_env(env),
+            thresholds=thresholds_from_env(env),
+        )
+
+
+# Environment variable -> SessionLimits field. Defaults live on the dataclass, so they are written once.
+SESSION_ENV = {
+    "STEP_COUNT": "step_count",
+    "STEP_TIME_LIMIT_SECONDS": "step_time_limit_seconds",
+    "SESSION_TTL_SECONDS": "session_ttl_seconds",
+    "SESSION_MAX_FRAMES": "max_frames",
+    "SESSION_RETENTION_SECONDS": "retention_seconds",
+}
+# Environment variable -> Thresholds field.
+THRESHOLD_ENV = {
+    "MIN_FACE_CONFIDENCE": "min_face_confidence",
+    "MIN_FACE_WIDTH": "min_face_width",
+    "MIN_BRIGHTNESS": "min_brightness",
+    "MIN_SHARPNESS": "min_sharpness",
+    "OCCLUSION_CONFIDENCE": "occlusion_confidence",
+    "SUNGLASSES_CONFIDENCE": "sunglasses_confidence",
+    "TURN_YAW_DEGREES": "turn_yaw",
+    "TILT_PITCH_DEGREES": "tilt_pitch",
+    "OFF_AXIS_MAX_DEGREES": "off_axis_max",
+    "EXPRESSION_CONFIDENCE": "expression_confidence",
+    "MIN_SIMILARITY": "min_similarity",
+}
+
+
+def session_limits_from_env(env: dict[str, str]) -> SessionLimits:
+    values = {field_name: int(env[name]) for name, field_name in SESSION_ENV.items() if env.get(name, "").strip()}
+    limits = SessionLimits(**values)
+    if not MIN_STEPS <= limits.step_count <= MAX_STEPS:
+        raise ValueError(f"STEP_COUNT must be between {MIN_STEPS} and {MAX_STEPS}, not {limits.step_count}")
+    if min(limits.step_time_limit_seconds, limits.session_ttl_seconds, limits.max_frames) < 1:
+        raise ValueError("STEP_TIME_LIMIT_SECONDS, SESSION_TTL_SECONDS and SESSION_MAX_FRAMES must be positive")
+    return limits
+
+
+def thresholds_from_env(env: dict[str, str]) -> Thresholds:
+    return Thresholds(**{field_name: float(env[name]) for name, field_name in THRESHOLD_ENV.items() if env.get(name, "").strip()})

@@ -1,0 +1,246 @@
+"""The local HTTP front: a threaded Werkzeug WSGI server that plays API Gateway in front of the REAL handler.
+
+Each request: route match -> limits and identity -> schema validation -> API Gateway proxy event ->
+``liveness.handler.lambda_handler`` -> HTTP. Paths that are not API routes fall back to the static web client
+(``web/``) when it exists. One log line per request (method, path, status, ms); never a body.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from werkzeug.exceptions import NotFound
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.utils import send_from_directory
+from werkzeug.wrappers import Request, Response
+
+from liveness import handler
+from liveness.routes import ROUTES, STAGE
+from liveness.settings import Settings
+from liveness.wiring import Dependencies, build_dependencies
+
+from . import REPO_ROOT
+from .events import HttpReply, HttpRequest, LambdaContext, MalformedProxyResponse, RouteMatch, RouteTable, http_reply, new_request_id, proxy_event
+from .gateway import (
+    LAMBDA_MAX_PAYLOAD_BYTES,
+    USER_HEADER,
+    Cors,
+    GatewayError,
+    caller_sub,
+    check_declared_size,
+    check_event_size,
+    integration_failure,
+    missing_authentication_token,
+    payload_too_large,
+    validate_body,
+)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_DATA_DIR = REPO_ROOT / ".local-data"
+DEFAULT_WEB_DIR = REPO_ROOT / "web"
+
+_READ_CHUNK_BYTES = 256 * 1024
+_SHUTDOWN_POLL_SECONDS = 0.05  # how soon stop() takes effect (tests start and stop many servers)
+
+Invoke = Callable[[dict[str, Any], Any], Any]
+
+log = logging.getLogger("local.server")
+
+# The handler keeps per-request state in module and class globals (the Powertools resolver's current event,
+# the logger's keys, the metrics buffer), exactly as one Lambda execution environment does. Lambda never
+# runs two events at once in an environment, so neither do we: the server reads, validates and answers
+# in parallel threads, and only the function call itself is serialised.
+_FUNCTION_LOCK = threading.Lock()
+
+
+def default_origins(port: int) -> str:
+    return f"http://127.0.0.1:{port},http://localhost:{port}"
+
+
+def local_settings(*, data_dir: Path, port: int = DEFAULT_PORT, env: Mapping[str, str] | None = None) -> Settings:
+    """The function's settings in local mode: embedded analyzer, files under ``data_dir``, and the local
+    origins, unless the environment says otherwise (e.g. ``ANALYZER=rekognition``)."""
+    values = dict(os.environ if env is None else env)
+    values.setdefault("ANALYZER", "local")
+    values.setdefault("STORAGE", "file")
+    values.setdefault("ALLOWED_ORIGINS", default_origins(port))
+    values["DATA_DIR"] = str(data_dir)
+    return Settings.from_env(values)
+
+
+class LocalApi:
+    """The WSGI application: API Gateway's behaviour around one call of the function per request."""
+
+    def __init__(self, *, routes: RouteTable, cors: Cors, stage: str = STAGE, invoke: Invoke | None = None, web_dir: Path | None = None) -> None:
+        self.routes = routes
+        self.cors = cors
+        self.stage = stage
+        self.invoke = invoke or handler.lambda_handler
+        self.web_dir = web_dir if web_dir is not None and web_dir.is_dir() else None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        request = Request(environ)
+        request_id = new_request_id()
+        try:
+            response = self._answer(request, request_id)
+        except GatewayError as error:
+            response = _to_response(error.reply(request_id, self.cors))
+        response.headers["x-amzn-RequestId"] = request_id
+        log.info("%s %s %d %.0fms", request.method, request.path, response.status_code, (time.perf_counter() - started) * 1000)
+        return response(environ, start_response)
+
+    def _answer(self, request: Request, request_id: str) -> Response:
+        match = self.routes.match(request.method, request.path)
+        if request.method == "OPTIONS" and match is not None:
+            return _to_response(HttpReply(status=204, headers=self.cors.preflight_headers(request.headers.get("Origin")), body=b""))
+        route = match.route if match is not None else None
+        if match is None or route is None:
+            static = self._static_file(request)
+            if static is None:
+                raise missing_authentication_token()
+            return static
+        check_declared_size(request.content_length)
+        sub = caller_sub(request.headers.get(USER_HEADER))
+        body = _read_body(request)
+        validate_body(route, request.headers.get("Content-Type"), body)
+        event = proxy_event(_http_request(request, body), match, request_id=request_id, caller_sub=sub, stage=self.stage)
+        check_event_size(event)
+        return _to_response(self._call_function(event, match))
+
+    def _call_function(self, event: dict[str, Any], match: RouteMatch) -> HttpReply:
+        try:
+            with _FUNCTION_LOCK:
+                result = self.invoke(event, LambdaContext())
+            return http_reply(result)
+        except MalformedProxyResponse:
+            log.exception("The function returned a malformed proxy response for %s", match.resource)
+        except Exception:  # the function crashed: in AWS an integration failure, and the traceback in its logs
+            log.exception("The function raised for %s", match.resource)
+        raise integration_failure()
+
+    def _static_file(self, request: Request) -> Response | None:
+        """The web client, from the same origin; API routes were matched first, so they take precedence."""
+        if self.web_dir is None or request.method not in ("GET", "HEAD"):
+            return None
+        relative = request.path.lstrip("/")
+        if relative == "" or (self.web_dir / relative).is_dir():
+            relative = f"{relative.rstrip('/')}/index.html".lstrip("/")
+        try:
+            return send_from_directory(self.web_dir, relative, request.environ)
+        except NotFound:  # also what send_from_directory says for paths outside web/
+            return None
+
+
+def _read_body(request: Request) -> bytes:
+    """Read at most the Lambda payload limit. The declared length was checked already; this also stops a
+    chunked body (no Content-Length) as soon as it grows past the limit."""
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := request.stream.read(_READ_CHUNK_BYTES):
+        total += len(chunk)
+        if total > LAMBDA_MAX_PAYLOAD_BYTES:
+            raise payload_too_large(None)  # the server discards the rest after answering
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _http_request(request: Request, body: bytes) -> HttpRequest:
+    host, _, port = (request.host or "").partition(":")
+    return HttpRequest(
+        method=request.method,
+        path=request.path,
+        headers=list(request.headers.items()),
+        query=list(request.args.items(multi=True)),
+        body=body,
+        source_ip=request.remote_addr or "127.0.0.1",
+        host=host or "localhost",
+        scheme=request.scheme,
+        port=int(port) if port.isdigit() else (443 if request.scheme == "https" else 80),
+    )
+
+
+def _to_response(reply: HttpReply) -> Response:
+    response = Response(reply.body, status=reply.status)
+    response.headers.clear()  # only what the function or the gateway set (no default text/html)
+    for name, value in reply.headers:
+        response.headers.add(name, value)
+    return response
+
+
+class _RequestHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Silenced: LocalApi logs each request itself, with its latency."""
+
+
+class LocalServer:
+    """The real handler behind ``LocalApi`` on a threaded Werkzeug server.
+
+    ``deps`` are the function's collaborators (default: built from ``settings``); tests pass their own, e.g.
+    a scripted analyzer. The handler's app is process-wide (as in Lambda), so run one server per process."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        deps: Dependencies | None = None,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        web_dir: Path | None = DEFAULT_WEB_DIR,
+    ) -> None:
+        if deps is None:
+            deps = build_dependencies(settings or local_settings(data_dir=DEFAULT_DATA_DIR, port=port))
+        self.deps = deps
+        handler.use_dependencies(deps)
+        self.api = LocalApi(routes=RouteTable(ROUTES), cors=Cors(deps.settings.allowed_origins), web_dir=web_dir)
+        self._server = make_server(host, port, self.api, threaded=True, request_handler=_RequestHandler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port)  # the real one when asked for port 0
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def warm_up(self) -> None:
+        """Load the analyzer's models now, so the first frame is as fast as the others."""
+        warm = getattr(self.deps.analyzer, "warm_up", None)
+        if callable(warm):
+            warm()
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until ``stop()`` or Ctrl-C; then close the socket."""
+        self._server.serve_forever(poll_interval=_SHUTDOWN_POLL_SECONDS)
+
+    def start(self) -> LocalServer:
+        """Serve in a background thread (tests)."""
+        self._thread = threading.Thread(target=self.serve_forever, name="local-api", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:  # never started (or serving in the caller's thread, which Ctrl-C ends)
+            self._server.server_close()
+            return
+        self._server.shutdown()  # serve_forever returns and closes the socket
+        self._thread.join(timeout=10)
+        self._thread = None
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

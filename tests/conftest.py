@@ -1,0 +1,35 @@
+"""Shared test set-up: import paths, the pinned Node for jsii, and the optional ../shared material."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+for path in (REPO_ROOT, REPO_ROOT / "lambda_src"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+# jsii runs the CDK on Node: use the npm-pinned Node 24, not whatever the machine has.
+_NODE_BIN = REPO_ROOT / "node_modules" / ".bin"
+if _NODE_BIN.is_dir() and str(_NODE_BIN) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = f"{_NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
+# Handler tests must never reach AWS, even by accident.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.pop("AWS_PROFILE", None)
+
+
+def shared_path(*parts: str) -> Path:
+    """A path inside ../shared, or a skip with the reason when a fresh clone has no ../shared."""
+    path = SHARED_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (the developers' ../shared material, absent in a fresh clone)")
+    return path

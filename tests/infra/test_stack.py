@@ -1,0 +1,306 @@
+"""Template tests: the synthesized KycLiveness stack has the hardening, wiring and least privilege we promise."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from tests.infra.synth import synth_template
+
+
+@pytest.fixture(scope="module")
+def template_json(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return synth_template(tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="module")
+def template(template_json: dict[str, Any]) -> Template:
+    return Template.from_json(template_json)
+
+
+def resources_of(template_json: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {key: value for key, value in template_json["Resources"].items() if value["Type"] == resource_type}
+
+
+def the_function(template_json: dict[str, Any]) -> dict[str, Any]:
+    (function,) = resources_of(template_json, "AWS::Lambda::Function").values()
+    return function["Properties"]
+
+
+def test_function_is_arm64_python_with_the_layer(template_json: dict[str, Any]) -> None:
+    function = the_function(template_json)
+    (layer_id,) = resources_of(template_json, "AWS::Lambda::LayerVersion")
+    assert function["Runtime"] == "python3.14"
+    assert function["Architectures"] == ["arm64"]
+    assert function["Handler"] == "liveness.handler.lambda_handler"
+    assert function["Layers"] == [{"Ref": layer_id}]
+    assert function["MemorySize"] == 1024
+    assert function["Timeout"] == 20
+    assert function["Environment"]["Variables"]["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+
+
+def test_layer_matches_function_runtime_and_architecture(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Lambda::LayerVersion",
+        {"CompatibleArchitectures": ["arm64"], "CompatibleRuntimes": ["python3.14"]},
+    )
+
+
+def test_function_log_group_has_retention(template_json: dict[str, Any]) -> None:
+    function = the_function(template_json)
+    log_group_id = function["LoggingConfig"]["LogGroup"]["Ref"]
+    assert template_json["Resources"][log_group_id]["Properties"]["RetentionInDays"] == 30
+
+
+def test_archive_bucket_is_private_encrypted_versioned_logged_and_expiring(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "LoggingConfiguration": {"DestinationBucketName": Match.any_value(), "LogFilePrefix": "evidence/"},
+            "LifecycleConfiguration": {
+                "Rules": [
+                    Match.object_like(
+                        {"Status": "Enabled", "ExpirationInDays": 30, "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}
+                    )
+                ]
+            },
+        },
+    )
+
+
+def test_retention_comes_from_context(tmp_path) -> None:
+    template = Template.from_json(synth_template(tmp_path, **{"liveness:retentionDays": 7}))
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {"LifecycleConfiguration": {"Rules": [Match.object_like({"ExpirationInDays": 7})]}},
+    )
+
+
+def test_every_bucket_denies_plain_http(template_json: dict[str, Any]) -> None:
+    policies = resources_of(template_json, "AWS::S3::BucketPolicy").values()
+    assert len(policies) == 2
+    for policy in policies:
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for statement in statements
+        )
+
+
+def _resource_suffix(resource: Any) -> str:
+    """"<bucket arn>/detections/*" -> "/detections/*"; a plain ARN reference -> its JSON."""
+    if isinstance(resource, dict) and "Fn::Join" in resource:
+        return resource["Fn::Join"][1][-1]
+    return json.dumps(resource, sort_keys=True)
+
+
+def test_function_role_has_least_privilege(template_json: dict[str, Any]) -> None:
+    (policy,) = resources_of(template_json, "AWS::IAM::Policy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert all(statement["Effect"] == "Allow" and "Condition" not in statement for statement in statements)
+    granted = sorted(
+        (action, _resource_suffix(resource))
+        for statement in statements
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+        for resource in ([statement["Resource"]] if not isinstance(statement["Resource"], list) else statement["Resource"])
+    )
+    (table_id,) = resources_of(template_json, "AWS::DynamoDB::Table")
+    (log_group_id,) = [key for key in resources_of(template_json, "AWS::Logs::LogGroup") if key.startswith("Liveness")]
+    table_arn = json.dumps({"Fn::GetAtt": [table_id, "Arn"]}, sort_keys=True)
+    log_group_arn = json.dumps({"Fn::GetAtt": [log_group_id, "Arn"]}, sort_keys=True)
+    assert granted == sorted(
+        [
+            ("logs:CreateLogStream", log_group_arn),
+            ("logs:PutLogEvents", log_group_arn),
+            ("rekognition:DetectFaces", '"*"'),
+            ("rekognition:CompareFaces", '"*"'),
+            ("s3:PutObject", "/detections/*"),
+            ("s3:PutObject", "/sessions/*"),
+            ("s3:GetObject", "/sessions/*"),
+            ("dynamodb:GetItem", table_arn),
+            ("dynamodb:PutItem", table_arn),
+        ]
+    )
+
+
+def test_sessions_table_is_on_demand_recoverable_encrypted_with_ttl(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "sessionId", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+            "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+        },
+    )
+
+
+def test_function_knows_its_table_and_bucket(template_json: dict[str, Any]) -> None:
+    variables = the_function(template_json)["Environment"]["Variables"]
+    (table_id,) = resources_of(template_json, "AWS::DynamoDB::Table")
+    assert variables["SESSIONS_TABLE"] == {"Ref": table_id}
+    assert variables["ANALYZER"] == "rekognition" and variables["STORAGE"] == "aws"
+
+
+def test_session_tuning_reaches_the_function(tmp_path) -> None:
+    template_json = synth_template(tmp_path, **{"liveness:sessionTuning": {"TURN_YAW_DEGREES": 30, "STEP_COUNT": 4}})
+    variables = the_function(template_json)["Environment"]["Variables"]
+    assert variables["TURN_YAW_DEGREES"] == "30" and variables["STEP_COUNT"] == "4"
+
+
+def test_cdk_tuning_keys_match_the_runtime() -> None:
+    from cdk_app.config import SESSION_TUNING_KEYS
+    from liveness.settings import SESSION_ENV, THRESHOLD_ENV
+
+    assert set(SESSION_TUNING_KEYS) == set(SESSION_ENV) | set(THRESHOLD_ENV)
+
+
+def test_unknown_tuning_key_stops_synth(tmp_path) -> None:
+    from cdk_app.config import ConfigError
+
+    with pytest.raises(ConfigError, match="TURN_YAW"):
+        synth_template(tmp_path, **{"liveness:sessionTuning": {"TURN_YAW": 30}})
+
+
+def test_function_role_has_no_managed_policies(template_json: dict[str, Any]) -> None:
+    function_role = the_function(template_json)["Role"]["Fn::GetAtt"][0]
+    assert "ManagedPolicyArns" not in template_json["Resources"][function_role]["Properties"]
+
+
+def _api_methods(template_json: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    resources = template_json["Resources"]
+    methods = (m["Properties"] for m in resources_of(template_json, "AWS::ApiGateway::Method").values())
+    return {(props["HttpMethod"], _path_of(resources, props["ResourceId"])): props for props in methods}
+
+
+def _path_of(resources: dict[str, Any], ref: Any) -> str:
+    if not isinstance(ref, dict) or "Ref" not in ref:
+        return "/"
+    part = resources[ref["Ref"]]["Properties"]
+    parent = _path_of(resources, part["ParentId"])
+    return f"{parent.rstrip('/')}/{part['PathPart']}"
+
+
+def test_every_route_is_authorized_validated_and_proxied(template_json: dict[str, Any]) -> None:
+    from liveness.routes import ROUTES
+
+    methods = _api_methods(template_json)
+    for route in ROUTES:
+        props = methods[(route.method, route.resource)]
+        assert props["AuthorizationType"] == "COGNITO_USER_POOLS" and "AuthorizerId" in props
+        assert props["RequestValidatorId"]
+        assert props["Integration"]["Type"] == "AWS_PROXY"
+        assert ("RequestModels" in props) == (route.schema is not None)
+    assert {key for key in methods if key[0] != "OPTIONS"} == {(r.method, r.resource) for r in ROUTES}
+    (validator,) = resources_of(template_json, "AWS::ApiGateway::RequestValidator").values()
+    assert validator["Properties"]["ValidateRequestBody"] is True
+
+
+def test_request_models_are_the_runtime_schemas(template_json: dict[str, Any]) -> None:
+    from liveness.schemas import load_schema
+
+    models = {m["Properties"]["Schema"]["title"]: m["Properties"]["Schema"] for m in resources_of(template_json, "AWS::ApiGateway::Model").values()}
+    for name in ("detect_request", "session_create", "session_frame"):
+        runtime = load_schema(name)
+        assert models[runtime["title"]].get("required") == runtime.get("required")
+        assert set(models[runtime["title"]]["properties"]) == set(runtime["properties"])
+    schema = models["DetectRequest"]
+    assert schema["$schema"] == "http://json-schema.org/draft-04/schema#"
+    assert schema["required"] == ["image_bytes"]
+    assert schema["properties"]["image_bytes"]["type"] == "string"
+    assert schema["properties"]["width"]["type"] == "integer"
+
+
+def test_stage_throttles_and_writes_json_access_logs(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "MethodSettings": [
+                Match.object_like(
+                    {"ThrottlingRateLimit": 10, "ThrottlingBurstLimit": 20, "DataTraceEnabled": False, "LoggingLevel": "ERROR"}
+                )
+            ],
+            "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp(r'^\{"requestId"')},
+        },
+    )
+
+
+def test_throttling_comes_from_context(tmp_path) -> None:
+    overrides = {"liveness:throttleRateLimit": 3, "liveness:throttleBurstLimit": 6}
+    template = Template.from_json(synth_template(tmp_path, **overrides))
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {"MethodSettings": [Match.object_like({"ThrottlingRateLimit": 3, "ThrottlingBurstLimit": 6})]},
+    )
+
+
+def test_cors_preflight_echoes_only_listed_origins(template_json: dict[str, Any]) -> None:
+    methods = resources_of(template_json, "AWS::ApiGateway::Method").values()
+    preflights = [m["Properties"] for m in methods if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    assert preflights
+    for preflight in preflights:
+        assert preflight["AuthorizationType"] == "NONE"
+        response = preflight["Integration"]["IntegrationResponses"][0]
+        # With several origins CDK echoes the request origin only when it is in the list (a VTL template).
+        template_text = json.dumps(response)
+        assert "http://localhost:8000" in template_text and "http://127.0.0.1:8000" in template_text
+        assert "'*'" not in json.dumps(response["ResponseParameters"])
+        assert "Access-Control-Allow-Credentials" not in template_text
+
+
+def test_gateway_errors_carry_cors_and_the_error_shape(template_json: dict[str, Any]) -> None:
+    responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources_of(template_json, "AWS::ApiGateway::GatewayResponse").values()}
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "UNAUTHORIZED", "THROTTLED", "REQUEST_TOO_LARGE"} <= set(responses)
+    for response in responses.values():
+        headers = response["ResponseParameters"]
+        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "'http://localhost:8000'"
+        assert "gatewayresponse.header.Access-Control-Allow-Credentials" not in headers
+        body = response["ResponseTemplates"]["application/json"]
+        assert '"code"' in body and '"message"' in body and '"requestId": "$context.requestId"' in body
+    assert '"code": "INVALID_REQUEST"' in responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"]
+
+
+def test_created_user_pool_requires_mfa_and_strong_passwords(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Cognito::UserPool",
+        {"MfaConfiguration": "ON", "Policies": {"PasswordPolicy": Match.object_like({"MinimumLength": 12})}},
+    )
+    template.resource_count_is("AWS::Cognito::UserPoolClient", 1)
+
+
+def test_existing_user_pool_is_imported_not_created(tmp_path) -> None:
+    template_json = synth_template(tmp_path, **{"liveness:cognitoUserPoolId": "eu-west-1_AbCdEf123"})
+    assert not resources_of(template_json, "AWS::Cognito::UserPool")
+    (authorizer,) = resources_of(template_json, "AWS::ApiGateway::Authorizer").values()
+    assert "eu-west-1_AbCdEf123" in json.dumps(authorizer["Properties"]["ProviderARNs"])
+
+
+def test_auth_can_be_disabled_only_explicitly_for_demos(tmp_path) -> None:
+    template_json = synth_template(tmp_path, **{"liveness:disableAuthDemoOnly": True})
+    methods = [m["Properties"] for m in resources_of(template_json, "AWS::ApiGateway::Method").values()]
+    assert all(method["AuthorizationType"] == "NONE" for method in methods)
+    assert not resources_of(template_json, "AWS::ApiGateway::Authorizer")
+
+
+def test_outputs_the_api_url(template_json: dict[str, Any]) -> None:
+    assert "ApiUrl" in template_json["Outputs"]
+    assert {"UserPoolId", "UserPoolClientId"} <= set(template_json["Outputs"])
+
+
+def test_alarms_watch_function_errors_and_api_5xx(template: Template) -> None:
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "Errors", "Namespace": "AWS/Lambda"})
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "5XXError", "Namespace": "AWS/ApiGateway"})

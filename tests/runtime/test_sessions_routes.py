@@ -1,0 +1,364 @@
+"""Sessions through the real resolver: routing, validation, error shapes, storage and the archive.
+
+The analyzer is scripted (it sits across the network); frames are real JPEGs; storage is moto or files.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from liveness.faces import BoolAttribute
+from liveness.session_service import audit_key, face_crop_key, reference_face_key
+from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
+    OTHER,
+    OWNER,
+    Rig,
+    aws,
+    data_url,
+    face,
+    face_for,
+    fake_aws_env,
+    rig,
+    start_session,
+    step_codes,
+)
+
+
+def _audit(rig: Rig, session_id: str) -> dict[str, Any]:
+    raw = rig.stored(audit_key(session_id))
+    assert raw is not None, "no audit record"
+    return json.loads(raw)
+
+
+def _pass_all(rig: Rig, created: dict[str, Any], *, mirrored: bool = False) -> list[Any]:
+    replies = []
+    for index, code in enumerate(step_codes(created)):
+        rig.analyzer.script(face_for(code, mirrored=mirrored))
+        rig.clock.advance(2)
+        replies.append(rig.client.frame(created["sessionId"], seed=index, **({"mirrored": True} if mirrored else {})))
+    return replies
+
+
+# --- create ------------------------------------------------------------------------------------------------
+
+
+def test_create_returns_the_challenge(rig: Rig) -> None:
+    reply = rig.client.create()
+    assert reply.status == 201
+    body = reply.body
+    assert str(uuid.UUID(body["sessionId"])) == body["sessionId"]
+    assert len(body["steps"]) == 3 and len({step["code"] for step in body["steps"]}) == 3
+    assert all(step["instruction"] for step in body["steps"])
+    assert body["currentStep"] == 0 and body["status"] == "IN_PROGRESS"
+    assert body["expiresAt"] == "2026-11-03T09:02:00+00:00" and body["stepTimeLimitSeconds"] == 10
+    assert body["frameConstraints"] == {
+        "formats": ["image/jpeg", "image/png"],
+        "maxBytes": 6 * 1024 * 1024,
+        "recommendedWidth": 640,
+        "recommendedHeight": 480,
+    }
+    stored = rig.store.get(body["sessionId"])
+    assert stored.owner == OWNER and [step.code.value for step in stored.steps] == step_codes(body)
+
+
+def test_create_honours_count_and_head_movements_only(aws: Rig) -> None:
+    body = start_session(aws, steps=4, excludeExpressions=True)
+    assert sorted(step_codes(body)) == ["LOOK_DOWN", "LOOK_UP", "TURN_LEFT", "TURN_RIGHT"]
+    assert len(start_session(aws, steps=5)["steps"]) == 5
+    too_many = aws.client.create(steps=5, excludeExpressions=True)
+    assert too_many.status == 400 and too_many.body["code"] == "INVALID_REQUEST"
+
+
+def test_a_client_cannot_choose_steps(aws: Rig) -> None:
+    for body in ({"steps": ["SMILE", "SMILE"]}, {"stepCodes": ["SMILE"]}, {"steps": 1}, {"steps": 6}):
+        reply = aws.client.call("POST", "/sessions", body)
+        assert reply.status == 400 and reply.body["code"] == "INVALID_REQUEST", body
+
+
+# --- a passing session -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
+    created = start_session(rig, mirrored=mirrored)
+    session_id = created["sessionId"]
+    replies = []
+    for index, code in enumerate(step_codes(created)):
+        rig.analyzer.script(face_for(code, mirrored=mirrored))  # the session default says how frames come
+        rig.clock.advance(3)
+        replies.append(rig.client.frame(session_id, seed=index))
+    assert [reply.status for reply in replies] == [200, 200, 200]
+    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 3
+    assert [reply.body["stepIndex"] for reply in replies] == [0, 1, 2]
+    assert [reply.body["status"] for reply in replies] == ["IN_PROGRESS", "IN_PROGRESS", "PASSED"]
+    assert replies[0].body["similarity"] is None and replies[1].body["similarity"] == 99.0
+    assert replies[2].body["sessionVerdict"] == {"status": "PASSED", "livenessPassed": True, "samePersonCheck": "passed", "samePersonVerified": True}
+    assert len(rig.analyzer.compare_calls) == 2  # CompareFaces for each accepted frame after the first
+
+    got = rig.client.get(session_id)
+    assert got.status == 200
+    body = got.body
+    assert body["status"] == "PASSED" and body["samePersonCheck"] == "passed" and body["analyzer"] == "scripted"
+    assert [step["status"] for step in body["steps"]] == ["PASSED"] * 3
+    assert [step["completedAt"] for step in body["steps"]] == ["2026-11-03T09:00:03+00:00", "2026-11-03T09:00:06+00:00", "2026-11-03T09:00:09+00:00"]
+    reference = base64.b64decode(body["referenceFace"]["base64"])
+    assert reference.startswith(b"\xff\xd8\xff") and body["referenceFace"]["key"] == f"sessions/{session_id}/reference-face.jpg"
+    assert rig.stored(reference_face_key(session_id)) == reference
+
+    frame_ids = [reply.body["frameId"] for reply in replies]
+    assert rig.keys(f"sessions/{session_id}/") == sorted(
+        [f"sessions/{session_id}/frames/{frame_id}.jpg" for frame_id in frame_ids]
+        + [face_crop_key(session_id, frame_ids[0]), reference_face_key(session_id), audit_key(session_id)]
+    )
+    audit = _audit(rig, session_id)
+    assert audit["verdict"]["livenessPassed"] is True and audit["samePersonCheck"] == "passed"
+    assert [frame["frameId"] for frame in audit["frames"]] == frame_ids
+    assert audit["referenceFaceKey"] == reference_face_key(session_id) and audit["owner"] == OWNER
+    assert audit["thresholds"]["min_similarity"] == 90.0 and audit["analyzer"] == "scripted"
+
+
+def test_the_archived_frame_is_the_upload_itself(aws: Rig) -> None:
+    created = start_session(aws)
+    aws.analyzer.script(face_for(step_codes(created)[0]))
+    reply = aws.client.frame(created["sessionId"], seed=7)
+    stored = aws.stored(f"sessions/{created['sessionId']}/frames/{reply.body['frameId']}.jpg")
+    assert stored == base64.b64decode(data_url(7).split(",", 1)[1])
+
+
+# --- frames that miss -------------------------------------------------------------------------------------
+
+
+GATE_FAILURES = {
+    "NO_FACE": lambda good: [],
+    "MULTIPLE_FACES": lambda good: [good, good],
+    "LOW_CONFIDENCE": lambda good: [replace(good, confidence=50.0)],
+    "FACE_TOO_SMALL": lambda good: [replace(good, bounding_box=replace(good.bounding_box, width=0.1))],
+    "LOW_QUALITY": lambda good: [replace(good, quality=replace(good.quality, brightness=5.0))],
+    "FACE_OCCLUDED": lambda good: [replace(good, face_occluded=BoolAttribute(True, 95.0))],
+    "SUNGLASSES": lambda good: [replace(good, sunglasses=BoolAttribute(True, 95.0))],
+}
+
+
+@pytest.mark.parametrize("reason", sorted(GATE_FAILURES))
+def test_each_gate_rejects_with_its_reason(aws: Rig, reason: str) -> None:
+    created = start_session(aws)
+    # The face performs the step perfectly; only the gate can reject it.
+    aws.analyzer.script(GATE_FAILURES[reason](face_for(step_codes(created)[0])))
+    reply = aws.client.frame(created["sessionId"])
+    assert reply.status == 200
+    assert reply.body["verdict"] == "REJECTED" and reply.body["reasonCode"] == reason and reply.body["message"]
+    assert reply.body["status"] == "IN_PROGRESS" and reply.body["currentStep"] == 0
+    stored = aws.store.get(created["sessionId"])
+    assert stored.frames_received == 1 and stored.steps[0].reason == reason and stored.reference_frame_id is None
+    assert aws.analyzer.compare_calls == []
+    aws.analyzer.script(face_for(step_codes(created)[0]))  # the same face without the defect passes
+    assert aws.client.frame(created["sessionId"], seed=1).body["verdict"] == "ACCEPTED"
+
+
+def test_wrong_direction_reports_the_measured_angles(aws: Rig) -> None:
+    created = start_session(aws, steps=4, excludeExpressions=True)
+    session_id, codes = created["sessionId"], step_codes(created)
+    opposite = {"TURN_LEFT": "TURN_RIGHT", "TURN_RIGHT": "TURN_LEFT", "LOOK_UP": "LOOK_DOWN", "LOOK_DOWN": "LOOK_UP"}
+    aws.analyzer.script(face_for(opposite[codes[0]]))
+    reply = aws.client.frame(session_id)
+    assert reply.body["verdict"] == "REJECTED" and reply.body["reasonCode"] == "POSE_NOT_MET"
+    assert set(reply.body["measured"]) >= {"yaw", "pitch", "roll", "smile", "mouthOpen", "eyesClosed"}
+    assert abs(reply.body["measured"]["yaw"]) == 35 or abs(reply.body["measured"]["pitch"]) == 22
+
+
+@pytest.mark.parametrize("session_mirrored,frame_mirrored", [(False, True), (True, False)])
+def test_a_per_frame_mirror_flag_overrides_the_session(aws: Rig, session_mirrored: bool, frame_mirrored: bool) -> None:
+    created = start_session(aws, mirrored=session_mirrored, steps=4, excludeExpressions=True)
+    session_id = created["sessionId"]
+    for index, code in enumerate(step_codes(created)):
+        if not code.startswith("TURN"):  # answer tilts as the session says frames come; pitch is never mirrored
+            aws.analyzer.script(face_for(code, mirrored=session_mirrored))
+            assert aws.client.frame(session_id, seed=index).body["verdict"] == "ACCEPTED"
+            continue
+        # A turn as it appears in a frame of the OTHER mirroring: the user turned the wrong way.
+        aws.analyzer.script(face_for(code, mirrored=not frame_mirrored))
+        wrong = aws.client.frame(session_id, seed=10 + index, mirrored=frame_mirrored)
+        assert wrong.body["reasonCode"] == "POSE_NOT_MET" and wrong.body["stepCode"] == code
+        aws.analyzer.script(face_for(code, mirrored=frame_mirrored))
+        right = aws.client.frame(session_id, seed=20 + index, mirrored=frame_mirrored)
+        assert right.body["verdict"] == "ACCEPTED" and right.body["stepCode"] == code
+        assert (right.body["measured"]["yaw"] > 0) == (code == "TURN_LEFT")  # user's view: + = their left
+    stored = aws.store.get(session_id)
+    assert stored.status.value == "PASSED" and [frame.mirrored for frame in stored.frames].count(frame_mirrored) >= 4
+
+
+# --- same person -------------------------------------------------------------------------------------------
+
+
+def test_a_person_swap_fails_the_session(rig: Rig) -> None:
+    created = start_session(rig)
+    session_id, codes = created["sessionId"], step_codes(created)
+    rig.analyzer.script(face_for(codes[0]))
+    assert rig.client.frame(session_id).body["verdict"] == "ACCEPTED"
+    rig.analyzer.similarity = 31.5
+    rig.analyzer.script(face_for(codes[1]))
+    swap = rig.client.frame(session_id, seed=1)
+    assert swap.status == 200
+    assert swap.body["verdict"] == "REJECTED" and swap.body["reasonCode"] == "FACE_MISMATCH" and swap.body["similarity"] == 31.5
+    assert swap.body["status"] == "FAILED" and swap.body["failureReason"] == "FACE_MISMATCH"
+    assert swap.body["samePersonCheck"] == "failed"
+    audit = _audit(rig, session_id)
+    assert audit["status"] == "FAILED" and audit["failureReason"] == "FACE_MISMATCH"
+    assert audit["frames"][-1]["similarity"] == 31.5
+    assert rig.client.get(session_id).body["referenceFace"] is None  # only a PASSED session shows it
+
+
+def test_an_unavailable_comparison_is_flagged_in_verdict_and_audit(aws: Rig) -> None:
+    aws.analyzer.similarity = None
+    created = start_session(aws)
+    replies = _pass_all(aws, created)
+    assert replies[-1].body["status"] == "PASSED"
+    assert replies[-1].body["samePersonCheck"] == "not_performed"
+    assert replies[-1].body["sessionVerdict"]["samePersonVerified"] is False
+    got = aws.client.get(created["sessionId"]).body
+    assert got["samePersonCheck"] == "not_performed" and got["verdict"]["samePersonVerified"] is False
+    assert _audit(aws, created["sessionId"])["samePersonCheck"] == "not_performed"
+
+
+# --- time and attempts -------------------------------------------------------------------------------------
+
+
+def test_step_timeout_fails_the_session(rig: Rig) -> None:
+    created = start_session(rig)
+    session_id, codes = created["sessionId"], step_codes(created)
+    rig.analyzer.script(face_for(codes[0]))
+    rig.client.frame(session_id)  # step 1 starts now
+    rig.clock.advance(10.5)
+    detect_calls = rig.analyzer.detect_calls
+    late = rig.client.frame(session_id, seed=1)
+    assert late.status == 409 and late.body["code"] == "SESSION_CLOSED" and "STEP_TIMEOUT" in late.body["message"]
+    assert rig.analyzer.detect_calls == detect_calls  # a closed session costs no analysis
+    stored = rig.store.get(session_id)
+    assert stored.status.value == "FAILED" and stored.failure_reason.value == "STEP_TIMEOUT"
+    assert stored.steps[1].status.value == "FAILED" and stored.frames_received == 1
+    assert _audit(rig, session_id)["failureReason"] == "STEP_TIMEOUT"
+
+
+def test_expiry_is_persisted_and_answered_with_session_closed(rig: Rig) -> None:
+    created = start_session(rig)
+    session_id = created["sessionId"]
+    rig.clock.advance(120)
+    late = rig.client.frame(session_id)
+    assert late.status == 409 and late.body["code"] == "SESSION_CLOSED" and "EXPIRED" in late.body["message"]
+    assert rig.store.get(session_id).status.value == "EXPIRED"
+    assert _audit(rig, session_id)["status"] == "EXPIRED"
+    assert rig.keys(f"sessions/{session_id}/frames/") == []  # never analysed, never archived
+
+
+def test_get_reports_and_persists_expiry(aws: Rig) -> None:
+    created = start_session(aws)
+    assert aws.client.get(created["sessionId"]).body["status"] == "IN_PROGRESS"
+    aws.clock.advance(121)
+    body = aws.client.get(created["sessionId"]).body
+    assert body["status"] == "EXPIRED" and body["failureReason"] == "SESSION_EXPIRED"
+    assert aws.store.get(created["sessionId"]).status.value == "EXPIRED"
+    assert _audit(aws, created["sessionId"])["status"] == "EXPIRED"
+
+
+def test_attempt_cap_fails_the_session(aws: Rig) -> None:
+    created = start_session(aws)
+    session_id = created["sessionId"]
+    # Half-turned and half-raised: too little for a turn or a tilt, too much off-axis for the other; neutral face.
+    aws.analyzer.default_faces = [face(yaw=22, pitch=18)]
+    statuses = []
+    for index in range(30):
+        aws.clock.advance(0.2)
+        statuses.append(aws.client.frame(session_id, seed=index).body["status"])
+    assert statuses[:29] == ["IN_PROGRESS"] * 29 and statuses[29] == "FAILED"
+    stored = aws.store.get(session_id)
+    assert stored.failure_reason.value == "ATTEMPT_LIMIT" and stored.frames_received == 30 and len(stored.frames) == 30
+    assert len(aws.keys(f"sessions/{session_id}/frames/")) == 30
+    assert aws.client.frame(session_id, seed=99).status == 409
+
+
+def test_replay_into_a_closed_session_changes_nothing(rig: Rig) -> None:
+    created = start_session(rig)
+    session_id = created["sessionId"]
+    _pass_all(rig, created)
+    before = rig.store.get(session_id)
+    keys = rig.keys(f"sessions/{session_id}/")
+    audit = rig.stored(audit_key(session_id))
+    rig.analyzer.script(face_for(step_codes(created)[-1]))
+    replay = rig.client.frame(session_id, seed=2)  # the very frame that passed the last step
+    assert replay.status == 409 and replay.body["code"] == "SESSION_CLOSED" and replay.body["requestId"]
+    assert rig.store.get(session_id) == before
+    assert rig.keys(f"sessions/{session_id}/") == keys and rig.stored(audit_key(session_id)) == audit
+
+
+# --- ownership and malformed input -------------------------------------------------------------------------
+
+
+def test_another_users_session_is_not_found(rig: Rig) -> None:
+    created = start_session(rig)
+    session_id = created["sessionId"]
+    intruder = rig.as_user(OTHER)
+    rig.analyzer.script(face_for(step_codes(created)[0]))
+    for reply in (intruder.get(session_id), intruder.frame(session_id)):
+        assert reply.status == 404 and reply.body["code"] == "SESSION_NOT_FOUND"
+    unknown = rig.client.get(str(uuid.uuid4()))
+    assert unknown.status == 404 and unknown.body == {**unknown.body, "code": "SESSION_NOT_FOUND"}
+    assert rig.store.get(session_id).frames_received == 0 and rig.analyzer.detect_calls == 0
+
+
+@pytest.mark.parametrize("method,path", [("POST", "/sessions"), ("GET", "/sessions/{id}"), ("POST", "/sessions/{id}/frames")])
+def test_no_caller_identity_is_unauthorized(aws: Rig, method: str, path: str) -> None:
+    created = start_session(aws)
+    reply = aws.client.call(method, path.format(id=created["sessionId"]), {"image": data_url()}, sub=None)
+    assert reply.status == 401 and reply.body["code"] == "UNAUTHORIZED"
+
+
+@pytest.mark.parametrize(
+    "path,raw,code",
+    [
+        ("/sessions", "{not json", "INVALID_JSON"),
+        ("/sessions", "", "INVALID_JSON"),
+        ("/sessions", "[]", "INVALID_REQUEST"),
+        ("/sessions", '{"steps": "three"}', "INVALID_REQUEST"),
+        ("/sessions", '{"mirrored": "yes"}', "INVALID_REQUEST"),
+        ("/sessions", '{"excludeExpressions": 1}', "INVALID_REQUEST"),
+        ("/sessions/{id}/frames", "{not json", "INVALID_JSON"),
+        ("/sessions/{id}/frames", "{}", "INVALID_REQUEST"),
+        ("/sessions/{id}/frames", '{"image": 42}', "INVALID_REQUEST"),
+        ("/sessions/{id}/frames", '{"image": ""}', "INVALID_REQUEST"),
+        ("/sessions/{id}/frames", '{"image": "%%%not-base64%%%"}', "INVALID_IMAGE"),
+        ("/sessions/{id}/frames", '{"image": "aGVsbG8gd29ybGQ="}', "UNSUPPORTED_MEDIA_TYPE"),
+        ("/sessions/{id}/frames", '{"image": "data:image/gif;base64,R0lGOD"}', "UNSUPPORTED_MEDIA_TYPE"),
+        ("/sessions/{id}/frames", '{"image": "x", "mirrored": "no"}', "INVALID_REQUEST"),
+    ],
+)
+def test_malformed_bodies(aws: Rig, path: str, raw: str, code: str) -> None:
+    created = start_session(aws)
+    reply = aws.client.call("POST", path.format(id=created["sessionId"]), raw_body=raw)
+    assert reply.status in (400, 415) and reply.body["code"] == code, reply.body
+    assert set(reply.body) == {"code", "message", "requestId"}
+    stored = aws.store.get(created["sessionId"])
+    assert stored.frames_received == 0 and stored.version == 1 and aws.analyzer.detect_calls == 0
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/sessions/{bad}"), ("POST", "/sessions/{bad}/frames")])
+@pytest.mark.parametrize("bad", ["not-a-uuid", "..", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "'; DROP TABLE"])
+def test_bad_session_ids(aws: Rig, method: str, path: str, bad: str) -> None:
+    reply = aws.client.call(method, path.format(bad=bad), {"image": data_url()})
+    assert reply.status in (400, 404), reply.body
+    assert reply.body["code"] in ("INVALID_REQUEST", "NOT_FOUND")
+    assert aws.analyzer.detect_calls == 0
+
+
+def test_a_truncated_image_is_rejected_before_analysis(aws: Rig) -> None:
+    created = start_session(aws)
+    truncated = data_url()[: len(data_url()) // 2]
+    truncated = truncated[: len(truncated) - len(truncated) % 4]
+    reply = aws.client.call("POST", f"/sessions/{created['sessionId']}/frames", {"image": truncated})
+    assert reply.status == 400 and reply.body["code"] == "INVALID_IMAGE"
+    assert aws.analyzer.detect_calls == 0 and aws.keys(f"sessions/{created['sessionId']}/") == []

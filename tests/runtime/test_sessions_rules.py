@@ -1,0 +1,252 @@
+"""The pure parts: step drawing, gates, step rules (mirror-aware) and the session state machine."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from liveness.challenges import (
+    EXPRESSIONS,
+    HEAD_MOVEMENTS,
+    ReasonCode,
+    StepCode,
+    Thresholds,
+    draw_steps,
+    gate_faces,
+    measure,
+    step_reason,
+)
+from liveness.faces import FaceComparison
+from liveness.sessions import (
+    FailureReason,
+    FrameEvaluation,
+    SamePersonCheck,
+    SessionLimits,
+    SessionStatus,
+    StepStatus,
+    apply_frame,
+    close_if_due,
+    new_session,
+    session_from_dict,
+    session_to_dict,
+)
+from liveness.settings import Settings
+from tests.runtime.session_helpers import START, face, face_for
+
+T = Thresholds()
+
+
+# --- drawing -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 5])
+def test_draw_gives_distinct_steps_of_the_asked_count(count: int) -> None:
+    steps = draw_steps(count)
+    assert len(steps) == count and len(set(steps)) == count
+
+
+def test_draw_without_expressions_uses_head_movements_only() -> None:
+    for _ in range(50):
+        assert set(draw_steps(4, exclude_expressions=True)) == set(HEAD_MOVEMENTS)
+        assert not set(draw_steps(2, exclude_expressions=True)) & set(EXPRESSIONS)
+
+
+def test_draw_covers_the_whole_pool_in_varied_orders() -> None:
+    firsts = Counter(draw_steps(3)[0] for _ in range(700))
+    assert set(firsts) == set(StepCode)  # every step can come first: the order is not fixed
+    assert max(firsts.values()) < 200  # ~100 each expected; a biased draw would pile up
+
+
+@pytest.mark.parametrize("count,exclude", [(1, False), (6, False), (5, True)])
+def test_draw_refuses_impossible_counts(count: int, exclude: bool) -> None:
+    with pytest.raises(ValueError):
+        draw_steps(count, exclude_expressions=exclude)
+
+
+# --- gates -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "faces,reason",
+    [
+        ([], ReasonCode.NO_FACE),
+        ([face(), face()], ReasonCode.MULTIPLE_FACES),
+        ([face(confidence=89.9)], ReasonCode.LOW_CONFIDENCE),
+        ([face(width=0.14)], ReasonCode.FACE_TOO_SMALL),
+        ([face(brightness=10)], ReasonCode.LOW_QUALITY),
+        ([face(sharpness=5)], ReasonCode.LOW_QUALITY),
+        ([face(occluded=(True, 85.0))], ReasonCode.FACE_OCCLUDED),
+        ([face(sunglasses=(True, 90.0))], ReasonCode.SUNGLASSES),
+        ([face(occluded=(True, 60.0))], None),  # not sure enough to reject
+        ([face(sunglasses=(False, 99.0))], None),
+        ([face()], None),
+    ],
+)
+def test_gates(faces: list, reason: ReasonCode | None) -> None:
+    assert gate_faces(faces, T) is reason
+
+
+def test_a_face_without_quality_is_not_passed_silently() -> None:
+    assert gate_faces([replace(face(), quality=None)], T) is ReasonCode.LOW_QUALITY
+
+
+# --- step rules --------------------------------------------------------------------------------------------
+
+
+def _met(step: StepCode, detail, mirrored: bool = False) -> ReasonCode | None:
+    return step_reason(step, measure(detail, mirrored), T)
+
+
+def test_unmirrored_positive_yaw_is_the_users_left() -> None:
+    assert _met(StepCode.TURN_LEFT, face(yaw=30)) is None
+    assert _met(StepCode.TURN_RIGHT, face(yaw=30)) is ReasonCode.POSE_NOT_MET  # wrong direction
+    assert _met(StepCode.TURN_RIGHT, face(yaw=-30)) is None
+
+
+def test_mirrored_frames_flip_yaw_and_roll() -> None:
+    assert _met(StepCode.TURN_LEFT, face(yaw=30), mirrored=True) is ReasonCode.POSE_NOT_MET
+    assert _met(StepCode.TURN_LEFT, face(yaw=-30), mirrored=True) is None
+    measured = measure(face(yaw=-30, pitch=5, roll=12), mirrored=True)
+    assert (measured.yaw, measured.pitch, measured.roll) == (30, 5, -12)  # pitch is not mirrored
+
+
+@pytest.mark.parametrize(
+    "step,detail,reason",
+    [
+        (StepCode.TURN_LEFT, face(yaw=24.9), ReasonCode.POSE_NOT_MET),  # not far enough
+        (StepCode.TURN_LEFT, face(yaw=25.0), None),
+        (StepCode.TURN_LEFT, face(yaw=35, pitch=25), ReasonCode.POSE_NOT_MET),  # turned while looking up
+        (StepCode.LOOK_UP, face(pitch=15), None),
+        (StepCode.LOOK_UP, face(pitch=-20), ReasonCode.POSE_NOT_MET),
+        (StepCode.LOOK_UP, face(pitch=20, yaw=25), ReasonCode.POSE_NOT_MET),
+        (StepCode.LOOK_DOWN, face(pitch=-16), None),
+        (StepCode.LOOK_DOWN, face(pitch=16), ReasonCode.POSE_NOT_MET),
+        (StepCode.SMILE, face(smile=True, attribute_confidence=85), None),
+        (StepCode.SMILE, face(smile=True, attribute_confidence=70), ReasonCode.EXPRESSION_NOT_MET),
+        (StepCode.SMILE, face(smile=False), ReasonCode.EXPRESSION_NOT_MET),
+        (StepCode.OPEN_MOUTH, face(mouth_open=True), None),
+        (StepCode.OPEN_MOUTH, face(), ReasonCode.EXPRESSION_NOT_MET),
+        (StepCode.CLOSE_EYES, face(eyes_open=False), None),
+        (StepCode.CLOSE_EYES, face(eyes_open=True), ReasonCode.EXPRESSION_NOT_MET),
+        # Low confidence that the eyes are OPEN is some confidence that they are closed: 100-85 = 15 < 80.
+        (StepCode.CLOSE_EYES, face(eyes_open=True, attribute_confidence=85), ReasonCode.EXPRESSION_NOT_MET),
+    ],
+)
+def test_step_rules(step: StepCode, detail, reason: ReasonCode | None) -> None:
+    assert _met(step, detail) is reason
+
+
+def test_missing_pose_never_meets_a_head_movement() -> None:
+    assert _met(StepCode.TURN_LEFT, replace(face(yaw=40), pose=None)) is ReasonCode.POSE_NOT_MET
+
+
+@pytest.mark.parametrize("step", list(StepCode))
+def test_the_helper_faces_meet_exactly_their_own_step(step: StepCode) -> None:
+    for mirrored in (False, True):
+        met = {other for other in StepCode if _met(other, face_for(step, mirrored=mirrored), mirrored) is None}
+        assert met == {step}
+
+
+# --- state machine -----------------------------------------------------------------------------------------
+
+LIMITS = SessionLimits(step_count=3, step_time_limit_seconds=10, session_ttl_seconds=120, max_frames=5)
+STEPS = (StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_UP)
+
+
+def _session():
+    return new_session("s-1", "owner", STEPS, mirrored=False, analyzer="scripted", now=START, limits=LIMITS)
+
+
+def _frame(session, reason=None, similarity: float | None = 99.0, frame_id: str = "f") -> FrameEvaluation:
+    compared = reason is None and session.reference_frame_id is not None
+    return FrameEvaluation(
+        frame_id=frame_id,
+        step_index=session.current_step,
+        reason=reason,
+        measured=measure(face(), False),
+        mirrored=False,
+        frame_key=f"k/{frame_id}",
+        comparison=FaceComparison(similarity, "scripted") if compared else None,
+    )
+
+
+def _at(seconds: float):
+    return START + timedelta(seconds=seconds)
+
+
+def test_accepting_every_step_passes_and_bumps_the_version_per_frame() -> None:
+    session = _session()
+    for index in range(3):
+        session, record = apply_frame(session, _frame(session, frame_id=f"f{index}"), _at(index + 1), 90)
+        assert record.verdict.value == "ACCEPTED"
+    assert session.status is SessionStatus.PASSED and session.version == 4
+    assert session.reference_frame_id == "f0" and session.comparisons == 2
+    assert session.same_person_check is SamePersonCheck.PASSED
+    assert [step.status for step in session.steps] == [StepStatus.PASSED] * 3
+
+
+def test_a_rejected_frame_counts_an_attempt_and_keeps_the_step() -> None:
+    session, record = apply_frame(_session(), _frame(_session(), ReasonCode.POSE_NOT_MET), _at(1), 90)
+    assert record.reason is ReasonCode.POSE_NOT_MET and session.current_step == 0
+    assert session.step.attempts == 1 and session.frames_received == 1 and session.step.reason == "POSE_NOT_MET"
+    assert session.step.started_at == _at(1)  # step 0's timer starts with the first frame, not at creation
+
+
+def test_a_different_person_fails_the_session() -> None:
+    session, _ = apply_frame(_session(), _frame(_session()), _at(1), 90)
+    session, record = apply_frame(session, _frame(session, similarity=42.0), _at(2), 90)
+    assert record.reason is ReasonCode.FACE_MISMATCH and record.similarity == 42.0
+    assert session.status is SessionStatus.FAILED and session.failure_reason is FailureReason.FACE_MISMATCH
+    assert session.same_person_check is SamePersonCheck.FAILED
+
+
+def test_an_unavailable_comparison_is_flagged_not_passed() -> None:
+    session = _session()
+    for index in range(3):
+        session, _ = apply_frame(session, _frame(session, similarity=None, frame_id=f"f{index}"), _at(index + 1), 90)
+    assert session.status is SessionStatus.PASSED
+    assert session.same_person_check is SamePersonCheck.NOT_PERFORMED
+
+
+def test_step_timeout_and_expiry() -> None:
+    session, _ = apply_frame(_session(), _frame(_session()), _at(1), 90)  # step 1 starts at t=1
+    assert close_if_due(session, _at(11)) is session  # exactly the limit: still allowed
+    timed_out = close_if_due(session, _at(11.001))
+    assert timed_out.status is SessionStatus.FAILED and timed_out.failure_reason is FailureReason.STEP_TIMEOUT
+    assert timed_out.version == session.version + 1 and timed_out.steps[1].status is StepStatus.FAILED
+    expired = close_if_due(_session(), _at(120))
+    assert expired.status is SessionStatus.EXPIRED and expired.failure_reason is FailureReason.SESSION_EXPIRED
+
+
+def test_attempt_cap_fails_the_session_on_the_last_allowed_frame() -> None:
+    session = _session()
+    for index in range(5):
+        session, _ = apply_frame(session, _frame(session, ReasonCode.NO_FACE, frame_id=f"f{index}"), _at(index), 90)
+    assert session.status is SessionStatus.FAILED and session.failure_reason is FailureReason.ATTEMPT_LIMIT
+    assert len(session.frames) == 5
+
+
+def test_closed_sessions_and_stale_evaluations_are_refused() -> None:
+    closed = close_if_due(_session(), _at(500))
+    with pytest.raises(ValueError):
+        apply_frame(closed, _frame(_session()), _at(501), 90)
+    advanced, _ = apply_frame(_session(), _frame(_session()), _at(1), 90)
+    with pytest.raises(ValueError):  # judged against step 0, but step 1 is current now
+        apply_frame(advanced, _frame(_session()), _at(2), 90)
+
+
+def test_plain_data_round_trip() -> None:
+    session, _ = apply_frame(_session(), _frame(_session(), ReasonCode.LOW_QUALITY), _at(1), 90)
+    assert session_from_dict(session_to_dict(session)) == session
+
+
+def test_settings_read_session_limits_and_thresholds_from_env() -> None:
+    settings = Settings.from_env({"STEP_COUNT": "4", "STEP_TIME_LIMIT_SECONDS": "15", "MIN_SIMILARITY": "95", "TURN_YAW_DEGREES": "30"})
+    assert settings.session_limits.step_count == 4 and settings.session_limits.step_time_limit_seconds == 15
+    assert settings.thresholds.min_similarity == 95 and settings.thresholds.turn_yaw == 30
+    assert Settings.from_env({}).session_limits == SessionLimits() and Settings.from_env({}).thresholds == Thresholds()
+    with pytest.raises(ValueError):
+        Settings.from_env({"STEP_COUNT": "6"})

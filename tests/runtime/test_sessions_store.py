@@ -1,0 +1,157 @@
+"""The two session stores: conditional saves, DynamoDB's item shape (Decimal, TTL), file restarts and races."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from liveness.challenges import ReasonCode, StepCode, measure
+from liveness.errors import LivenessError
+from liveness.session_store import DynamoDbSessionStore, FileSessionStore, SessionConflict
+from liveness.sessions import FrameEvaluation, SessionLimits, apply_frame, close_if_due, new_session
+from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
+    START,
+    TABLE,
+    create_aws_resources,
+    face,
+    face_for,
+    fake_aws_env,
+    file_rig,
+    start_session,
+    step_codes,
+)
+
+SESSION_ID = "0b6f6a7e-5d1c-4c1e-9a51-3f1f0c9a2b10"
+
+
+def _session(session_id: str = SESSION_ID):
+    steps = (StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_DOWN)
+    return new_session(session_id, "owner", steps, mirrored=True, analyzer="scripted", now=START, limits=SessionLimits())
+
+
+def _rejected(session, frame_id: str):
+    """The next state after one frame that missed the step (a write every frame makes)."""
+    evaluation = FrameEvaluation(
+        frame_id=frame_id,
+        step_index=session.current_step,
+        reason=ReasonCode.POSE_NOT_MET,
+        measured=measure(face(yaw=12.345678), True),
+        mirrored=True,
+        frame_key="k",
+    )
+    return apply_frame(session, evaluation, START, 90)[0]
+
+
+@pytest.fixture
+def dynamo(fake_aws_env: None) -> Any:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_aws_resources(client, boto3.client("s3", region_name="us-east-1"))
+        yield client
+
+
+@pytest.fixture(params=["dynamodb", "file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "file":
+        return FileSessionStore(tmp_path)
+    return DynamoDbSessionStore(request.getfixturevalue("dynamo"), TABLE)
+
+
+def test_round_trip_and_conditional_saves(store: Any) -> None:
+    session = _session()
+    store.create(session)
+    assert store.get(SESSION_ID) == session
+    with pytest.raises(SessionConflict):
+        store.create(session)  # never overwritten by a create
+    moved = _rejected(session, "f1")
+    store.save(moved, expected_version=session.version)
+    loaded = store.get(SESSION_ID)
+    assert loaded == moved and loaded.frames[0].measured["yaw"] == -12.35  # float survives (Decimal in DynamoDB)
+    with pytest.raises(SessionConflict):
+        store.save(_rejected(session, "f2"), expected_version=session.version)  # stale: lost the race
+    assert store.get(SESSION_ID) == moved
+    closed = close_if_due(moved, START.replace(hour=10))
+    store.save(closed, expected_version=moved.version)
+    with pytest.raises(SessionConflict):  # a closed session takes no more writes, whatever the version
+        store.save(replace(closed, version=closed.version + 1), expected_version=closed.version)
+    assert store.get("6a1d3c8e-0000-4000-8000-000000000000") is None
+
+
+def test_dynamodb_item_shape_and_ttl(dynamo: Any) -> None:
+    DynamoDbSessionStore(dynamo, TABLE).create(_session())
+    item = dynamo.get_item(TableName=TABLE, Key={"sessionId": {"S": SESSION_ID}})["Item"]
+    expires = int(START.timestamp()) + 120
+    assert item["ttl"] == {"N": str(expires + 86_400)}  # purged a day after expiry
+    assert item["owner"] == {"S": "owner"} and item["status"] == {"S": "IN_PROGRESS"}
+    assert item["version"] == {"N": "1"} and item["currentStep"] == {"N": "0"}
+    assert item["expiresAt"] == {"S": "2026-11-03T09:02:00+00:00"}
+    ttl = dynamo.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "ttl"
+
+
+def test_file_store_survives_a_restart(tmp_path: Path) -> None:
+    first = FileSessionStore(tmp_path)
+    first.create(_session())
+    moved = _rejected(_session(), "f1")
+    first.save(moved, expected_version=1)
+    restarted = FileSessionStore(tmp_path)  # a new server process on the same data directory
+    assert restarted.get(SESSION_ID) == moved
+    with pytest.raises(SessionConflict):
+        restarted.save(_rejected(_session(), "f2"), expected_version=1)
+    assert not list(tmp_path.glob("*.tmp"))  # atomic rename leaves no partial files
+
+
+def test_file_store_refuses_paths_that_are_not_session_ids(tmp_path: Path) -> None:
+    with pytest.raises(LivenessError):
+        FileSessionStore(tmp_path).get("../../etc/passwd")
+
+
+def test_file_store_read_modify_write_races_lose_nothing(tmp_path: Path) -> None:
+    """Two store instances (as two processes would) and 12 threads each add 3 frames with retries."""
+    stores = [FileSessionStore(tmp_path), FileSessionStore(tmp_path)]
+    stores[0].create(replace(_session(), limits=SessionLimits(max_frames=100)))
+    conflicts = []
+
+    def add_frames(worker: int) -> None:
+        store = stores[worker % 2]
+        for n in range(3):
+            while True:
+                current = store.get(SESSION_ID)
+                try:
+                    store.save(_rejected(current, f"w{worker}-{n}"), expected_version=current.version)
+                    break
+                except SessionConflict:
+                    conflicts.append(worker)
+
+    threads = [threading.Thread(target=add_frames, args=(worker,)) for worker in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    final = stores[1].get(SESSION_ID)
+    assert final.frames_received == 36 and final.version == 37
+    assert {frame.frame_id for frame in final.frames} == {f"w{w}-{n}" for w in range(12) for n in range(3)}
+
+
+def test_a_restarted_local_server_continues_the_session(tmp_path: Path, fake_aws_env: None) -> None:
+    before = file_rig(tmp_path)
+    created = start_session(before)
+    codes = step_codes(created)
+    before.analyzer.script(face_for(codes[0]))
+    assert before.client.frame(created["sessionId"]).body["verdict"] == "ACCEPTED"
+
+    after = file_rig(tmp_path)  # new store, archive and app on the same directory
+    after.clock.now = before.clock.now
+    for index, code in enumerate(codes[1:], start=1):
+        after.analyzer.script(face_for(code))
+        reply = after.client.frame(created["sessionId"], seed=index)
+        assert reply.body["verdict"] == "ACCEPTED", reply.body
+    got = after.client.get(created["sessionId"]).body
+    assert got["status"] == "PASSED" and got["referenceFace"]["base64"]
+    assert len(after.analyzer.compare_calls) == 2  # the reference written before the restart was used
