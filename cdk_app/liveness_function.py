@@ -74,7 +74,8 @@ class LivenessFunction(Construct):
             },
         )
         self.log_group.grant_write(self.role)
-        self._allow_face_analysis()
+        if analyzer == "rekognition":  # the private mode (ANALYZER=local) never calls Rekognition
+            self._allow_face_analysis()
         self._allow_archive_writes(archive_bucket, DETECTIONS_PREFIX)
         self._allow_archive_writes(archive_bucket, SESSIONS_PREFIX)
         self._allow_archive_reads(archive_bucket, SESSIONS_PREFIX)

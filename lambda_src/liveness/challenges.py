@@ -86,6 +86,9 @@ class Thresholds:
     tilt_pitch: float = 15.0  # degrees of pitch for LOOK_UP / LOOK_DOWN
     off_axis_max: float = 20.0  # the other axis must stay within this while turning or tilting
     expression_confidence: float = 80.0  # SMILE / OPEN_MOUTH / CLOSE_EYES confidence
+    # Expressions count only on a face turned at most this far: with the head tilted far back, eyelids follow
+    # the gaze down and read as closed, and the lips part (seen with the local analyzer at about 33 degrees).
+    expression_max_angle: float = 25.0
     min_similarity: float = 90.0  # CompareFaces similarity for the same person
 
     def to_json(self) -> dict[str, float]:
@@ -204,5 +207,7 @@ def _pose_met(step: StepCode, m: Measured, t: Thresholds) -> bool:
 
 
 def _expression_met(step: StepCode, m: Measured, t: Thresholds) -> bool:
+    if m.yaw is None or m.pitch is None or max(abs(m.yaw), abs(m.pitch)) > t.expression_max_angle:
+        return False
     value = {StepCode.SMILE: m.smile, StepCode.OPEN_MOUTH: m.mouth_open, StepCode.CLOSE_EYES: m.eyes_closed}[step]
     return value is not None and value >= t.expression_confidence

@@ -62,6 +62,7 @@ THRESHOLD_ENV = {
     "TILT_PITCH_DEGREES": "tilt_pitch",
     "OFF_AXIS_MAX_DEGREES": "off_axis_max",
     "EXPRESSION_CONFIDENCE": "expression_confidence",
+    "EXPRESSION_MAX_ANGLE_DEGREES": "expression_max_angle",
     "MIN_SIMILARITY": "min_similarity",
 }
 

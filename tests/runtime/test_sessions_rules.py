@@ -250,3 +250,14 @@ def test_settings_read_session_limits_and_thresholds_from_env() -> None:
     assert Settings.from_env({}).session_limits == SessionLimits() and Settings.from_env({}).thresholds == Thresholds()
     with pytest.raises(ValueError):
         Settings.from_env({"STEP_COUNT": "6"})
+
+
+@pytest.mark.parametrize(
+    ("yaw", "pitch", "met"),
+    [(0.0, 0.0, True), (-24.0, 10.0, True), (0.0, 33.0, False), (30.0, 0.0, False), (0.0, -26.0, False)],
+)
+def test_expressions_count_only_on_a_face_toward_the_camera(yaw: float, pitch: float, met: bool) -> None:
+    """A head tilted far back reads as eyes closed to a mesh: it must not pass CLOSE_EYES."""
+    closed = face(yaw=yaw, pitch=pitch, eyes_open=False)
+    reason = step_reason(StepCode.CLOSE_EYES, measure(closed, mirrored=False), Thresholds())
+    assert reason == (None if met else ReasonCode.EXPRESSION_NOT_MET)
