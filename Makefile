@@ -10,7 +10,7 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup test synth deploy run summary bench bench-analyzer clean
+.PHONY: setup test lint synth deploy run summary bench bench-analyzer clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -29,6 +29,10 @@ node_modules/.installed: package.json package-lock.json
 
 test: setup
 	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 synth: setup
 	$(NODE_BIN)/cdk synth --quiet

@@ -39,6 +39,7 @@ from liveness.analyzers.rekognition import RekognitionAnalyzer  # noqa: E402
 from liveness.archive import S3Archive  # noqa: E402
 from liveness.settings import Settings  # noqa: E402
 from liveness.wiring import Dependencies  # noqa: E402
+
 from tests.runtime.fakes import LambdaContext, api_event, detect_faces_response, face_detail, scene_bgr  # noqa: E402
 
 FRAMES = 60
@@ -59,7 +60,9 @@ def clients(calls: int) -> tuple[Any, Any]:
     s3 = boto3.client("s3")
     rek_stub, s3_stub = Stubber(rekognition), Stubber(s3)
     for _ in range(calls):
-        rek_stub.add_response("detect_faces", detect_faces_response(face_detail()), {"Image": {"Bytes": ANY}, "Attributes": ["ALL"]})
+        rek_stub.add_response(
+            "detect_faces", detect_faces_response(face_detail()), {"Image": {"Bytes": ANY}, "Attributes": ["ALL"]}
+        )
     for _ in range(calls * 2):
         s3_stub.add_response("put_object", {"ETag": '"0"'}, None)
     rek_stub.activate()
@@ -71,15 +74,21 @@ def floor(payload: str) -> None:
     raw = base64.b64decode(payload.partition(",")[2])
     image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
     height, width = image.shape[:2]
-    crop = image[int(BOX["Top"] * height) : int((BOX["Top"] + BOX["Height"]) * height),
-                 int(BOX["Left"] * width) : int((BOX["Left"] + BOX["Width"]) * width)]
+    crop = image[
+        int(BOX["Top"] * height) : int((BOX["Top"] + BOX["Height"]) * height),
+        int(BOX["Left"] * width) : int((BOX["Left"] + BOX["Width"]) * width),
+    ]
     cv2.imencode(".jpg", crop)
 
 
 def ours(payload: str) -> Callable[[], None]:
     rekognition, s3 = clients(WARMUP + FRAMES)
     handler.use_dependencies(
-        Dependencies(settings=Settings(archive_bucket=BUCKET), analyzer=RekognitionAnalyzer(rekognition), archive=S3Archive(s3, BUCKET))
+        Dependencies(
+            settings=Settings(archive_bucket=BUCKET),
+            analyzer=RekognitionAnalyzer(rekognition),
+            archive=S3Archive(s3, BUCKET),
+        )
     )
     event = api_event("POST", "/detect", {"image_bytes": payload, "width": 640, "height": 480})
     context = LambdaContext()
@@ -137,12 +146,16 @@ def workshop(payload: str) -> Callable[[], None]:
         detail = response["FaceDetails"][0]
         box = detail["BoundingBox"]
         height, width = image.shape[:2]
-        crop = image[int(box["Top"] * height) : int((box["Top"] + box["Height"]) * height),
-                     int(box["Left"] * width) : int((box["Left"] + box["Width"]) * width)]
+        crop = image[
+            int(box["Top"] * height) : int((box["Top"] + box["Height"]) * height),
+            int(box["Left"] * width) : int((box["Left"] + box["Width"]) * width),
+        ]
         cv2.imwrite(str(tmp / "face.jpg"), crop)
         s3.upload_file(str(tmp / "image.jpg"), BUCKET, "image.jpg")
         s3.upload_file(str(tmp / "face.jpg"), BUCKET, "face.jpg")
-        json.dumps({"smile": detail["Smile"], "encoded_face_image": base64.b64encode((tmp / "face.jpg").read_bytes()).decode()})
+        json.dumps(
+            {"smile": detail["Smile"], "encoded_face_image": base64.b64encode((tmp / "face.jpg").read_bytes()).decode()}
+        )
 
     return run
 

@@ -13,14 +13,23 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from .api_surface import CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS, ROUTES, STAGE
+from .api_surface import (
+    CORS_ALLOW_HEADERS,
+    CORS_ALLOW_METHODS,
+    CORS_EXPOSE_HEADERS,
+    CORS_MAX_AGE_SECONDS,
+    ROUTES,
+    STAGE,
+)
 from .json_schema import load_schema, to_api_gateway
 from .nag import acknowledge
 
-
 # Gateway-generated errors mapped onto the runtime's codes.
 _GATEWAY_ERRORS = {
-    apigw.ResponseType.BAD_REQUEST_BODY: ("INVALID_REQUEST", '"Invalid request: $util.escapeJavaScript($context.error.validationErrorString)"'),
+    apigw.ResponseType.BAD_REQUEST_BODY: (
+        "INVALID_REQUEST",
+        '"Invalid request: $util.escapeJavaScript($context.error.validationErrorString)"',
+    ),
     apigw.ResponseType.REQUEST_TOO_LARGE: ("PAYLOAD_TOO_LARGE", "$context.error.messageString"),
     apigw.ResponseType.UNAUTHORIZED: ("UNAUTHORIZED", "$context.error.messageString"),
     apigw.ResponseType.ACCESS_DENIED: ("FORBIDDEN", "$context.error.messageString"),
@@ -45,7 +54,9 @@ class LivenessApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.allowed_origins = allowed_origins
-        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY)
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
         self.rest_api = apigw.RestApi(
             self,
             "RestApi",
@@ -59,8 +70,15 @@ class LivenessApi(Construct):
                 throttling_burst_limit=throttle_burst_limit,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=True,
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
                 ),
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,  # data traces would log request bodies, i.e. selfies

@@ -12,7 +12,9 @@ from .nag import acknowledge
 class EvidenceArchive(Construct):
     """Selfies and face crops. Only the liveness function can write; nothing outside it can read."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, retention_days: int, access_log_retention_days: int) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, retention_days: int, access_log_retention_days: int
+    ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = s3.Bucket(
             self,

@@ -22,8 +22,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import aws_cdk as cdk
 import jsii
@@ -123,11 +124,15 @@ class PipLayerSpec:
         """Arguments after ``python -m pip``: wheels only, for the Lambda platform."""
         args = [
             "install",
-            "--target", target,
+            "--target",
+            target,
             "--only-binary=:all:",
-            "--implementation", "cp",
-            "--python-version", self.python_version,
-            "--abi", self.abi,
+            "--implementation",
+            "cp",
+            "--python-version",
+            self.python_version,
+            "--abi",
+            self.abi,
         ]
         for platform in self.platforms:
             args += ["--platform", platform]
@@ -142,8 +147,7 @@ class PipLayerSpec:
         runs = [(name, False) for name in self.requirements]
         runs += [(name, True) for name in self.no_deps_requirements]
         return [
-            self.pip_install_args(target, os.path.join(source_dir, name), no_deps=no_deps)
-            for name, no_deps in runs
+            self.pip_install_args(target, os.path.join(source_dir, name), no_deps=no_deps) for name, no_deps in runs
         ]
 
     def environment(self) -> dict[str, str]:

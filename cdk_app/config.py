@@ -13,22 +13,46 @@ PREFIX = "liveness:"
 # Session limits and step thresholds the runtime reads from its environment (lambda_src/liveness/settings.py:
 # SESSION_ENV and THRESHOLD_ENV; a test keeps the two lists equal).
 SESSION_TUNING_KEYS = (
-    "STEP_COUNT", "STEP_TIME_LIMIT_SECONDS", "SESSION_TTL_SECONDS", "SESSION_MAX_FRAMES", "SESSION_RETENTION_SECONDS",
-    "MIN_FACE_CONFIDENCE", "MIN_FACE_WIDTH", "MIN_BRIGHTNESS", "MIN_SHARPNESS", "OCCLUSION_CONFIDENCE",
-    "SUNGLASSES_CONFIDENCE", "TURN_YAW_DEGREES", "TILT_PITCH_DEGREES", "OFF_AXIS_MAX_DEGREES",
-    "EXPRESSION_CONFIDENCE", "EXPRESSION_MAX_ANGLE_DEGREES", "MIN_SIMILARITY",
+    "STEP_COUNT",
+    "STEP_TIME_LIMIT_SECONDS",
+    "SESSION_TTL_SECONDS",
+    "SESSION_MAX_FRAMES",
+    "SESSION_RETENTION_SECONDS",
+    "MIN_FACE_CONFIDENCE",
+    "MIN_FACE_WIDTH",
+    "MIN_BRIGHTNESS",
+    "MIN_SHARPNESS",
+    "OCCLUSION_CONFIDENCE",
+    "SUNGLASSES_CONFIDENCE",
+    "TURN_YAW_DEGREES",
+    "TILT_PITCH_DEGREES",
+    "OFF_AXIS_MAX_DEGREES",
+    "EXPRESSION_CONFIDENCE",
+    "EXPRESSION_MAX_ANGLE_DEGREES",
+    "MIN_SIMILARITY",
 )
 ANALYZERS = ("rekognition", "local")
 
 
 # CloudWatch Logs accepts only these retention periods (days -> CDK enum member).
 _RETENTION_DAYS = {
-    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
-    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
-    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
-    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
-    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS, 731: logs.RetentionDays.TWO_YEARS,
-    1827: logs.RetentionDays.FIVE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
 }
 
 
@@ -59,7 +83,9 @@ class LivenessConfig:
 
     def __post_init__(self) -> None:
         if not self.allowed_origins:
-            raise ConfigError(f"{PREFIX}allowedOrigins must list at least one origin (for example https://app.example.com)")
+            raise ConfigError(
+                f"{PREFIX}allowedOrigins must list at least one origin (for example https://app.example.com)"
+            )
         for origin in self.allowed_origins:
             if origin == "*" or not origin.startswith(("https://", "http://localhost", "http://127.0.0.1")):
                 raise ConfigError(
@@ -107,7 +133,7 @@ def _as_tuning(raw: Any) -> dict[str, str]:
     if isinstance(raw, str):
         raw = json.loads(raw or "{}")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{PREFIX}sessionTuning must be an object like {{\"TURN_YAW_DEGREES\": 30}}")
+        raise ConfigError(f'{PREFIX}sessionTuning must be an object like {{"TURN_YAW_DEGREES": 30}}')
     return {str(key): str(value) for key, value in raw.items()}
 
 

@@ -8,7 +8,6 @@ from constructs import Construct
 
 from .nag import acknowledge
 
-
 _PLUS_PLAN_REASON = (
     "Threat protection (advanced security) needs the Cognito Plus feature plan, billed per monthly active user. "
     "Production deployments usually import the bank's own pool (liveness:cognitoUserPoolId), which carries its own "
@@ -23,7 +22,9 @@ class CallerIdentity(Construct):
         super().__init__(scope, construct_id)
         self.client: cognito.UserPoolClient | None = None
         if existing_user_pool_id:
-            self.user_pool: cognito.IUserPool = cognito.UserPool.from_user_pool_id(self, "UserPool", existing_user_pool_id)
+            self.user_pool: cognito.IUserPool = cognito.UserPool.from_user_pool_id(
+                self, "UserPool", existing_user_pool_id
+            )
             return
         pool = cognito.UserPool(
             self,

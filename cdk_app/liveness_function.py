@@ -83,7 +83,9 @@ class LivenessFunction(Construct):
         sessions_table.grant(self.role, "dynamodb:GetItem", "dynamodb:PutItem")
 
     def _allow_face_analysis(self) -> None:
-        statement = iam.PolicyStatement(actions=["rekognition:DetectFaces", "rekognition:CompareFaces"], resources=["*"])
+        statement = iam.PolicyStatement(
+            actions=["rekognition:DetectFaces", "rekognition:CompareFaces"], resources=["*"]
+        )
         self.role.add_to_principal_policy(statement)
         acknowledge(
             self.role,

@@ -9,7 +9,9 @@ from constructs import Construct
 
 
 class LivenessMonitoring(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, function: lambda_.IFunction, rest_api: apigw.RestApi) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, function: lambda_.IFunction, rest_api: apigw.RestApi
+    ) -> None:
         super().__init__(scope, construct_id)
         self.function_errors = function.metric_errors(period=None).create_alarm(
             self,

@@ -41,7 +41,11 @@ class LivenessStack(cdk.Stack):
             timeout_seconds=config.timeout_seconds,
             log_retention_days=config.log_retention_days,
         )
-        identity = None if config.disable_auth else CallerIdentity(self, "Identity", existing_user_pool_id=config.cognito_user_pool_id)
+        identity = (
+            None
+            if config.disable_auth
+            else CallerIdentity(self, "Identity", existing_user_pool_id=config.cognito_user_pool_id)
+        )
         api = LivenessApi(
             self,
             "Api",

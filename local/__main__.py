@@ -12,8 +12,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from . import REPO_ROOT
 
@@ -24,8 +25,12 @@ if TYPE_CHECKING:
 
 
 def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m local", description="Serve the liveness API locally (no AWS, no network).")
-    parser.add_argument("--host", default=env.get("HOST", "127.0.0.1"), help="interface to listen on (env HOST; default 127.0.0.1)")
+    parser = argparse.ArgumentParser(
+        prog="python -m local", description="Serve the liveness API locally (no AWS, no network)."
+    )
+    parser.add_argument(
+        "--host", default=env.get("HOST", "127.0.0.1"), help="interface to listen on (env HOST; default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=int(env.get("PORT", "8000")), help="port (env PORT; default 8000)")
     parser.add_argument(
         "--data-dir",
@@ -33,7 +38,9 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
         default=Path(env.get("DATA_DIR", str(REPO_ROOT / ".local-data"))),
         help="where sessions and the evidence archive are kept (env DATA_DIR; default .local-data/ in the repo)",
     )
-    parser.add_argument("--web-dir", type=Path, default=REPO_ROOT / "web", help="static web client served at / if it exists")
+    parser.add_argument(
+        "--web-dir", type=Path, default=REPO_ROOT / "web", help="static web client served at / if it exists"
+    )
     return parser.parse_args(argv)
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from liveness.routes import Route
 
@@ -62,7 +63,9 @@ class RouteTable:
         candidates = []
         for resource in self.resources:
             template = _segments(resource)
-            if len(template) == len(segments) and all((_is_variable(t) and s) or t == s for t, s in zip(template, segments)):
+            if len(template) == len(segments) and all(
+                (_is_variable(t) and s) or t == s for t, s in zip(template, segments)
+            ):
                 candidates.append((tuple(not _is_variable(t) for t in template), resource, template))
         if not candidates:
             return None
@@ -116,10 +119,22 @@ def _body_field(body: bytes) -> tuple[str | None, bool]:
         return base64.b64encode(body).decode("ascii"), True
 
 
-def proxy_event(request: HttpRequest, match: RouteMatch, *, request_id: str, caller_sub: str, stage: str, now: datetime | None = None) -> dict[str, Any]:
+def proxy_event(
+    request: HttpRequest,
+    match: RouteMatch,
+    *,
+    request_id: str,
+    caller_sub: str,
+    stage: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """The REST API Lambda-proxy event, behind a Cognito user-pool authorizer whose ``sub`` is ``caller_sub``."""
     now = now or datetime.now(timezone.utc)
-    forwarded = [("X-Forwarded-For", request.source_ip), ("X-Forwarded-Port", str(request.port)), ("X-Forwarded-Proto", request.scheme)]
+    forwarded = [
+        ("X-Forwarded-For", request.source_ip),
+        ("X-Forwarded-Port", str(request.port)),
+        ("X-Forwarded-Proto", request.scheme),
+    ]
     headers, multi_headers = _single_and_multi(request.headers + forwarded)
     query, multi_query = _single_and_multi(request.query)
     body, is_base64 = _body_field(request.body)
@@ -133,13 +148,17 @@ def proxy_event(request: HttpRequest, match: RouteMatch, *, request_id: str, cal
         "multiValueQueryStringParameters": multi_query,
         "pathParameters": match.path_parameters or None,
         "stageVariables": None,
-        "requestContext": _request_context(request, match, request_id=request_id, caller_sub=caller_sub, stage=stage, now=now),
+        "requestContext": _request_context(
+            request, match, request_id=request_id, caller_sub=caller_sub, stage=stage, now=now
+        ),
         "body": body,
         "isBase64Encoded": is_base64,
     }
 
 
-def _request_context(request: HttpRequest, match: RouteMatch, *, request_id: str, caller_sub: str, stage: str, now: datetime) -> dict[str, Any]:
+def _request_context(
+    request: HttpRequest, match: RouteMatch, *, request_id: str, caller_sub: str, stage: str, now: datetime
+) -> dict[str, Any]:
     headers = {name.lower(): value for name, value in request.headers}
     return {
         "accountId": LOCAL_ACCOUNT,
@@ -148,7 +167,12 @@ def _request_context(request: HttpRequest, match: RouteMatch, *, request_id: str
         "domainPrefix": request.host.split(".", 1)[0],
         "extendedRequestId": request_id,
         "httpMethod": request.method,
-        "identity": {"sourceIp": request.source_ip, "userAgent": headers.get("user-agent"), "user": None, "accountId": None},
+        "identity": {
+            "sourceIp": request.source_ip,
+            "userAgent": headers.get("user-agent"),
+            "user": None,
+            "accountId": None,
+        },
         # On the execute-api domain the stage is the first path segment; the event's own "path" has no stage.
         "path": f"/{stage}{request.path}",
         "protocol": "HTTP/1.1",
@@ -159,7 +183,9 @@ def _request_context(request: HttpRequest, match: RouteMatch, *, request_id: str
         "resourcePath": match.resource,
         "stage": stage,
         # A Cognito user-pool authorizer passes the ID token's claims, all as strings.
-        "authorizer": {"claims": {"sub": caller_sub, "cognito:username": caller_sub, "token_use": "id", "iss": "local-mode"}},
+        "authorizer": {
+            "claims": {"sub": caller_sub, "cognito:username": caller_sub, "token_use": "id", "iss": "local-mode"}
+        },
     }
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastjsonschema
-
 from liveness.http import validator_for
 from liveness.routes import CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS, Route
 
@@ -49,7 +48,11 @@ def missing_authentication_token() -> GatewayError:
 def payload_too_large(size: int | None) -> GatewayError:
     if size is not None and size > GATEWAY_MAX_BODY_BYTES:
         return GatewayError(413, "PAYLOAD_TOO_LARGE", "Request Too Long")
-    return GatewayError(413, "PAYLOAD_TOO_LARGE", f"The request exceeds the {LAMBDA_MAX_PAYLOAD_BYTES // (1024 * 1024)} MB payload limit of a synchronous Lambda invocation.")
+    return GatewayError(
+        413,
+        "PAYLOAD_TOO_LARGE",
+        f"The request exceeds the {LAMBDA_MAX_PAYLOAD_BYTES // (1024 * 1024)} MB payload limit of a synchronous Lambda invocation.",
+    )
 
 
 def integration_failure() -> GatewayError:
@@ -126,7 +129,15 @@ def _json_error(error: Exception) -> str:
     return "the body is not UTF-8"
 
 
-_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"), (dict, "object"), (type(None), "null"))
+_JSON_TYPES = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+    (type(None), "null"),
+)
 
 
 def _json_type(value: Any) -> str:

@@ -11,21 +11,31 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
-
-from werkzeug.exceptions import NotFound
-from werkzeug.serving import WSGIRequestHandler, make_server
-from werkzeug.utils import send_from_directory
-from werkzeug.wrappers import Request, Response
+from typing import Any
 
 from liveness import handler
 from liveness.routes import ROUTES, STAGE
 from liveness.settings import Settings
 from liveness.wiring import Dependencies, build_dependencies
+from werkzeug.exceptions import NotFound
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.utils import send_from_directory
+from werkzeug.wrappers import Request, Response
 
 from . import REPO_ROOT
-from .events import HttpReply, HttpRequest, LambdaContext, MalformedProxyResponse, RouteMatch, RouteTable, http_reply, new_request_id, proxy_event
+from .events import (
+    HttpReply,
+    HttpRequest,
+    LambdaContext,
+    MalformedProxyResponse,
+    RouteMatch,
+    RouteTable,
+    http_reply,
+    new_request_id,
+    proxy_event,
+)
 from .gateway import (
     LAMBDA_MAX_PAYLOAD_BYTES,
     USER_HEADER,
@@ -77,7 +87,15 @@ def local_settings(*, data_dir: Path, port: int = DEFAULT_PORT, env: Mapping[str
 class LocalApi:
     """The WSGI application: API Gateway's behaviour around one call of the function per request."""
 
-    def __init__(self, *, routes: RouteTable, cors: Cors, stage: str = STAGE, invoke: Invoke | None = None, web_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        routes: RouteTable,
+        cors: Cors,
+        stage: str = STAGE,
+        invoke: Invoke | None = None,
+        web_dir: Path | None = None,
+    ) -> None:
         self.routes = routes
         self.cors = cors
         self.stage = stage
@@ -93,13 +111,21 @@ class LocalApi:
         except GatewayError as error:
             response = _to_response(error.reply(request_id, self.cors))
         response.headers["x-amzn-RequestId"] = request_id
-        log.info("%s %s %d %.0fms", request.method, request.path, response.status_code, (time.perf_counter() - started) * 1000)
+        log.info(
+            "%s %s %d %.0fms",
+            request.method,
+            request.path,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
         return response(environ, start_response)
 
     def _answer(self, request: Request, request_id: str) -> Response:
         match = self.routes.match(request.method, request.path)
         if request.method == "OPTIONS" and match is not None:
-            return _to_response(HttpReply(status=204, headers=self.cors.preflight_headers(request.headers.get("Origin")), body=b""))
+            return _to_response(
+                HttpReply(status=204, headers=self.cors.preflight_headers(request.headers.get("Origin")), body=b"")
+            )
         route = match.route if match is not None else None
         if match is None or route is None:
             static = self._static_file(request)
@@ -110,7 +136,9 @@ class LocalApi:
         sub = caller_sub(request.headers.get(USER_HEADER))
         body = _read_body(request)
         validate_body(route, request.headers.get("Content-Type"), body)
-        event = proxy_event(_http_request(request, body), match, request_id=request_id, caller_sub=sub, stage=self.stage)
+        event = proxy_event(
+            _http_request(request, body), match, request_id=request_id, caller_sub=sub, stage=self.stage
+        )
         check_event_size(event)
         return _to_response(self._call_function(event, match))
 

@@ -130,10 +130,17 @@ class Measured:
     eyes_closed: float | None = None  # confidence that the eyes are closed
 
     def to_json(self) -> dict[str, float | None]:
-        return {_CAMEL.get(key, key): (None if value is None else round(value, 2)) for key, value in asdict(self).items()}
+        return {
+            _CAMEL.get(key, key): (None if value is None else round(value, 2)) for key, value in asdict(self).items()
+        }
 
 
-_CAMEL = {"face_confidence": "faceConfidence", "face_width": "faceWidth", "mouth_open": "mouthOpen", "eyes_closed": "eyesClosed"}
+_CAMEL = {
+    "face_confidence": "faceConfidence",
+    "face_width": "faceWidth",
+    "mouth_open": "mouthOpen",
+    "eyes_closed": "eyesClosed",
+}
 
 
 def measure(face: FaceDetail, mirrored: bool) -> Measured:

@@ -32,7 +32,9 @@ def the_only_face(faces: list[FaceDetail]) -> FaceDetail:
     if not faces:
         raise LivenessError(ErrorCode.NO_FACE, "No face was found in the image.")
     if len(faces) > 1:
-        raise LivenessError(ErrorCode.MULTIPLE_FACES, f"{len(faces)} faces were found; exactly one person must be in view.")
+        raise LivenessError(
+            ErrorCode.MULTIPLE_FACES, f"{len(faces)} faces were found; exactly one person must be in view."
+        )
     return faces[0]
 
 

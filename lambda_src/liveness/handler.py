@@ -49,7 +49,9 @@ def create_app(deps: Dependencies) -> APIGatewayRestResolver:
         started = time.perf_counter()
         detection = detect(json_body_of(app.current_event, "detect_request"), deps, request_id())
         latency_ms = (time.perf_counter() - started) * 1000
-        _record_detection(detection.frame.width, detection.frame.height, len(detection.upload), detection.face_count, latency_ms)
+        _record_detection(
+            detection.frame.width, detection.frame.height, len(detection.upload), detection.face_count, latency_ms
+        )
         return detection_response(detection, request_id())
 
     @app.exception_handler(LivenessError)
@@ -78,7 +80,13 @@ def error_response(error: LivenessError, request_id: str) -> Response:
 def _record_detection(width: int, height: int, size_bytes: int, face_count: int, latency_ms: float) -> None:
     logger.info(
         "Frame analysed",
-        extra={"width": width, "height": height, "bytes": size_bytes, "faces": face_count, "latencyMs": round(latency_ms, 1)},
+        extra={
+            "width": width,
+            "height": height,
+            "bytes": size_bytes,
+            "faces": face_count,
+            "latencyMs": round(latency_ms, 1),
+        },
     )
     metrics.add_metric(name="FacesDetected", unit=MetricUnit.Count, value=face_count)
     metrics.add_metric(name="DetectLatency", unit=MetricUnit.Milliseconds, value=latency_ms)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
+from collections.abc import Callable
 from functools import cache
-from typing import Callable
+from typing import Any
 
 import fastjsonschema
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -57,4 +56,6 @@ def _schema_message(error: fastjsonschema.JsonSchemaValueException) -> str:
 
 
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body), headers=headers or {})
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body), headers=headers or {}
+    )

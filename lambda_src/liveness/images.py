@@ -45,7 +45,10 @@ class ImageLimits:
     analysis_max_side_px: int = ANALYSIS_MAX_SIDE_PX
 
 
-def parse_image_field(value: object, *, limits: ImageLimits = ImageLimits()) -> bytes:
+DEFAULT_LIMITS = ImageLimits()
+
+
+def parse_image_field(value: object, *, limits: ImageLimits = DEFAULT_LIMITS) -> bytes:
     """Turn a data URL (``data:image/png;base64,...``) or plain base64 into raw bytes."""
     if not isinstance(value, str) or not value:
         raise LivenessError(ErrorCode.INVALID_REQUEST, "The image must be a non-empty base64 string or data URL.")
@@ -91,7 +94,7 @@ def sniff_content_type(raw: bytes) -> str:
     raise LivenessError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "The image must be a PNG or JPEG file.")
 
 
-def load_frame(raw: bytes, *, limits: ImageLimits = ImageLimits()) -> Frame:
+def load_frame(raw: bytes, *, limits: ImageLimits = DEFAULT_LIMITS) -> Frame:
     """Validate, decode to 3-channel BGR and bound the size of an uploaded image."""
     if len(raw) > limits.max_upload_bytes:
         raise _too_large(limits)

@@ -61,7 +61,8 @@ def build_router(deps: Dependencies) -> Router:
 
 def _steps(session: Session) -> list[dict[str, Any]]:
     return [
-        {"index": index, "code": step.code.value, "instruction": INSTRUCTIONS[step.code]} for index, step in enumerate(session.steps)
+        {"index": index, "code": step.code.value, "instruction": INSTRUCTIONS[step.code]}
+        for index, step in enumerate(session.steps)
     ]
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import cv2
 import numpy as np
@@ -154,7 +155,9 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     return FrameResult(session=commit.after, record=commit.value)
 
 
-def _frame_transition(session: Session, judge: _FrameJudge, now: datetime, deps: Dependencies) -> tuple[Session, FrameRecord | None]:
+def _frame_transition(
+    session: Session, judge: _FrameJudge, now: datetime, deps: Dependencies
+) -> tuple[Session, FrameRecord | None]:
     due = close_if_due(session, now)
     if due is not session or not session.is_open:
         return due, None
@@ -165,7 +168,14 @@ class _FrameJudge:
     """One analysed frame, judged against whichever state is current (it may change on a retry)."""
 
     def __init__(
-        self, deps: Dependencies, session_id: str, frame: Frame, faces: list[FaceDetail], mirrored: bool, frame_id: str, key: str
+        self,
+        deps: Dependencies,
+        session_id: str,
+        frame: Frame,
+        faces: list[FaceDetail],
+        mirrored: bool,
+        frame_id: str,
+        key: str,
     ) -> None:
         self.deps = deps
         self.session_id = session_id
@@ -233,7 +243,9 @@ def face_crop_jpeg(frame: Frame, face: FaceDetail) -> bytes:
     short_side = min(crop.shape[0], crop.shape[1])
     if short_side < MIN_SIDE_PX:
         scale = MIN_SIDE_PX / short_side
-        crop = cv2.resize(crop, (round(crop.shape[1] * scale) + 1, round(crop.shape[0] * scale) + 1), interpolation=cv2.INTER_CUBIC)
+        crop = cv2.resize(
+            crop, (round(crop.shape[1] * scale) + 1, round(crop.shape[0] * scale) + 1), interpolation=cv2.INTER_CUBIC
+        )
     return encode_jpeg(crop)
 
 
@@ -311,7 +323,11 @@ def _after_close(deps: Dependencies, commit: _Commit[Any], request_id: str) -> N
     write_audit(deps, session, request_id)
     logger.info(
         "Session closed",
-        extra={"sessionId": session.session_id, "status": session.status.value, "failureReason": _value(session.failure_reason)},
+        extra={
+            "sessionId": session.session_id,
+            "status": session.status.value,
+            "failureReason": _value(session.failure_reason),
+        },
     )
     with single_metric(name="SessionsClosed", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE) as metric:
         metric.add_dimension(name="status", value=session.status.value)
@@ -395,7 +411,9 @@ def _reload(store: SessionStore, session_id: str) -> Session:
 def _ensure_open(session: Session) -> None:
     if not session.is_open:
         reason = f" ({session.failure_reason.value})" if session.failure_reason else ""
-        raise LivenessError(ErrorCode.SESSION_CLOSED, f"The session is {session.status.value}{reason}; start a new session.")
+        raise LivenessError(
+            ErrorCode.SESSION_CLOSED, f"The session is {session.status.value}{reason}; start a new session."
+        )
 
 
 def _put_once(deps: Dependencies, key: str, body: bytes, content_type: str) -> bool:

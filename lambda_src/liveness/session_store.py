@@ -104,7 +104,9 @@ class DynamoDbSessionStore:
 
     def get(self, session_id: str) -> Session | None:
         try:
-            response = self._client.get_item(TableName=self._table, Key={"sessionId": {"S": session_id}}, ConsistentRead=True)
+            response = self._client.get_item(
+                TableName=self._table, Key={"sessionId": {"S": session_id}}, ConsistentRead=True
+            )
         except (ClientError, BotoCoreError) as error:
             raise _storage_error(error) from None
         raw = response.get("Item")

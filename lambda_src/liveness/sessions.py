@@ -137,7 +137,14 @@ class FrameEvaluation:
 
 
 def new_session(
-    session_id: str, owner: str, steps: tuple[StepCode, ...], *, mirrored: bool, analyzer: str, now: datetime, limits: SessionLimits
+    session_id: str,
+    owner: str,
+    steps: tuple[StepCode, ...],
+    *,
+    mirrored: bool,
+    analyzer: str,
+    now: datetime,
+    limits: SessionLimits,
 ) -> Session:
     return Session(
         session_id=session_id,
@@ -164,7 +171,9 @@ def close_if_due(session: Session, now: datetime) -> Session:
     return session
 
 
-def apply_frame(session: Session, evaluation: FrameEvaluation, now: datetime, min_similarity: float) -> tuple[Session, FrameRecord]:
+def apply_frame(
+    session: Session, evaluation: FrameEvaluation, now: datetime, min_similarity: float
+) -> tuple[Session, FrameRecord]:
     """The next state after one analysed frame. The caller has applied ``close_if_due`` first."""
     if not session.is_open:
         raise ValueError("a closed session takes no frames")
@@ -188,7 +197,9 @@ def apply_frame(session: Session, evaluation: FrameEvaluation, now: datetime, mi
     return _bumped(replace(session, frames=frames), now), record
 
 
-def _frame_reason(session: Session, evaluation: FrameEvaluation, min_similarity: float) -> tuple[ReasonCode | None, float | None]:
+def _frame_reason(
+    session: Session, evaluation: FrameEvaluation, min_similarity: float
+) -> tuple[ReasonCode | None, float | None]:
     if evaluation.reason is not None:
         return evaluation.reason, None
     if session.reference_frame_id is None:

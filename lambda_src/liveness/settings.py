@@ -78,4 +78,6 @@ def session_limits_from_env(env: dict[str, str]) -> SessionLimits:
 
 
 def thresholds_from_env(env: dict[str, str]) -> Thresholds:
-    return Thresholds(**{field_name: float(env[name]) for name, field_name in THRESHOLD_ENV.items() if env.get(name, "").strip()})
+    return Thresholds(
+        **{field_name: float(env[name]) for name, field_name in THRESHOLD_ENV.items() if env.get(name, "").strip()}
+    )

@@ -5,9 +5,9 @@ The routes receive a ``Dependencies``; tests and the local server pass their own
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
 
 from .archive import Archive, FileArchive, S3Archive
 from .faces import Analyzer

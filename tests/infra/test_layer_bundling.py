@@ -44,9 +44,7 @@ def synth_layer_hash(outdir: Path, context: dict | None = None, **layer_kwargs) 
     stack = cdk.Stack(app, STACK_NAME)
     OpenCvLayer(stack, "OpenCv", **layer_kwargs)
     template = app.synth().get_stack_by_name(STACK_NAME).template
-    (layer_resource,) = [
-        r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::LayerVersion"
-    ]
+    (layer_resource,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::LayerVersion"]
     return layer_resource["Properties"]["Content"]["S3Key"].removesuffix(".zip")
 
 
@@ -100,9 +98,7 @@ def installed_distributions(python_dir: Path) -> dict[str, str]:
     """Canonical project name -> version, from every *.dist-info/METADATA."""
     found = {}
     for metadata in python_dir.glob("*.dist-info/METADATA"):
-        headers = dict(
-            line.split(": ", 1) for line in metadata.read_text().splitlines()[:10] if ": " in line
-        )
+        headers = dict(line.split(": ", 1) for line in metadata.read_text().splitlines()[:10] if ": " in line)
         found[canonical(headers["Name"])] = headers["Version"]
     return found
 
@@ -139,18 +135,16 @@ def test_exactly_the_pinned_distributions_are_installed(arm64_layer):
 def test_numpy_and_cv2_packages_carry_the_pinned_versions(arm64_layer):
     python_dir = arm64_layer.python_dir
     expected = pins(layer.REQUIREMENTS_FILE)
-    assert f"version = \"{expected['numpy']}\"" in (python_dir / "numpy/version.py").read_text()
+    assert f'version = "{expected["numpy"]}"' in (python_dir / "numpy/version.py").read_text()
     cv2_version = (python_dir / "cv2/version.py").read_text()
-    assert f"opencv_version = \"{expected['opencv-python-headless']}\"" in cv2_version
+    assert f'opencv_version = "{expected["opencv-python-headless"]}"' in cv2_version
     assert (python_dir / "cv2/__init__.py").is_file()
     assert (python_dir / "aws_lambda_powertools/__init__.py").is_file()
 
 
 def test_files_never_imported_are_stripped(arm64_layer):
     python_dir = arm64_layer.python_dir
-    outside_dist_info = [
-        p for p in python_dir.rglob("*") if not any(part.endswith(".dist-info") for part in p.parts)
-    ]
+    outside_dist_info = [p for p in python_dir.rglob("*") if not any(part.endswith(".dist-info") for part in p.parts)]
     leftovers = [
         str(p.relative_to(python_dir))
         for p in outside_dist_info
@@ -161,9 +155,7 @@ def test_files_never_imported_are_stripped(arm64_layer):
     assert not (python_dir / "numpy/f2py").exists()
     assert not list((python_dir / "cv2/data").glob("*.xml"))
     # Still there: licences and metadata, and the modules numpy imports itself.
-    assert list(python_dir.glob("numpy-*.dist-info/licenses/*")) or list(
-        python_dir.glob("numpy-*.dist-info/LICENSE*")
-    )
+    assert list(python_dir.glob("numpy-*.dist-info/licenses/*")) or list(python_dir.glob("numpy-*.dist-info/LICENSE*"))
     assert (python_dir / "numpy/_core/_multiarray_umath.cpython-314-aarch64-linux-gnu.so").is_file()
 
 
@@ -307,7 +299,10 @@ def host_python_for_the_layer() -> str | None:
         try:
             probe = subprocess.run(
                 [candidate, "-c", "import sys; print(sys.version_info >= (3, 12))"],
-                capture_output=True, text=True, timeout=30, check=False,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired):
             continue
@@ -326,8 +321,14 @@ def test_stripped_layer_still_imports_on_the_host(tmp_path):
     if python is None:
         pytest.skip("needs a CPython >= 3.12 on this machine (set LAYER_SMOKE_PYTHON)")
     version = subprocess.run(
-        [python, "-c", "import sys, platform; print(f'{sys.version_info[0]}.{sys.version_info[1]}', platform.machine())"],
-        capture_output=True, text=True, check=True,
+        [
+            python,
+            "-c",
+            "import sys, platform; print(f'{sys.version_info[0]}.{sys.version_info[1]}', platform.machine())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     spec = bundling.PipLayerSpec(
         layer.LAYER_SOURCE_DIR, ("requirements.txt",), ("requirements-models.txt",), version[0], version[1]

@@ -73,7 +73,11 @@ def test_archive_bucket_is_private_encrypted_versioned_logged_and_expiring(templ
             "LifecycleConfiguration": {
                 "Rules": [
                     Match.object_like(
-                        {"Status": "Enabled", "ExpirationInDays": 30, "NoncurrentVersionExpiration": {"NoncurrentDays": 1}}
+                        {
+                            "Status": "Enabled",
+                            "ExpirationInDays": 30,
+                            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                        }
                     )
                 ]
             },
@@ -101,7 +105,7 @@ def test_every_bucket_denies_plain_http(template_json: dict[str, Any]) -> None:
 
 
 def _resource_suffix(resource: Any) -> str:
-    """"<bucket arn>/detections/*" -> "/detections/*"; a plain ARN reference -> its JSON."""
+    """ "<bucket arn>/detections/*" -> "/detections/*"; a plain ARN reference -> its JSON."""
     if isinstance(resource, dict) and "Fn::Join" in resource:
         return resource["Fn::Join"][1][-1]
     return json.dumps(resource, sort_keys=True)
@@ -115,7 +119,9 @@ def test_function_role_has_least_privilege(template_json: dict[str, Any]) -> Non
         (action, _resource_suffix(resource))
         for statement in statements
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
-        for resource in ([statement["Resource"]] if not isinstance(statement["Resource"], list) else statement["Resource"])
+        for resource in (
+            [statement["Resource"]] if not isinstance(statement["Resource"], list) else statement["Resource"]
+        )
     )
     (table_id,) = resources_of(template_json, "AWS::DynamoDB::Table")
     (log_group_id,) = [key for key in resources_of(template_json, "AWS::Logs::LogGroup") if key.startswith("Liveness")]
@@ -163,8 +169,9 @@ def test_session_tuning_reaches_the_function(tmp_path) -> None:
 
 
 def test_cdk_tuning_keys_match_the_runtime() -> None:
-    from cdk_app.config import SESSION_TUNING_KEYS
     from liveness.settings import SESSION_ENV, THRESHOLD_ENV
+
+    from cdk_app.config import SESSION_TUNING_KEYS
 
     assert set(SESSION_TUNING_KEYS) == set(SESSION_ENV) | set(THRESHOLD_ENV)
 
@@ -213,7 +220,10 @@ def test_every_route_is_authorized_validated_and_proxied(template_json: dict[str
 def test_request_models_are_the_runtime_schemas(template_json: dict[str, Any]) -> None:
     from liveness.schemas import load_schema
 
-    models = {m["Properties"]["Schema"]["title"]: m["Properties"]["Schema"] for m in resources_of(template_json, "AWS::ApiGateway::Model").values()}
+    models = {
+        m["Properties"]["Schema"]["title"]: m["Properties"]["Schema"]
+        for m in resources_of(template_json, "AWS::ApiGateway::Model").values()
+    }
     for name in ("detect_request", "session_create", "session_frame"):
         runtime = load_schema(name)
         assert models[runtime["title"]].get("required") == runtime.get("required")
@@ -231,10 +241,18 @@ def test_stage_throttles_and_writes_json_access_logs(template: Template) -> None
         {
             "MethodSettings": [
                 Match.object_like(
-                    {"ThrottlingRateLimit": 10, "ThrottlingBurstLimit": 20, "DataTraceEnabled": False, "LoggingLevel": "ERROR"}
+                    {
+                        "ThrottlingRateLimit": 10,
+                        "ThrottlingBurstLimit": 20,
+                        "DataTraceEnabled": False,
+                        "LoggingLevel": "ERROR",
+                    }
                 )
             ],
-            "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp(r'^\{"requestId"')},
+            "AccessLogSetting": {
+                "DestinationArn": Match.any_value(),
+                "Format": Match.string_like_regexp(r'^\{"requestId"'),
+            },
         },
     )
 
@@ -263,8 +281,13 @@ def test_cors_preflight_echoes_only_listed_origins(template_json: dict[str, Any]
 
 
 def test_gateway_errors_carry_cors_and_the_error_shape(template_json: dict[str, Any]) -> None:
-    responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources_of(template_json, "AWS::ApiGateway::GatewayResponse").values()}
-    assert {"DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "UNAUTHORIZED", "THROTTLED", "REQUEST_TOO_LARGE"} <= set(responses)
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in resources_of(template_json, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "UNAUTHORIZED", "THROTTLED", "REQUEST_TOO_LARGE"} <= set(
+        responses
+    )
     for response in responses.values():
         headers = response["ResponseParameters"]
         assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "'http://localhost:8000'"
@@ -303,7 +326,9 @@ def test_outputs_the_api_url(template_json: dict[str, Any]) -> None:
 
 def test_alarms_watch_function_errors_and_api_5xx(template: Template) -> None:
     template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "Errors", "Namespace": "AWS/Lambda"})
-    template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "5XXError", "Namespace": "AWS/ApiGateway"})
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"MetricName": "5XXError", "Namespace": "AWS/ApiGateway"}
+    )
 
 
 def test_private_mode_runs_the_local_analyzer_without_rekognition(tmp_path) -> None:

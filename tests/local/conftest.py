@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from liveness.faces import Analyzer
 from liveness.wiring import build_dependencies
+
 from local.server import LocalServer, local_settings
 from tests.local.support import ALLOWED_ORIGINS
 
@@ -39,8 +39,12 @@ def start_server(data_dir: Path) -> Iterator[StartServer]:
     The environment is not read (a developer's ANALYZER or DATA_DIR must not leak into tests)."""
     servers: list[LocalServer] = []
 
-    def start(analyzer: Analyzer, *, directory: Path | None = None, web_dir: Path | None = None, **env: str) -> LocalServer:
-        settings = local_settings(data_dir=directory or data_dir, port=0, env={"ALLOWED_ORIGINS": ALLOWED_ORIGINS, **env})
+    def start(
+        analyzer: Analyzer, *, directory: Path | None = None, web_dir: Path | None = None, **env: str
+    ) -> LocalServer:
+        settings = local_settings(
+            data_dir=directory or data_dir, port=0, env={"ALLOWED_ORIGINS": ALLOWED_ORIGINS, **env}
+        )
         deps = dataclasses.replace(build_dependencies(settings), analyzer=analyzer)
         server = LocalServer(deps=deps, port=0, web_dir=web_dir).start()
         servers.append(server)

@@ -27,7 +27,9 @@ def test_python_m_local_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> Non
     env = {**os.environ, "ALLOWED_ORIGINS": "http://app.example.test", "POWERTOOLS_LOG_LEVEL": "WARNING"}
     env.pop("ANALYZER", None)
     command = [sys.executable, "-m", "local", "--port", "0", "--data-dir", str(tmp_path / "data")]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         banner = [process.stdout.readline() for _ in range(7)]  # type: ignore[union-attr]
         assert banner[0].startswith("Liveness API (local mode) on http://127.0.0.1:"), banner

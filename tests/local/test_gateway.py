@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
 from liveness import handler
 from liveness.routes import CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS
+
 from local.gateway import GATEWAY_MAX_BODY_BYTES, LAMBDA_MAX_PAYLOAD_BYTES
 from tests.local.conftest import StartServer
 from tests.local.support import ALLOWED_ORIGIN, DISALLOWED_ORIGIN, OTHER_ALLOWED_ORIGIN, blank_bgr, call, data_url, jpeg
@@ -60,10 +60,14 @@ def assert_gateway_error(reply: Any, status: int, code: str) -> dict[str, Any]:
 # --- CORS ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/detect", "/sessions", f"/sessions/{SESSION_ID}", f"/sessions/{SESSION_ID}/frames", "/"])
+@pytest.mark.parametrize(
+    "path", ["/detect", "/sessions", f"/sessions/{SESSION_ID}", f"/sessions/{SESSION_ID}/frames", "/"]
+)
 def test_preflight_from_an_allowed_origin(start_server: StartServer, spy: Spy, path: str) -> None:
     server = start_server(ScriptedAnalyzer())
-    reply = call(server.url, "OPTIONS", path, headers={"Origin": OTHER_ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"})
+    reply = call(
+        server.url, "OPTIONS", path, headers={"Origin": OTHER_ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"}
+    )
     assert reply.status == 204 and reply.raw == b""
     assert reply.header("Access-Control-Allow-Origin") == OTHER_ALLOWED_ORIGIN
     assert reply.header("Access-Control-Allow-Methods") == "GET,POST,OPTIONS"
@@ -134,7 +138,9 @@ def test_chunked_body_over_the_limit_is_413(start_server: StartServer, spy: Spy)
     parts = urlsplit(server.url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     chunk = b"A" * (1024 * 1024)
-    connection.request("POST", "/detect", body=iter([chunk] * 7), headers={"Content-Type": "application/json"}, encode_chunked=True)
+    connection.request(
+        "POST", "/detect", body=iter([chunk] * 7), headers={"Content-Type": "application/json"}, encode_chunked=True
+    )
     response = connection.getresponse()
     assert response.status == 413 and json.loads(response.read())["code"] == "PAYLOAD_TOO_LARGE"
     assert spy.events == []
@@ -154,14 +160,28 @@ def test_invalid_json_is_400_from_the_front(start_server: StartServer, spy: Spy)
     ("path", "body", "expected"),
     [
         ("/detect", {}, 'object has missing required properties (["image_bytes"])'),
-        ("/detect", {"image_bytes": 7}, 'instance type (integer) does not match any allowed primitive type (allowed: ["string"]) (at /image_bytes)'),
+        (
+            "/detect",
+            {"image_bytes": 7},
+            'instance type (integer) does not match any allowed primitive type (allowed: ["string"]) (at /image_bytes)',
+        ),
         ("/detect", {"image_bytes": ""}, "string is too short (length: 0, required minimum: 1) (at /image_bytes)"),
-        ("/sessions", {"steps": 9}, "numeric instance is greater than the required maximum (maximum: 5, found: 9) (at /steps)"),
-        ("/sessions", {"stepCodes": ["SMILE"]}, 'object instance has properties which are not allowed by the schema: ["stepCodes"]'),
+        (
+            "/sessions",
+            {"steps": 9},
+            "numeric instance is greater than the required maximum (maximum: 5, found: 9) (at /steps)",
+        ),
+        (
+            "/sessions",
+            {"stepCodes": ["SMILE"]},
+            'object instance has properties which are not allowed by the schema: ["stepCodes"]',
+        ),
         (f"/sessions/{SESSION_ID}/frames", {"image": "x", "mirrored": "yes"}, "(at /mirrored)"),
     ],
 )
-def test_schema_violation_is_answered_by_the_front(start_server: StartServer, spy: Spy, path: str, body: Any, expected: str) -> None:
+def test_schema_violation_is_answered_by_the_front(
+    start_server: StartServer, spy: Spy, path: str, body: Any, expected: str
+) -> None:
     server = start_server(ScriptedAnalyzer())
     error = assert_gateway_error(call(server.url, "POST", path, body), 400, "INVALID_REQUEST")
     assert error["message"].startswith("Invalid request: [") and expected in error["message"]
@@ -188,7 +208,16 @@ def test_a_body_of_another_type_skips_the_model_and_the_function_validates(start
 # --- routes and identity -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/nope"), ("GET", "/detect"), ("DELETE", f"/sessions/{SESSION_ID}"), ("POST", "/detect/"), ("OPTIONS", "/nope")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/nope"),
+        ("GET", "/detect"),
+        ("DELETE", f"/sessions/{SESSION_ID}"),
+        ("POST", "/detect/"),
+        ("OPTIONS", "/nope"),
+    ],
+)
 def test_unknown_routes_get_api_gateways_403(start_server: StartServer, spy: Spy, method: str, path: str) -> None:
     server = start_server(ScriptedAnalyzer())
     body = assert_gateway_error(call(server.url, method, path), 403, "MISSING_AUTHENTICATION_TOKEN")
@@ -213,7 +242,14 @@ def test_a_crashing_function_is_502(start_server: StartServer, spy: Spy) -> None
 
 def test_the_event_is_an_api_gateway_rest_proxy_event(start_server: StartServer, spy: Spy) -> None:
     server = start_server(ScriptedAnalyzer())
-    call(server.url, "POST", f"/sessions/{SESSION_ID}/frames?a=1&a=2&b=3", {"image": "x"}, user="alice", headers={"X-Trace": "t1"})
+    call(
+        server.url,
+        "POST",
+        f"/sessions/{SESSION_ID}/frames?a=1&a=2&b=3",
+        {"image": "x"},
+        user="alice",
+        headers={"X-Trace": "t1"},
+    )
     event = spy.events[0]
     assert event["resource"] == "/sessions/{id}/frames" and event["path"] == f"/sessions/{SESSION_ID}/frames"
     assert event["httpMethod"] == "POST" and event["pathParameters"] == {"id": SESSION_ID}
@@ -236,7 +272,11 @@ def test_the_default_caller_and_a_bodyless_get(start_server: StartServer, spy: S
     call(server.url, "GET", f"/sessions/{SESSION_ID}")
     event = spy.events[0]
     assert event["requestContext"]["authorizer"]["claims"]["sub"] == "local-dev-user"
-    assert event["body"] is None and event["queryStringParameters"] is None and event["multiValueQueryStringParameters"] is None
+    assert (
+        event["body"] is None
+        and event["queryStringParameters"] is None
+        and event["multiValueQueryStringParameters"] is None
+    )
 
 
 def test_a_binary_body_is_base64(start_server: StartServer, spy: Spy) -> None:

@@ -7,10 +7,10 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from liveness import routes
 from liveness.routes import ROUTES, Route
 from liveness.schemas import SCHEMA_DIR
+
 from local.events import RouteTable
 from tests.local.support import registered_routes, template
 
@@ -47,7 +47,14 @@ def _module_literals(path: Path) -> dict[str, object]:
     return values
 
 
-TABLE = RouteTable([Route("POST", "/sessions"), Route("GET", "/sessions/{id}"), Route("POST", "/sessions/{id}/frames"), Route("GET", "/sessions/latest")])
+TABLE = RouteTable(
+    [
+        Route("POST", "/sessions"),
+        Route("GET", "/sessions/{id}"),
+        Route("POST", "/sessions/{id}/frames"),
+        Route("GET", "/sessions/latest"),
+    ]
+)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +67,9 @@ TABLE = RouteTable([Route("POST", "/sessions"), Route("GET", "/sessions/{id}"), 
         ("OPTIONS", "/", "/", {}, False),
     ],
 )
-def test_paths_match_resources_like_api_gateway(method: str, path: str, resource: str, parameters: dict[str, str], served: bool) -> None:
+def test_paths_match_resources_like_api_gateway(
+    method: str, path: str, resource: str, parameters: dict[str, str], served: bool
+) -> None:
     match = TABLE.match(method, path)
     assert match is not None and match.resource == resource and match.path_parameters == parameters
     assert (match.route is not None) is served

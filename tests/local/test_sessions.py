@@ -6,18 +6,21 @@ real embedded analyzer on frames it can actually judge (the astronaut looks down
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import pytest
-
 from liveness.routes import ROUTES
+
 from tests.local.conftest import StartServer
 from tests.local.support import astronaut_bgr, blank_bgr, call, data_url, jpeg, registered_routes, template
 from tests.runtime.session_helpers import ScriptedAnalyzer, face, face_for
 
-SESSION_ROUTES = {(route.method, template(route.resource)) for route in ROUTES if route.resource.startswith("/sessions")}
+SESSION_ROUTES = {
+    (route.method, template(route.resource)) for route in ROUTES if route.resource.startswith("/sessions")
+}
 pytestmark = pytest.mark.skipif(
     not SESSION_ROUTES <= registered_routes(),
     reason="the handler does not serve the session routes yet (lambda_src/liveness/session_routes.py)",
@@ -45,7 +48,9 @@ def codes(session: dict[str, Any]) -> list[str]:
     return [step["code"] for step in session["steps"]]
 
 
-def perform(server: Any, analyzer: ScriptedAnalyzer, session: dict[str, Any], steps: list[str], user: str | None = None) -> list[dict[str, Any]]:
+def perform(
+    server: Any, analyzer: ScriptedAnalyzer, session: dict[str, Any], steps: list[str], user: str | None = None
+) -> list[dict[str, Any]]:
     """Answer ``steps`` with frames the scripted analyzer describes as performing them."""
     answers = []
     for code in steps:
@@ -87,7 +92,11 @@ def test_a_session_is_invisible_to_another_user(start_server: StartServer) -> No
     analyzer = ScriptedAnalyzer()
     server = start_server(analyzer)
     session = create(server, user=ALICE)
-    for reply in (get(server, session["sessionId"], user=BOB), send_frame(server, session["sessionId"], user=BOB), get(server, session["sessionId"])):
+    for reply in (
+        get(server, session["sessionId"], user=BOB),
+        send_frame(server, session["sessionId"], user=BOB),
+        get(server, session["sessionId"]),
+    ):
         assert reply.status == 404 and reply.json["code"] == "SESSION_NOT_FOUND"
     assert analyzer.detect_calls == 0  # bob's frame was refused before any analysis
     assert get(server, session["sessionId"], user=ALICE).status == 200
@@ -108,7 +117,9 @@ def test_a_restart_loses_nothing(start_server: StartServer, data_dir: Path) -> N
     analyzer = ScriptedAnalyzer()
     second = start_server(analyzer)  # same data directory, fresh process state
     archive = data_dir / "archive"
-    assert (archive / detection["archive"]["frameKey"]).is_file() and (archive / detection["archive"]["faceKey"]).is_file()
+    assert (archive / detection["archive"]["frameKey"]).is_file() and (
+        archive / detection["archive"]["faceKey"]
+    ).is_file()
     after = get(second, passed["sessionId"]).json
     assert after["status"] == "PASSED" and after["referenceFace"]["base64"] == reference_before
     resumed = get(second, ongoing["sessionId"]).json

@@ -54,8 +54,14 @@ def scene_bgr(width: int = 640, height: int = 480, seed: int = 7) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
     y = np.linspace(0, 255, height, dtype=np.float32)[:, None, None]
-    base = np.concatenate([np.broadcast_to(x, (height, width, 1)), np.broadcast_to(y, (height, width, 1)),
-                           np.broadcast_to((x + y) / 2, (height, width, 1))], axis=2)
+    base = np.concatenate(
+        [
+            np.broadcast_to(x, (height, width, 1)),
+            np.broadcast_to(y, (height, width, 1)),
+            np.broadcast_to((x + y) / 2, (height, width, 1)),
+        ],
+        axis=2,
+    )
     noise = rng.normal(0, 12, (height, width, 3)).astype(np.float32)
     image = np.clip(base + noise, 0, 255).astype(np.uint8)
     cv2.circle(image, (width // 2, height // 2), min(width, height) // 4, (200, 180, 160), -1)

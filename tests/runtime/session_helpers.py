@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -17,15 +16,20 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
-if str(LAMBDA_SRC) not in sys.path:  # until the lead's conftest puts it there
-    sys.path.insert(0, str(LAMBDA_SRC))
+import boto3
+import cv2
+import numpy as np
+import pytest
+from liveness.archive import FileArchive, S3Archive
+from liveness.challenges import StepCode
+from liveness.faces import FaceComparison, FaceDetail, Frame
+from liveness.handler import create_app
+from liveness.session_store import DynamoDbSessionStore, FileSessionStore
+from liveness.settings import Settings
+from liveness.wiring import Dependencies
+from moto import mock_aws
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from liveness.challenges import StepCode  # noqa: E402
-from liveness.faces import FaceComparison, FaceDetail, Frame  # noqa: E402
+from tests.runtime.fakes import api_event
 
 START = datetime(2026, 11, 3, 9, 0, 0, tzinfo=timezone.utc)
 TABLE = "liveness-sessions"
@@ -140,32 +144,11 @@ def data_url(seed: int = 0) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(seed)).decode("ascii")
 
 
-def rest_event(method: str, path: str, body: Any = None, *, sub: str | None = OWNER, raw_body: str | None = None) -> dict[str, Any]:
-    """An API Gateway REST proxy event with a Cognito authorizer's claims."""
-    text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
-    authorizer = {"claims": {"sub": sub}} if sub else {}
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": {"Content-Type": "application/json"},
-        "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "requestId": f"req-{method}-{abs(hash(path)) % 10000}",
-            "stage": "prod",
-            "httpMethod": method,
-            "path": f"/prod{path}",
-            "resourcePath": path,
-            "authorizer": authorizer,
-            "identity": {"sourceIp": "203.0.113.9"},
-        },
-        "body": text,
-        "isBase64Encoded": False,
-    }
+def rest_event(
+    method: str, path: str, body: Any = None, *, sub: str | None = OWNER, raw_body: str | None = None
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event with a Cognito authorizer's claims (``raw_body`` is sent as is)."""
+    return api_event(method, path, raw_body if raw_body is not None else body, sub=sub)
 
 
 @dataclass
@@ -182,7 +165,9 @@ class Client:
     sub: str = OWNER
     context: Any = field(default_factory=lambda: SimpleNamespace(aws_request_id="lambda-req-1"))
 
-    def call(self, method: str, path: str, body: Any = None, *, sub: str | None = "", raw_body: str | None = None) -> Reply:
+    def call(
+        self, method: str, path: str, body: Any = None, *, sub: str | None = "", raw_body: str | None = None
+    ) -> Reply:
         event = rest_event(method, path, body, sub=self.sub if sub == "" else sub, raw_body=raw_body)
         response = self.app.resolve(event, self.context)
         return Reply(status=response["statusCode"], body=json.loads(response["body"]) if response.get("body") else {})
@@ -219,15 +204,6 @@ def s3_keys(s3: Any, prefix: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------
 # Rigs: the runtime wired to moto (S3 + DynamoDB) or to files, plus a way to inspect what was stored.
 
-import boto3  # noqa: E402
-import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
-from liveness.archive import FileArchive, S3Archive  # noqa: E402
-from liveness.handler import create_app  # noqa: E402
-from liveness.session_store import DynamoDbSessionStore, FileSessionStore  # noqa: E402
-from liveness.settings import Settings  # noqa: E402
-from liveness.wiring import Dependencies  # noqa: E402
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -265,7 +241,9 @@ class Rig:
 
 def build_rig(kind: str, store: Any, archive: Any, settings: Settings | None = None) -> Rig:
     analyzer, clock = ScriptedAnalyzer(), FakeClock()
-    deps = Dependencies(settings=settings or Settings(), analyzer=analyzer, archive=archive, clock=clock, session_store=store)
+    deps = Dependencies(
+        settings=settings or Settings(), analyzer=analyzer, archive=archive, clock=clock, session_store=store
+    )
     return Rig(deps=deps, analyzer=analyzer, clock=clock, client=Client(app=create_app(deps)), kind=kind)
 
 

@@ -8,10 +8,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from moto import mock_aws
-
 from liveness.archive import ArchiveConflict, FileArchive, S3Archive
 from liveness.errors import ErrorCode, LivenessError
+from moto import mock_aws
 
 
 @pytest.fixture

@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
-
 from liveness import handler
 from liveness.analyzers.rekognition import RekognitionAnalyzer
 from liveness.archive import S3Archive
 from liveness.settings import Settings
 from liveness.wiring import Dependencies
+from moto import mock_aws
+
 from tests.runtime.fakes import (
     LambdaContext,
     api_event,
@@ -207,7 +207,11 @@ def _truncated_jpeg() -> str:
     [
         ({"image_bytes": "data:image/png;base64,@@@not base64@@@"}, 400, "INVALID_IMAGE"),
         ({"image_bytes": "data:image/png;base64,"}, 400, "INVALID_IMAGE"),
-        ({"image_bytes": data_url(b"%PDF-1.7 this is not an image at all" * 10, "image/png")}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        (
+            {"image_bytes": data_url(b"%PDF-1.7 this is not an image at all" * 10, "image/png")},
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
         ({"image_bytes": data_url(png_bytes(), "image/gif")}, 415, "UNSUPPORTED_MEDIA_TYPE"),
         ({"image_bytes": _truncated_jpeg()}, 400, "INVALID_IMAGE"),
         ({"image_bytes": data_url(jpeg_bytes(64, 64), "image/jpeg")}, 400, "IMAGE_TOO_SMALL"),
@@ -220,8 +224,19 @@ def _truncated_jpeg() -> str:
         ("", 400, "INVALID_JSON"),
     ],
     ids=[
-        "garbage-base64", "empty-payload", "non-image-bytes", "gif-media-type", "truncated-jpeg", "too-small",
-        "missing-field", "wrong-field-name", "mistyped-image", "mistyped-width", "array-body", "invalid-json", "empty-body",
+        "garbage-base64",
+        "empty-payload",
+        "non-image-bytes",
+        "gif-media-type",
+        "truncated-jpeg",
+        "too-small",
+        "missing-field",
+        "wrong-field-name",
+        "mistyped-image",
+        "mistyped-width",
+        "array-body",
+        "invalid-json",
+        "empty-body",
     ],
 )
 def test_bad_input_gets_a_clear_4xx(backend: Backend, body: Any, status: int, code: str) -> None:
@@ -265,7 +280,9 @@ def test_large_frame_is_downscaled_for_rekognition(backend: Backend) -> None:
     assert backend.body(body["archive"]["frameKey"]) == big  # the evidence keeps the original
 
 
-@pytest.mark.parametrize("error_code", ["ThrottlingException", "ProvisionedThroughputExceededException", "InternalServerError"])
+@pytest.mark.parametrize(
+    "error_code", ["ThrottlingException", "ProvisionedThroughputExceededException", "InternalServerError"]
+)
 def test_rekognition_throttling_is_503_with_retry_after(backend: Backend, error_code: str) -> None:
     backend.rekognition.add_client_error("detect_faces", service_error_code=error_code, http_status_code=400)
     status, body, headers = post_detect({"image_bytes": data_url(jpeg_bytes(), "image/jpeg")})
@@ -286,14 +303,18 @@ def test_unexpected_aws_error_is_500_without_details(backend: Backend) -> None:
 
 def test_cors_only_for_listed_origins(backend: Backend) -> None:
     expect_detect_faces(backend)
-    _, _, headers = post_detect({"image_bytes": data_url(jpeg_bytes(), "image/jpeg")}, origin="https://evil.example.net")
+    _, _, headers = post_detect(
+        {"image_bytes": data_url(jpeg_bytes(), "image/jpeg")}, origin="https://evil.example.net"
+    )
     assert "Access-Control-Allow-Origin" not in headers
     assert "Access-Control-Allow-Credentials" not in headers
 
 
 def test_second_listed_origin_is_echoed(backend: Backend) -> None:
     expect_detect_faces(backend)
-    _, _, headers = post_detect({"image_bytes": data_url(jpeg_bytes(), "image/jpeg")}, origin="https://admin.example.com")
+    _, _, headers = post_detect(
+        {"image_bytes": data_url(jpeg_bytes(), "image/jpeg")}, origin="https://admin.example.com"
+    )
     assert headers["Access-Control-Allow-Origin"] == ["https://admin.example.com"]
 
 

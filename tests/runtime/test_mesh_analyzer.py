@@ -101,9 +101,7 @@ def test_a_horizontal_flip_negates_yaw_and_roll(analyzer: MeshAnalyzer, astronau
     assert mirrored.pose.yaw == pytest.approx(-face.pose.yaw, abs=ANGLE_TOLERANCE_DEG)
     assert mirrored.pose.roll == pytest.approx(-face.pose.roll, abs=ANGLE_TOLERANCE_DEG)
     assert mirrored.pose.pitch == pytest.approx(face.pose.pitch, abs=ANGLE_TOLERANCE_DEG)
-    assert mirrored.bounding_box.left == pytest.approx(
-        1.0 - face.bounding_box.left - face.bounding_box.width, abs=0.02
-    )
+    assert mirrored.bounding_box.left == pytest.approx(1.0 - face.bounding_box.left - face.bounding_box.width, abs=0.02)
 
 
 @pytest.mark.parametrize("clockwise_deg", [15.0, -15.0])

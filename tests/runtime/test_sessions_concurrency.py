@@ -7,18 +7,19 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
-
 from liveness.archive import S3Archive
 from liveness.session_service import audit_key, face_crop_key, reference_face_key, write_audit
 from liveness.session_store import DynamoDbSessionStore
+from moto.server import ThreadedMotoServer
+
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     BUCKET,
     TABLE,
@@ -81,7 +82,9 @@ def test_concurrent_frames_advance_a_step_exactly_once(racing_rig: Rig) -> None:
 
     replies = _send_together(rig, session_id, FRAMES)
 
-    assert [reply.status for reply in replies] == [200] * FRAMES, [reply.body for reply in replies if reply.status != 200]
+    assert [reply.status for reply in replies] == [200] * FRAMES, [
+        reply.body for reply in replies if reply.status != 200
+    ]
     accepted = [reply.body for reply in replies if reply.body["verdict"] == "ACCEPTED"]
     assert len(accepted) == 1 and accepted[0]["stepIndex"] == 0
     # The losers were judged again against the new current step, which their faces do not meet.
@@ -100,7 +103,9 @@ def test_concurrent_frames_advance_a_step_exactly_once(racing_rig: Rig) -> None:
     assert sorted(key for key in archived if not key.endswith("-face.jpg")) == sorted(
         f"sessions/{session_id}/frames/{frame_id}.jpg" for frame_id in frame_ids
     )
-    assert rig.stored(reference_face_key(session_id)) == rig.stored(face_crop_key(session_id, stored.reference_frame_id))
+    assert rig.stored(reference_face_key(session_id)) == rig.stored(
+        face_crop_key(session_id, stored.reference_frame_id)
+    )
     assert rig.analyzer.detect_calls == FRAMES  # a retry re-judges, it never re-analyses
 
 
@@ -131,7 +136,9 @@ def test_the_audit_record_is_written_once_and_never_overwritten(aws: Rig) -> Non
     aws.clock.advance(60)
     assert write_audit(aws.deps, aws.store.get(session_id), "another-request") is False
     assert aws.stored(audit_key(session_id)) == first
-    versions = aws.deps.archive._client.list_object_versions(Bucket=BUCKET, Prefix=audit_key(session_id)).get("Versions", [])
+    versions = aws.deps.archive._client.list_object_versions(Bucket=BUCKET, Prefix=audit_key(session_id)).get(
+        "Versions", []
+    )
     assert len(versions) <= 1
 
 

@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-
 from liveness.faces import BoolAttribute
 from liveness.session_service import audit_key, face_crop_key, reference_face_key
+
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     OTHER,
     OWNER,
@@ -98,7 +98,12 @@ def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
     assert [reply.body["stepIndex"] for reply in replies] == [0, 1, 2]
     assert [reply.body["status"] for reply in replies] == ["IN_PROGRESS", "IN_PROGRESS", "PASSED"]
     assert replies[0].body["similarity"] is None and replies[1].body["similarity"] == 99.0
-    assert replies[2].body["sessionVerdict"] == {"status": "PASSED", "livenessPassed": True, "samePersonCheck": "passed", "samePersonVerified": True}
+    assert replies[2].body["sessionVerdict"] == {
+        "status": "PASSED",
+        "livenessPassed": True,
+        "samePersonCheck": "passed",
+        "samePersonVerified": True,
+    }
     assert len(rig.analyzer.compare_calls) == 2  # CompareFaces for each accepted frame after the first
 
     got = rig.client.get(session_id)
@@ -106,9 +111,16 @@ def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
     body = got.body
     assert body["status"] == "PASSED" and body["samePersonCheck"] == "passed" and body["analyzer"] == "scripted"
     assert [step["status"] for step in body["steps"]] == ["PASSED"] * 3
-    assert [step["completedAt"] for step in body["steps"]] == ["2026-11-03T09:00:03+00:00", "2026-11-03T09:00:06+00:00", "2026-11-03T09:00:09+00:00"]
+    assert [step["completedAt"] for step in body["steps"]] == [
+        "2026-11-03T09:00:03+00:00",
+        "2026-11-03T09:00:06+00:00",
+        "2026-11-03T09:00:09+00:00",
+    ]
     reference = base64.b64decode(body["referenceFace"]["base64"])
-    assert reference.startswith(b"\xff\xd8\xff") and body["referenceFace"]["key"] == f"sessions/{session_id}/reference-face.jpg"
+    assert (
+        reference.startswith(b"\xff\xd8\xff")
+        and body["referenceFace"]["key"] == f"sessions/{session_id}/reference-face.jpg"
+    )
     assert rig.stored(reference_face_key(session_id)) == reference
 
     frame_ids = [reply.body["frameId"] for reply in replies]
@@ -205,7 +217,11 @@ def test_a_person_swap_fails_the_session(rig: Rig) -> None:
     rig.analyzer.script(face_for(codes[1]))
     swap = rig.client.frame(session_id, seed=1)
     assert swap.status == 200
-    assert swap.body["verdict"] == "REJECTED" and swap.body["reasonCode"] == "FACE_MISMATCH" and swap.body["similarity"] == 31.5
+    assert (
+        swap.body["verdict"] == "REJECTED"
+        and swap.body["reasonCode"] == "FACE_MISMATCH"
+        and swap.body["similarity"] == 31.5
+    )
     assert swap.body["status"] == "FAILED" and swap.body["failureReason"] == "FACE_MISMATCH"
     assert swap.body["samePersonCheck"] == "failed"
     audit = _audit(rig, session_id)
@@ -311,7 +327,9 @@ def test_another_users_session_is_not_found(rig: Rig) -> None:
     assert rig.store.get(session_id).frames_received == 0 and rig.analyzer.detect_calls == 0
 
 
-@pytest.mark.parametrize("method,path", [("POST", "/sessions"), ("GET", "/sessions/{id}"), ("POST", "/sessions/{id}/frames")])
+@pytest.mark.parametrize(
+    "method,path", [("POST", "/sessions"), ("GET", "/sessions/{id}"), ("POST", "/sessions/{id}/frames")]
+)
 def test_no_caller_identity_is_unauthorized(aws: Rig, method: str, path: str) -> None:
     created = start_session(aws)
     reply = aws.client.call(method, path.format(id=created["sessionId"]), {"image": data_url()}, sub=None)

@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-
 from liveness.challenges import (
     EXPRESSIONS,
     HEAD_MOVEMENTS,
@@ -34,6 +33,7 @@ from liveness.sessions import (
     session_to_dict,
 )
 from liveness.settings import Settings
+
 from tests.runtime.session_helpers import START, face, face_for
 
 T = Thresholds()
@@ -244,7 +244,9 @@ def test_plain_data_round_trip() -> None:
 
 
 def test_settings_read_session_limits_and_thresholds_from_env() -> None:
-    settings = Settings.from_env({"STEP_COUNT": "4", "STEP_TIME_LIMIT_SECONDS": "15", "MIN_SIMILARITY": "95", "TURN_YAW_DEGREES": "30"})
+    settings = Settings.from_env(
+        {"STEP_COUNT": "4", "STEP_TIME_LIMIT_SECONDS": "15", "MIN_SIMILARITY": "95", "TURN_YAW_DEGREES": "30"}
+    )
     assert settings.session_limits.step_count == 4 and settings.session_limits.step_time_limit_seconds == 15
     assert settings.thresholds.min_similarity == 95 and settings.thresholds.turn_yaw == 30
     assert Settings.from_env({}).session_limits == SessionLimits() and Settings.from_env({}).thresholds == Thresholds()

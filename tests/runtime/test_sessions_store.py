@@ -9,12 +9,12 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from liveness.challenges import ReasonCode, StepCode, measure
 from liveness.errors import LivenessError
 from liveness.session_store import DynamoDbSessionStore, FileSessionStore, SessionConflict
 from liveness.sessions import FrameEvaluation, SessionLimits, apply_frame, close_if_due, new_session
+from moto import mock_aws
+
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     START,
     TABLE,
@@ -32,7 +32,9 @@ SESSION_ID = "0b6f6a7e-5d1c-4c1e-9a51-3f1f0c9a2b10"
 
 def _session(session_id: str = SESSION_ID):
     steps = (StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_DOWN)
-    return new_session(session_id, "owner", steps, mirrored=True, analyzer="scripted", now=START, limits=SessionLimits())
+    return new_session(
+        session_id, "owner", steps, mirrored=True, analyzer="scripted", now=START, limits=SessionLimits()
+    )
 
 
 def _rejected(session, frame_id: str):
