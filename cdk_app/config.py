@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from aws_cdk import aws_logs as logs
 from constructs import Node
@@ -70,6 +71,8 @@ class ConfigError(ValueError):
 class LivenessConfig:
     allowed_origins: tuple[str, ...]
     retention_days: int = 30
+    audit_retention_days: int = 1827
+    audit_reader_arns: tuple[str, ...] = ()
     access_log_retention_days: int = 90
     log_retention_days: int = 30
     throttle_rate_limit: int = 10
@@ -87,14 +90,20 @@ class LivenessConfig:
                 f"{PREFIX}allowedOrigins must list at least one origin (for example https://app.example.com)"
             )
         for origin in self.allowed_origins:
-            if origin == "*" or not origin.startswith(("https://", "http://localhost", "http://127.0.0.1")):
+            if not _is_allowed_origin(origin):
                 raise ConfigError(
-                    f"{PREFIX}allowedOrigins: {origin!r} is not allowed; use explicit https:// origins (http only for localhost)"
+                    f"{PREFIX}allowedOrigins: {origin!r} is not allowed; use explicit https://host[:port] origins "
+                    "(http only for localhost and 127.0.0.1), no wildcard, path or trailing slash"
                 )
         if self.analyzer not in ANALYZERS:
             raise ConfigError(f"{PREFIX}analyzer must be one of {ANALYZERS}, not {self.analyzer!r}")
         if self.retention_days < 1:
             raise ConfigError(f"{PREFIX}retentionDays must be at least 1")
+        if self.audit_retention_days < self.retention_days:
+            raise ConfigError(f"{PREFIX}auditRetentionDays must be at least retentionDays")
+        for arn in self.audit_reader_arns:
+            if not arn.startswith("arn:") or ":iam::" not in arn:
+                raise ConfigError(f"{PREFIX}auditReaderArns: {arn!r} is not an IAM principal ARN")
         log_retention(self.log_retention_days)  # fails early on a value CloudWatch Logs rejects
         unknown = set(self.session_tuning) - set(SESSION_TUNING_KEYS)
         if unknown:
@@ -109,6 +118,8 @@ class LivenessConfig:
         return cls(
             allowed_origins=tuple(_as_list(value("allowedOrigins", []))),
             retention_days=_as_int(value("retentionDays", 30), "retentionDays"),
+            audit_retention_days=_as_int(value("auditRetentionDays", 1827), "auditRetentionDays"),
+            audit_reader_arns=tuple(_as_list(value("auditReaderArns", []))),
             access_log_retention_days=_as_int(value("accessLogRetentionDays", 90), "accessLogRetentionDays"),
             log_retention_days=_as_int(value("logRetentionDays", 30), "logRetentionDays"),
             throttle_rate_limit=_as_int(value("throttleRateLimit", 10), "throttleRateLimit"),
@@ -120,6 +131,21 @@ class LivenessConfig:
             timeout_seconds=_as_int(value("timeoutSeconds", 20), "timeoutSeconds"),
             session_tuning=_as_tuning(value("sessionTuning", {})),
         )
+
+
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+
+
+def _is_allowed_origin(origin: str) -> bool:
+    """An exact origin: https (or http on loopback only), a host, an optional port, nothing else."""
+    parsed = urlsplit(origin)
+    try:
+        parsed.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return False
+    if origin != f"{parsed.scheme}://{parsed.netloc}" or not parsed.hostname or "*" in origin or "@" in origin:
+        return False
+    return parsed.scheme == "https" or (parsed.scheme == "http" and parsed.hostname in _LOOPBACK_HOSTS)
 
 
 def _as_list(raw: Any) -> list[str]:

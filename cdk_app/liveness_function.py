@@ -1,84 +1,134 @@
-"""The liveness Lambda function: arm64, the OpenCV layer, its own log group, and a role that can do only its job."""
+"""The Lambda functions: arm64, the OpenCV layer, their own log groups, and roles that can do only their job.
+
+- ``LivenessFunction`` serves the API (``/detect`` and the session routes).
+- ``SessionExpiryFunction`` writes the audit record of a session nobody closed, when DynamoDB's TTL removes it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .config import log_retention
 from .nag import acknowledge
 
 LAMBDA_SRC = Path(__file__).resolve().parent.parent / "lambda_src"
-HANDLER = "liveness.handler.lambda_handler"
+API_HANDLER = "liveness.handler.lambda_handler"
+EXPIRY_HANDLER = "liveness.expiry.lambda_handler"
 METRICS_NAMESPACE = "KycLiveness"
 DETECTIONS_PREFIX = "detections/"
 SESSIONS_PREFIX = "sessions/"
+AUDIT_PREFIX = "audit/"
 
 
-class LivenessFunction(Construct):
+@dataclass(frozen=True)
+class FunctionRuntime:
+    """What every function of the app shares: the code asset, the layer and the runtime."""
+
+    layer: lambda_.ILayerVersion
+    runtime: lambda_.Runtime
+    log_retention_days: int
+    environment: dict[str, str]
+
+    @staticmethod
+    def code() -> lambda_.Code:
+        return lambda_.Code.from_asset(str(LAMBDA_SRC), exclude=["**/__pycache__", "**/*.pyc"])
+
+
+class _FunctionWithOwnRole(Construct):
+    """A function, its own log group, and an explicit role with no managed policy: it may write only its logs."""
+
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        layer: lambda_.ILayerVersion,
-        runtime: lambda_.Runtime,
-        archive_bucket: s3.IBucket,
-        sessions_table: dynamodb.ITable,
-        session_tuning: dict[str, str],
-        allowed_origins: tuple[str, ...],
-        analyzer: str,
+        shared: FunctionRuntime,
+        handler: str,
+        description: str,
         memory_mb: int,
         timeout_seconds: int,
-        log_retention_days: int,
+        environment: dict[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=log_retention(log_retention_days),
-            removal_policy=cdk.RemovalPolicy.DESTROY,
+            self, "Logs", retention=log_retention(shared.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
         )
-        # An explicit role instead of the managed AWSLambdaBasicExecutionRole: it may write only its own logs.
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         self.function = lambda_.Function(
             self,
             "Function",
-            runtime=runtime,
+            runtime=shared.runtime,
             architecture=lambda_.Architecture.ARM_64,
-            handler=HANDLER,
-            code=lambda_.Code.from_asset(str(LAMBDA_SRC), exclude=["**/__pycache__", "**/*.pyc"]),
-            layers=[layer],
+            handler=handler,
+            code=shared.code(),
+            layers=[shared.layer],
             memory_size=memory_mb,
             timeout=cdk.Duration.seconds(timeout_seconds),
             role=self.role,
             log_group=self.log_group,
-            description="KYC liveness: analyses webcam frames and decides on the server",
-            environment={
-                "ANALYZER": analyzer,
-                "STORAGE": "aws",
-                "ARCHIVE_BUCKET": archive_bucket.bucket_name,
-                "SESSIONS_TABLE": sessions_table.table_name,
-                "ALLOWED_ORIGINS": ",".join(allowed_origins),
-                "POWERTOOLS_SERVICE_NAME": "liveness",
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # the event carries the selfie
-                **session_tuning,
-            },
+            description=description,
+            environment={**shared.environment, **environment},
         )
         self.log_group.grant_write(self.role)
+
+    def allow_archive(self, bucket: s3.IBucket, action: str, prefix: str) -> None:
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=[action], resources=[bucket.arn_for_objects(f"{prefix}*")])
+        )
+        acknowledge(
+            self.role,
+            f"AwsSolutions-IAM5[Resource::<{_logical_id(bucket)}.Arn>/{prefix}*]",
+            f"Only under {prefix}: every object key holds a fresh random id (per request or per session), so "
+            "the keys cannot be listed in advance.",
+        )
+
+
+class LivenessFunction(_FunctionWithOwnRole):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        shared: FunctionRuntime,
+        archive_bucket: s3.IBucket,
+        sessions_table: dynamodb.ITable,
+        allowed_origins: tuple[str, ...],
+        analyzer: str,
+        memory_mb: int,
+        timeout_seconds: int,
+        anonymous_caller: str = "",
+    ) -> None:
+        environment = {"ANALYZER": analyzer, "ALLOWED_ORIGINS": ",".join(allowed_origins)}
+        if anonymous_caller:
+            environment["ANONYMOUS_CALLER"] = anonymous_caller
+        super().__init__(
+            scope,
+            construct_id,
+            shared=shared,
+            handler=API_HANDLER,
+            description="KYC liveness: analyses webcam frames and decides on the server",
+            memory_mb=memory_mb,
+            timeout_seconds=timeout_seconds,
+            environment=environment,
+        )
         if analyzer == "rekognition":  # the private mode (ANALYZER=local) never calls Rekognition
             self._allow_face_analysis()
-        self._allow_archive_writes(archive_bucket, DETECTIONS_PREFIX)
-        self._allow_archive_writes(archive_bucket, SESSIONS_PREFIX)
-        self._allow_archive_reads(archive_bucket, SESSIONS_PREFIX)
+        self.allow_archive(archive_bucket, "s3:PutObject", DETECTIONS_PREFIX)
+        self.allow_archive(archive_bucket, "s3:PutObject", SESSIONS_PREFIX)
+        self.allow_archive(archive_bucket, "s3:PutObject", AUDIT_PREFIX)
+        # Sessions read back the reference face crop (to compare later frames, and for GET /sessions/{id}).
+        self.allow_archive(archive_bucket, "s3:GetObject", SESSIONS_PREFIX)
         # Conditional PutItem for every state change, consistent GetItem to read: nothing else.
         sessions_table.grant(self.role, "dynamodb:GetItem", "dynamodb:PutItem")
 
@@ -93,21 +143,71 @@ class LivenessFunction(Construct):
             "Rekognition DetectFaces and CompareFaces support no resource-level permissions, so IAM requires '*'.",
         )
 
-    def _allow_archive_reads(self, bucket: s3.IBucket, prefix: str) -> None:
-        """Sessions read back the reference face crop (to compare later frames, and for GET /sessions/{id})."""
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{prefix}*")])
-        )
 
-    def _allow_archive_writes(self, bucket: s3.IBucket, prefix: str) -> None:
-        self.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{prefix}*")])
+class SessionExpiryFunction(_FunctionWithOwnRole):
+    """Closes and audits sessions nobody finished: DynamoDB's TTL removal arrives on the table's stream."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        shared: FunctionRuntime,
+        archive_bucket: s3.IBucket,
+        table: dynamodb.ITable,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            shared=shared,
+            handler=EXPIRY_HANDLER,
+            description="KYC liveness: writes the audit record of sessions that expired unfinished",
+            memory_mb=512,
+            timeout_seconds=60,
+            environment={},
+        )
+        self.allow_archive(archive_bucket, "s3:PutObject", AUDIT_PREFIX)
+        self.dead_letters = sqs.Queue(
+            self,
+            "FailedBatches",
+            enforce_ssl=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            retention_period=cdk.Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions-SQS3",
+            "This queue is itself the failure destination of the expiry stream; it holds only stream coordinates "
+            "(no session data) for an operator to replay.",
         )
         acknowledge(
             self.role,
-            f"AwsSolutions-IAM5[Resource::<{_logical_id(bucket)}.Arn>/{prefix}*]",
-            f"Only under {prefix}: every object key holds a fresh random id (per request or per session), so "
-            "the keys cannot be listed in advance.",
+            "AwsSolutions-IAM5[Resource::*]",
+            "The stream event source needs dynamodb:ListStreams, which supports no resource-level permissions; "
+            "reading the records is limited to the sessions table's stream.",
+        )
+        self.function.add_event_source(
+            event_sources.DynamoEventSource(
+                table,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=20,
+                bisect_batch_on_error=True,
+                retry_attempts=5,
+                report_batch_item_failures=True,
+                on_failure=event_sources.SqsDlq(self.dead_letters),
+                # Only the TTL's deletions: a removal by DynamoDB itself, never a user's or a modification.
+                filters=[
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "eventName": lambda_.FilterRule.is_equal("REMOVE"),
+                            "userIdentity": {
+                                "type": lambda_.FilterRule.is_equal("Service"),
+                                "principalId": lambda_.FilterRule.is_equal("dynamodb.amazonaws.com"),
+                            },
+                        }
+                    )
+                ],
+            )
         )
 
 

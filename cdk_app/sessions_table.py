@@ -23,6 +23,8 @@ class SessionsTable(Construct):
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             time_to_live_attribute=TTL_ATTRIBUTE,
+            # The TTL's deletions reach SessionExpiryFunction, which audits sessions nobody finished.
+            stream=dynamodb.StreamViewType.OLD_IMAGE,
             # Session state is short-lived working data; the evidence and audit records live in S3.
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )

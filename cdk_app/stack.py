@@ -10,10 +10,13 @@ from .archive import EvidenceArchive
 from .config import LivenessConfig, log_retention
 from .identity import CallerIdentity
 from .layer import OpenCvLayer
-from .liveness_function import LivenessFunction
+from .liveness_function import METRICS_NAMESPACE, FunctionRuntime, LivenessFunction, SessionExpiryFunction
 from .monitoring import LivenessMonitoring
 from .nag import acknowledge
 from .sessions_table import SessionsTable
+
+# With the authorizer switched off (demos only), every caller shares this identity.
+DEMO_CALLER = "demo-anonymous"
 
 
 class LivenessStack(cdk.Stack):
@@ -23,24 +26,41 @@ class LivenessStack(cdk.Stack):
             self,
             "Archive",
             retention_days=config.retention_days,
+            audit_retention_days=config.audit_retention_days,
             access_log_retention_days=config.access_log_retention_days,
         )
         sessions = SessionsTable(self, "Sessions")
         layer = OpenCvLayer(self, "OpenCvLayer", include_face_models=config.analyzer == "local")
+        shared = FunctionRuntime(
+            layer=layer.layer_version,
+            runtime=layer.runtime,
+            log_retention_days=config.log_retention_days,
+            environment={
+                "STORAGE": "aws",
+                "ARCHIVE_BUCKET": archive.bucket.bucket_name,
+                "SESSIONS_TABLE": sessions.table.table_name,
+                "POWERTOOLS_SERVICE_NAME": "liveness",
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # the event carries the selfie
+                **config.session_tuning,
+            },
+        )
         function = LivenessFunction(
             self,
             "Liveness",
-            layer=layer.layer_version,
-            runtime=layer.runtime,
+            shared=shared,
             archive_bucket=archive.bucket,
             sessions_table=sessions.table,
-            session_tuning=config.session_tuning,
             allowed_origins=config.allowed_origins,
             analyzer=config.analyzer,
             memory_mb=config.memory_mb,
             timeout_seconds=config.timeout_seconds,
-            log_retention_days=config.log_retention_days,
+            anonymous_caller=DEMO_CALLER if config.disable_auth else "",
         )
+        expiry = SessionExpiryFunction(
+            self, "SessionExpiry", shared=shared, archive_bucket=archive.bucket, table=sessions.table
+        )
+        archive.restrict_reads_to([function.role, *config.audit_reader_arns])
         identity = (
             None
             if config.disable_auth
@@ -59,7 +79,13 @@ class LivenessStack(cdk.Stack):
         api.suppress_preflight_findings()
         if config.disable_auth:
             _acknowledge_demo_mode(api)
-        LivenessMonitoring(self, "Monitoring", function=function.function, rest_api=api.rest_api)
+        LivenessMonitoring(
+            self,
+            "Monitoring",
+            functions=[function.function, expiry.function],
+            rest_api=api.rest_api,
+            dead_letters=expiry.dead_letters,
+        )
         self._suppress_api_gateway_account_role(api)
 
         cdk.CfnOutput(self, "ApiUrl", value=api.rest_api.url, description="Base URL of the liveness API")

@@ -110,7 +110,8 @@ def validate_body(route: Route, content_type: str | None, body: bytes) -> None:
         return
     try:
         document = json.loads(body.decode("utf-8")) if body.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    # ValueError also covers numbers past Python's digit limit; RecursionError, arrays nested thousands deep.
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise _invalid([f"Invalid JSON body: {_json_error(error)}"]) from None
     try:
         validator_for(route.schema)(document)
@@ -126,7 +127,9 @@ def _invalid(messages: list[str]) -> GatewayError:
 def _json_error(error: Exception) -> str:
     if isinstance(error, json.JSONDecodeError):
         return f"{error.msg} at line {error.lineno} column {error.colno}"  # a position, never the text itself
-    return "the body is not UTF-8"
+    if isinstance(error, UnicodeDecodeError):
+        return "the body is not UTF-8"
+    return "the document is nested too deeply or holds a number too long"
 
 
 _JSON_TYPES = (

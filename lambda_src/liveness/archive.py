@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import ErrorCode, LivenessError, unavailable
+from .errors import ErrorCode, unavailable
 
 DETECTIONS_PREFIX = "detections"
 SESSIONS_PREFIX = "sessions"
@@ -110,7 +110,8 @@ class FileArchive:
     def _path(self, key: str) -> Path:
         path = (self._root / key).resolve()
         if not path.is_relative_to(self._root.resolve()):
-            raise LivenessError(ErrorCode.INVALID_REQUEST, "Invalid archive key.")
+            # Keys are built by the server from random ids, so this is a bug, never a client's mistake.
+            raise ValueError(f"archive key escapes the archive: {key!r}")
         return path
 
     def put_new(self, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:

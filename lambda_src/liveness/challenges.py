@@ -55,6 +55,8 @@ class ReasonCode(str, Enum):
     SUNGLASSES = "SUNGLASSES"
     POSE_NOT_MET = "POSE_NOT_MET"
     EXPRESSION_NOT_MET = "EXPRESSION_NOT_MET"
+    PREVIOUS_STEP_HELD = "PREVIOUS_STEP_HELD"  # the frame also meets the step before: no visible change
+    STEP_ALREADY_COMPLETED = "STEP_ALREADY_COMPLETED"  # another frame completed the step this one answered
     FACE_MISMATCH = "FACE_MISMATCH"
 
 
@@ -67,7 +69,9 @@ COACHING: dict[ReasonCode, str] = {
     ReasonCode.FACE_OCCLUDED: "Something covers your face: remove masks, hands or hair.",
     ReasonCode.SUNGLASSES: "Please take off your sunglasses.",
     ReasonCode.POSE_NOT_MET: "Follow the instruction with your head a little further.",
-    ReasonCode.EXPRESSION_NOT_MET: "Follow the instruction more clearly.",
+    ReasonCode.EXPRESSION_NOT_MET: "Look straight at the camera and follow the instruction more clearly.",
+    ReasonCode.PREVIOUS_STEP_HELD: "Release the previous movement, then do only what this step asks.",
+    ReasonCode.STEP_ALREADY_COMPLETED: "That step was already completed; follow the current instruction.",
     ReasonCode.FACE_MISMATCH: "The face does not match the one seen earlier in this session.",
 }
 
@@ -84,11 +88,12 @@ class Thresholds:
     sunglasses_confidence: float = 80.0  # Sunglasses=true at this confidence rejects
     turn_yaw: float = 25.0  # degrees of yaw for TURN_LEFT / TURN_RIGHT
     tilt_pitch: float = 15.0  # degrees of pitch for LOOK_UP / LOOK_DOWN
-    off_axis_max: float = 20.0  # the other axis must stay within this while turning or tilting
+    off_axis_max: float = 20.0  # the other axes (including roll) must stay within this while turning or tilting
     expression_confidence: float = 80.0  # SMILE / OPEN_MOUTH / CLOSE_EYES confidence
-    # Expressions count only on a face turned at most this far: with the head tilted far back, eyelids follow
-    # the gaze down and read as closed, and the lips part (seen with the local analyzer at about 33 degrees).
-    expression_max_angle: float = 25.0
+    # Expressions count only while |yaw| and |pitch| are below this. Kept below turn_yaw and tilt_pitch (settings
+    # enforce it), so no single image can count as a head movement and an expression: one photo of a smiling,
+    # raised face must not pass LOOK_UP and then SMILE. It also stops a head tilted back from reading as closed eyes.
+    expression_max_angle: float = 12.0
     min_similarity: float = 90.0  # CompareFaces similarity for the same person
 
     def to_json(self) -> dict[str, float]:
@@ -193,6 +198,7 @@ def _is_true(attribute: Any, min_confidence: float) -> bool:
 
 # ---------------------------------------------------------------------------------------------------------
 # Step rules: does a (gated) face perform the asked movement? ``measured`` is already mirror-corrected.
+# Head movements and expressions have disjoint windows (see Thresholds.expression_max_angle).
 
 
 def step_reason(step: StepCode, measured: Measured, t: Thresholds) -> ReasonCode | None:
@@ -201,8 +207,23 @@ def step_reason(step: StepCode, measured: Measured, t: Thresholds) -> ReasonCode
     return None if _expression_met(step, measured, t) else ReasonCode.EXPRESSION_NOT_MET
 
 
+def step_reason_after(
+    step: StepCode, previous: StepCode | None, measured: Measured, t: Thresholds
+) -> ReasonCode | None:
+    """The step's rule, plus: the user must visibly change between steps.
+
+    A frame that meets this step AND the previous one is rejected, so one still image (a smile with the mouth
+    open, say) cannot answer two consecutive steps."""
+    reason = step_reason(step, measured, t)
+    if reason is None and previous is not None and step_reason(previous, measured, t) is None:
+        return ReasonCode.PREVIOUS_STEP_HELD
+    return reason
+
+
 def _pose_met(step: StepCode, m: Measured, t: Thresholds) -> bool:
-    if m.yaw is None or m.pitch is None:
+    if m.yaw is None or m.pitch is None or m.roll is None:
+        return False
+    if abs(m.roll) > t.off_axis_max:  # a head leaning sideways is not the asked movement
         return False
     if step is StepCode.TURN_LEFT:
         return m.yaw >= t.turn_yaw and abs(m.pitch) <= t.off_axis_max
@@ -214,7 +235,7 @@ def _pose_met(step: StepCode, m: Measured, t: Thresholds) -> bool:
 
 
 def _expression_met(step: StepCode, m: Measured, t: Thresholds) -> bool:
-    if m.yaw is None or m.pitch is None or max(abs(m.yaw), abs(m.pitch)) > t.expression_max_angle:
+    if m.yaw is None or m.pitch is None or max(abs(m.yaw), abs(m.pitch)) >= t.expression_max_angle:
         return False
     value = {StepCode.SMILE: m.smile, StepCode.OPEN_MOUTH: m.mouth_open, StepCode.CLOSE_EYES: m.eyes_closed}[step]
     return value is not None and value >= t.expression_confidence

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .archive import ArchiveRef, new_detection_prefix
+from .constants import IMAGE_EXTENSIONS
 from .errors import ErrorCode, LivenessError
 from .faces import FaceDetail, Frame
 from .images import crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
 from .wiring import Dependencies
-
-_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def _archive(deps: Dependencies, request_id: str, upload: bytes, upload_type: st
     prefix = new_detection_prefix(deps.clock())
     ref = ArchiveRef(
         id=prefix.rsplit("/", 1)[-1],
-        frame_key=f"{prefix}/frame.{_EXTENSIONS[upload_type]}",
+        frame_key=f"{prefix}/frame.{IMAGE_EXTENSIONS[upload_type]}",
         face_key=f"{prefix}/face.jpg",
     )
     provenance = {"request-id": request_id, "analyzer": deps.analyzer.name}

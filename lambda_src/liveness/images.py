@@ -33,7 +33,7 @@ ANALYSIS_MAX_SIDE_PX = 1920
 JPEG_QUALITY = 90
 FACE_MARGIN = 0.15
 
-_DATA_URL = re.compile(r"^data:(?P<media_type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?)$", re.ASCII)
+_DATA_URL = re.compile(r"^data:(?P<media_type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?)$", re.ASCII | re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def parse_image_field(value: object, *, limits: ImageLimits = DEFAULT_LIMITS) ->
 
 def _strip_data_url(value: str) -> str:
     """Split on the first comma (never a fixed-length prefix) and check the declared media type."""
-    if not value.startswith("data:"):
+    if value[:5].lower() != "data:":  # the URL scheme is case-insensitive
         return _without_whitespace(value)
     header, separator, payload = value.partition(",")
     match = _DATA_URL.match(header)
@@ -80,9 +80,12 @@ def _strip_data_url(value: str) -> str:
     return _without_whitespace(payload)
 
 
+_BASE64_WRAPPING = (" ", "\n", "\r", "\t")
+
+
 def _without_whitespace(value: str) -> str:
     # Some clients wrap base64 at 76 columns (MIME style); whitespace is never part of the data.
-    return "".join(value.split()) if "\n" in value or " " in value else value
+    return "".join(value.split()) if any(space in value for space in _BASE64_WRAPPING) else value
 
 
 def sniff_content_type(raw: bytes) -> str:

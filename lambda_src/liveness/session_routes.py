@@ -7,29 +7,30 @@ The routes only parse, call the service and shape the answer. A frame that misse
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.metrics import MetricUnit
 
+from .audit import verdict_of
 from .challenges import INSTRUCTIONS
+from .constants import METRICS_NAMESPACE
 from .http import caller_id_of, json_body_of, json_response, request_id_of
 from .images import SUPPORTED_TYPES
-from .session_service import (
-    FrameResult,
-    SessionView,
-    create_session,
-    read_session,
-    reason_message,
-    reference_face_key,
-    submit_frame,
-    verdict_of,
-)
+from .session_keys import reference_face_key
+from .session_service import FrameResult, SessionView, create_session, read_session, reason_message, submit_frame
 from .sessions import Session, session_to_dict
 from .wiring import Dependencies
 
 RECOMMENDED_WIDTH = 640
 RECOMMENDED_HEIGHT = 480
+
+logger = Logger(service="liveness")  # never given image data
+# Powertools' Metrics instances share one metric set: the handler's ``log_metrics`` flushes these too.
+metrics = Metrics(namespace=METRICS_NAMESPACE, service="liveness")
 
 
 def build_router(deps: Dependencies) -> Router:
@@ -40,23 +41,44 @@ def build_router(deps: Dependencies) -> Router:
 
     @router.post("/sessions")
     def post_session() -> Response:
-        owner = caller_id_of(router.current_event)
+        owner = caller_id_of(router.current_event, deps.settings.anonymous_caller)
         session = create_session(json_body_of(router.current_event, "session_create"), deps, owner)
         return json_response(201, created_response(session, deps, request_id()))
 
     @router.post("/sessions/<session_id>/frames")
     def post_frame(session_id: str) -> Response:
-        owner = caller_id_of(router.current_event)
+        owner = caller_id_of(router.current_event, deps.settings.anonymous_caller)
         body = json_body_of(router.current_event, "session_frame")
+        started = time.perf_counter()
         result = submit_frame(session_id, body, deps, owner, request_id())
+        _record_frame(result, (time.perf_counter() - started) * 1000)
         return json_response(200, frame_response(result, request_id()))
 
     @router.get("/sessions/<session_id>")
     def get_session(session_id: str) -> Response:
-        view = read_session(session_id, deps, caller_id_of(router.current_event), request_id())
+        owner = caller_id_of(router.current_event, deps.settings.anonymous_caller)
+        view = read_session(session_id, deps, owner, request_id())
         return json_response(200, session_response(view, request_id()))
 
     return router
+
+
+def _record_frame(result: FrameResult, latency_ms: float) -> None:
+    """One log line and one latency sample per judged frame: ids, verdict and timing, never the image."""
+    record = result.record
+    logger.info(
+        "Frame evaluated",
+        extra={
+            "sessionId": result.session.session_id,
+            "frameId": record.frame_id,
+            "stepIndex": record.step_index,
+            "verdict": record.verdict.value,
+            "reasonCode": record.reason.value if record.reason else None,
+            "status": result.session.status.value,
+            "latencyMs": round(latency_ms, 1),
+        },
+    )
+    metrics.add_metric(name="FrameLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
 
 
 def _steps(session: Session) -> list[dict[str, Any]]:

@@ -1,25 +1,26 @@
 """Session orchestration: the I/O around the pure state machine.
 
-One frame: check the session is open -> decode -> analyzer.detect_faces -> archive the upload (once,
-under its own frame id) -> gates and step rule -> compare with the reference face -> pure transition ->
-conditional save. On a conflict (another frame of the same session saved first) the fresh state is read
-and the frame is judged again against it, so concurrent frames advance a step exactly once and no frame's
-attempt is lost. The analysis itself is never repeated; only the comparison, if the reference changed.
+One frame: check the session is open -> decode -> analyzer.detect_faces -> archive the upload (once, under
+its own frame id) -> gates and the current step's rule -> compare with the reference face -> pure transition
+-> conditional save. The frame is judged ONCE, against the step current when it arrived. On a conflict
+(another frame of the same session saved first) the fresh state is read and the same judgement applied to it:
+if the step it answered is still current, as before; if another frame completed that step meanwhile, the
+frame is recorded as REJECTED (STEP_ALREADY_COMPLETED). So concurrent frames advance a step exactly once, no
+frame's attempt is lost, and one upload never advances two steps.
 
-Archive layout (write-once keys):
+Archive layout (write-once keys, see archive.py):
 - ``sessions/<id>/frames/<frameId>.<jpg|png>``: every analysed upload, as received.
 - ``sessions/<id>/frames/<frameId>-face.jpg``: the face crop of a frame that may become the reference.
   It is written BEFORE the conditional save, so a reader that sees the reference id can always fetch it.
 - ``sessions/<id>/reference-face.jpg``: copy of the winning crop, written after the save.
-- ``sessions/<id>/audit.json``: written once when the session closes; never overwritten.
+- ``audit/sessions/<id>.json``: written once when the session closes (audit.py); never overwritten.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -28,23 +29,34 @@ import numpy as np
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from .archive import SESSIONS_PREFIX, ArchiveConflict
-from .challenges import COACHING, Measured, ReasonCode, draw_steps, gate_faces, max_steps, measure, step_reason
+from .archive import ArchiveConflict
+from .audit import write_audit
+from .challenges import (
+    COACHING,
+    Measured,
+    ReasonCode,
+    StepCode,
+    draw_steps,
+    gate_faces,
+    max_steps,
+    measure,
+    step_reason_after,
+)
+from .constants import METRICS_NAMESPACE
 from .errors import ErrorCode, LivenessError, unavailable
 from .faces import FaceComparison, FaceDetail, Frame
 from .images import MIN_SIDE_PX, crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
+from .session_keys import face_crop_key, frame_key, reference_face_key
 from .session_store import SessionConflict, SessionStore, is_session_id
 from .sessions import (
     FrameEvaluation,
     FrameRecord,
-    SamePersonCheck,
     Session,
+    SessionLimits,
     SessionStatus,
     apply_frame,
     close_if_due,
-    frame_to_dict,
     new_session,
-    session_to_dict,
 )
 from .wiring import Dependencies
 
@@ -53,30 +65,8 @@ logger = Logger(service="liveness")  # shares the handler's configuration; never
 # Each failed conditional save means another frame of this session committed, so N concurrent frames
 # need at most N-1 retries. Frames are capped per session, so this bound is never the limiting factor.
 MAX_SAVE_ATTEMPTS = 64
-METRICS_NAMESPACE = "KycLiveness"
-_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
 
 T = TypeVar("T")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Archive keys
-
-
-def frame_key(session_id: str, frame_id: str, content_type: str) -> str:
-    return f"{SESSIONS_PREFIX}/{session_id}/frames/{frame_id}.{_EXTENSIONS[content_type]}"
-
-
-def face_crop_key(session_id: str, frame_id: str) -> str:
-    return f"{SESSIONS_PREFIX}/{session_id}/frames/{frame_id}-face.jpg"
-
-
-def reference_face_key(session_id: str) -> str:
-    return f"{SESSIONS_PREFIX}/{session_id}/reference-face.jpg"
-
-
-def audit_key(session_id: str) -> str:
-    return f"{SESSIONS_PREFIX}/{session_id}/audit.json"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -86,12 +76,8 @@ def audit_key(session_id: str) -> str:
 def create_session(body: dict[str, Any], deps: Dependencies, owner: str) -> Session:
     limits = deps.settings.session_limits
     exclude = bool(body.get("excludeExpressions", False))
-    most = max_steps(exclude)
-    count = body.get("steps")
-    if count is not None and count > most:
-        raise LivenessError(ErrorCode.INVALID_REQUEST, f"Invalid request: at most {most} steps are available.")
     # The count is the only say a client has; which steps, and their order, come from the CSPRNG.
-    steps = draw_steps(min(count or limits.step_count, most), exclude_expressions=exclude)
+    steps = draw_steps(_step_count(body.get("steps"), limits, exclude), exclude_expressions=exclude)
     mirrored = bool(body.get("mirrored", False))
     session = new_session(
         str(uuid.uuid4()), owner, steps, mirrored=mirrored, analyzer=deps.analyzer.name, now=deps.clock(), limits=limits
@@ -102,6 +88,25 @@ def create_session(body: dict[str, Any], deps: Dependencies, owner: str) -> Sess
         raise LivenessError(ErrorCode.CONFLICT, "Please retry.") from None
     logger.info("Session created", extra={"sessionId": session.session_id, "stepCount": len(steps)})
     return session
+
+
+def _step_count(asked: int | None, limits: SessionLimits, exclude_expressions: bool) -> int:
+    """STEP_COUNT is the operator's minimum: a client may ask for more steps, never fewer."""
+    least, most = limits.step_count, max_steps(exclude_expressions)
+    pool = " without expressions" if exclude_expressions else ""
+    if least > most:
+        raise LivenessError(
+            ErrorCode.INVALID_REQUEST,
+            f"Invalid request: this deployment requires at least {least} steps, but only {most} are available{pool}.",
+        )
+    count = least if asked is None else asked
+    if count < least:
+        raise LivenessError(
+            ErrorCode.INVALID_REQUEST, f"Invalid request: steps must be at least {least} (this deployment's minimum)."
+        )
+    if count > most:
+        raise LivenessError(ErrorCode.INVALID_REQUEST, f"Invalid request: at most {most} steps are available{pool}.")
+    return count
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -119,9 +124,9 @@ def read_session(session_id: str, deps: Dependencies, owner: str, request_id: st
     # A client polling an abandoned session sees it EXPIRED (and that is persisted), not IN_PROGRESS forever.
     session = _commit_due(deps, session, deps.clock(), request_id)
     if not session.is_open:
-        # The closing request may have failed to write the audit record after its save (an S3 outage);
-        # the next read writes it. A conditional create, so an existing record always stands.
-        write_audit(deps, session, request_id)
+        # Repair: the closing request may have failed to write the audit record (an S3 outage). The item says
+        # whether it exists, so a read of an audited session costs no PutObject.
+        session = _ensure_audit(deps, session, request_id)
     reference = None
     if session.status is SessionStatus.PASSED and session.reference_frame_id:
         # Fall back to the crop if the copy is missing (a crash between the save and the copy).
@@ -140,101 +145,103 @@ class FrameResult:
     record: FrameRecord
 
 
+@dataclass(frozen=True)
+class _JudgedFrame:
+    """One analysed frame's judgement, made once; ``face_crop`` is set if it may become the reference face."""
+
+    evaluation: FrameEvaluation
+    face_crop: bytes | None
+
+
 def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owner: str, request_id: str) -> FrameResult:
     now = deps.clock()  # one instant per frame: the time it arrived, whatever the analysis takes
     session = _owned(deps, session_id, owner)
+    _check_mirroring(body, session)
     session = _commit_due(deps, session, now, request_id)
     _ensure_open(session)  # checked before decoding: a closed session costs no analysis
-    judge = _FrameJudge.analyse(body, session, deps)
-    commit = _commit(deps, session, lambda current: _frame_transition(current, judge, now, deps))
+    judged = _judge(body, session, deps)
+    min_similarity = deps.settings.thresholds.min_similarity
+    commit = _commit(deps, session, lambda current: _frame_transition(current, judged.evaluation, now, min_similarity))
     if commit.value is None:  # the session closed while this frame was being analysed
         _after_close(deps, commit, request_id)
         _ensure_open(commit.after)
-    assert commit.value is not None
-    _after_frame(deps, commit, judge, request_id)
-    return FrameResult(session=commit.after, record=commit.value)
+    assert commit.value is not None  # an open session after the transition means the frame was applied
+    after = _after_frame(deps, commit, judged, request_id)
+    return FrameResult(session=after, record=commit.value)
+
+
+def _check_mirroring(body: dict[str, Any], session: Session) -> None:
+    """Mirroring is fixed when the session is created. A per-frame choice would let a client pick the direction
+    of a turn after seeing the steps: a right turn sent as "mirrored" would pass TURN_LEFT."""
+    if "mirrored" in body and bool(body["mirrored"]) is not session.mirrored:
+        declared = "true" if session.mirrored else "false"
+        raise LivenessError(
+            ErrorCode.INVALID_REQUEST,
+            f"Invalid request: mirrored is fixed when the session is created (this session: {declared}); "
+            "send frames as declared then, or start a new session.",
+        )
 
 
 def _frame_transition(
-    session: Session, judge: _FrameJudge, now: datetime, deps: Dependencies
+    session: Session, evaluation: FrameEvaluation, now: datetime, min_similarity: float
 ) -> tuple[Session, FrameRecord | None]:
     due = close_if_due(session, now)
     if due is not session or not session.is_open:
         return due, None
-    return apply_frame(session, judge.evaluate(session), now, deps.settings.thresholds.min_similarity)
+    return apply_frame(session, evaluation, now, min_similarity)
 
 
-class _FrameJudge:
-    """One analysed frame, judged against whichever state is current (it may change on a retry)."""
+def _judge(body: dict[str, Any], session: Session, deps: Dependencies) -> _JudgedFrame:
+    """Analyse and archive the upload, then judge it against the session's current step."""
+    frame, faces, frame_id, key = _analyse_and_archive(body, session, deps)
+    face = faces[0] if len(faces) == 1 else None
+    measured = measure(face, session.mirrored) if face else Measured()
+    thresholds = deps.settings.thresholds
+    reason = gate_faces(faces, thresholds) or step_reason_after(
+        session.step.code, _previous_step(session), measured, thresholds
+    )
+    comparison, crop = None, None
+    if reason is None and session.reference_frame_id is not None:
+        comparison = _compare_with_reference(deps, session, frame)
+    elif reason is None and face is not None:
+        # This frame may become the reference face: its crop must exist before the save that says so.
+        crop = face_crop_jpeg(frame, face)
+        deps.archive.put_new(face_crop_key(session.session_id, frame_id), crop, "image/jpeg")
+    evaluation = FrameEvaluation(
+        frame_id=frame_id,
+        step_index=session.current_step,
+        reason=reason,
+        measured=measured,
+        mirrored=session.mirrored,
+        frame_key=key,
+        comparison=comparison,
+    )
+    return _JudgedFrame(evaluation=evaluation, face_crop=crop)
 
-    def __init__(
-        self,
-        deps: Dependencies,
-        session_id: str,
-        frame: Frame,
-        faces: list[FaceDetail],
-        mirrored: bool,
-        frame_id: str,
-        key: str,
-    ) -> None:
-        self.deps = deps
-        self.session_id = session_id
-        self.frame = frame
-        self.frame_id = frame_id
-        self.frame_key = key
-        self.mirrored = mirrored
-        thresholds = deps.settings.thresholds
-        self.gate = gate_faces(faces, thresholds)
-        self.face = faces[0] if len(faces) == 1 else None
-        self.measured = measure(self.face, mirrored) if self.face else Measured()
-        self._comparisons: dict[str, FaceComparison] = {}
-        self._crop_written = False
 
-    @classmethod
-    def analyse(cls, body: dict[str, Any], session: Session, deps: Dependencies) -> _FrameJudge:
-        upload = parse_image_field(body.get("image"), limits=deps.image_limits)
-        frame = load_frame(upload, limits=deps.image_limits)
-        faces = deps.analyzer.detect_faces(frame)
-        content_type = sniff_content_type(upload)  # the frame may have been re-encoded; archive the original
-        frame_id = str(uuid.uuid4())
-        key = frame_key(session.session_id, frame_id, content_type)
-        deps.archive.put_new(key, upload, content_type)  # exactly once: a fresh key per analysed frame
-        mirrored = bool(body.get("mirrored", session.mirrored))
-        return cls(deps, session.session_id, frame, faces, mirrored, frame_id, key)
+def _analyse_and_archive(
+    body: dict[str, Any], session: Session, deps: Dependencies
+) -> tuple[Frame, list[FaceDetail], str, str]:
+    upload = parse_image_field(body.get("image"), limits=deps.image_limits)
+    frame = load_frame(upload, limits=deps.image_limits)
+    faces = deps.analyzer.detect_faces(frame)
+    frame_id = str(uuid.uuid4())
+    content_type = sniff_content_type(upload)  # the frame may have been re-encoded; archive the original
+    key = frame_key(session.session_id, frame_id, content_type)
+    deps.archive.put_new(key, upload, content_type)  # exactly once: a fresh key per analysed frame
+    return frame, faces, frame_id, key
 
-    def evaluate(self, session: Session) -> FrameEvaluation:
-        reason = self.gate or step_reason(session.step.code, self.measured, self.deps.settings.thresholds)
-        comparison = None
-        if reason is None and session.reference_frame_id is not None:
-            comparison = self._compare(session.reference_frame_id)
-        elif reason is None:
-            self._write_face_crop()  # this frame may become the reference: its crop must exist before the save
-        return FrameEvaluation(
-            frame_id=self.frame_id,
-            step_index=session.current_step,
-            reason=reason,
-            measured=self.measured,
-            mirrored=self.mirrored,
-            frame_key=self.frame_key,
-            comparison=comparison,
-        )
 
-    def _compare(self, reference_frame_id: str) -> FaceComparison:
-        if reference_frame_id not in self._comparisons:
-            reference = self.deps.archive.get(face_crop_key(self.session_id, reference_frame_id))
-            if reference is None:
-                raise unavailable(ErrorCode.STORAGE_UNAVAILABLE, "The reference face")
-            self._comparisons[reference_frame_id] = self.deps.analyzer.compare_faces(_jpeg_frame(reference), self.frame)
-        return self._comparisons[reference_frame_id]
+def _previous_step(session: Session) -> StepCode | None:
+    return session.steps[session.current_step - 1].code if session.current_step > 0 else None
 
-    def _write_face_crop(self) -> None:
-        if not self._crop_written and self.face is not None:
-            crop = face_crop_jpeg(self.frame, self.face)
-            self.deps.archive.put_new(face_crop_key(self.session_id, self.frame_id), crop, "image/jpeg")
-            self._crop_written = True
 
-    def face_crop(self) -> bytes | None:
-        return self.deps.archive.get(face_crop_key(self.session_id, self.frame_id))
+def _compare_with_reference(deps: Dependencies, session: Session, frame: Frame) -> FaceComparison:
+    assert session.reference_frame_id is not None
+    reference = deps.archive.get(face_crop_key(session.session_id, session.reference_frame_id))
+    if reference is None:
+        raise unavailable(ErrorCode.STORAGE_UNAVAILABLE, "The reference face")
+    return deps.analyzer.compare_faces(_jpeg_frame(reference), frame)
 
 
 def face_crop_jpeg(frame: Frame, face: FaceDetail) -> bytes:
@@ -257,25 +264,14 @@ def _jpeg_frame(jpeg: bytes) -> Frame:
     return Frame(bgr=bgr, encoded=jpeg, content_type="image/jpeg")
 
 
-def _after_frame(deps: Dependencies, commit: _Commit[FrameRecord | None], judge: _FrameJudge, request_id: str) -> None:
-    before, after, record = commit.before, commit.after, commit.value
-    assert record is not None
-    if before.reference_frame_id is None and after.reference_frame_id == judge.frame_id:
-        crop = judge.face_crop()
-        if crop is not None:
-            _put_once(deps, reference_face_key(after.session_id), crop, "image/jpeg")
-    logger.info(
-        "Frame evaluated",
-        extra={
-            "sessionId": after.session_id,
-            "frameId": record.frame_id,
-            "stepIndex": record.step_index,
-            "verdict": record.verdict.value,
-            "reasonCode": record.reason.value if record.reason else None,
-            "status": after.status.value,
-        },
-    )
-    _after_close(deps, commit, request_id)
+def _after_frame(
+    deps: Dependencies, commit: _Commit[FrameRecord | None], judged: _JudgedFrame, request_id: str
+) -> Session:
+    before, after = commit.before, commit.after
+    became_reference = before.reference_frame_id is None and after.reference_frame_id == judged.evaluation.frame_id
+    if became_reference and judged.face_crop is not None:
+        _put_once(deps, reference_face_key(after.session_id), judged.face_crop, "image/jpeg")
+    return _after_close(deps, commit, request_id)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -311,16 +307,14 @@ def _commit(deps: Dependencies, session: Session, transition: Callable[[Session]
 
 def _commit_due(deps: Dependencies, session: Session, now: datetime, request_id: str) -> Session:
     commit = _commit(deps, session, lambda current: (close_if_due(current, now), None))
-    _after_close(deps, commit, request_id)
-    return commit.after
+    return _after_close(deps, commit, request_id)
 
 
-def _after_close(deps: Dependencies, commit: _Commit[Any], request_id: str) -> None:
-    """Only the request whose save closed the session writes the audit record and counts the outcome."""
+def _after_close(deps: Dependencies, commit: _Commit[Any], request_id: str) -> Session:
+    """Only the request whose save closed the session audits it and counts the outcome. Returns the state."""
     if not commit.wrote or commit.after.is_open:
-        return
-    session = commit.after
-    write_audit(deps, session, request_id)
+        return commit.after
+    session = _ensure_audit(deps, commit.after, request_id)
     logger.info(
         "Session closed",
         extra={
@@ -331,55 +325,35 @@ def _after_close(deps: Dependencies, commit: _Commit[Any], request_id: str) -> N
     )
     with single_metric(name="SessionsClosed", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE) as metric:
         metric.add_dimension(name="status", value=session.status.value)
+    return session
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Audit record
 
 
-def audit_record(deps: Dependencies, session: Session, request_id: str) -> dict[str, Any]:
-    state = session_to_dict(session)
-    return {
-        "schemaVersion": 1,
-        "sessionId": session.session_id,
-        "owner": session.owner,
-        "verdict": verdict_of(session),
-        "status": session.status.value,
-        "failureReason": _value(session.failure_reason),
-        "samePersonCheck": session.same_person_check.value,
-        "analyzer": session.analyzer,
-        "createdAt": state["createdAt"],
-        "expiresAt": state["expiresAt"],
-        "closedAt": state["closedAt"],
-        "mirrored": session.mirrored,
-        "limits": state["limits"],
-        "thresholds": deps.settings.thresholds.to_json(),
-        "steps": state["steps"],
-        "framesReceived": session.frames_received,
-        "frames": [frame_to_dict(frame) for frame in session.frames],
-        "referenceFaceKey": reference_face_key(session.session_id) if session.reference_frame_id else None,
-        "referenceFrameId": session.reference_frame_id,
-        "comparisons": session.comparisons,
-        "version": session.version,
-        "closingRequestId": request_id,
-        "writtenAt": deps.clock().isoformat(),
-    }
+def _ensure_audit(deps: Dependencies, session: Session, request_id: str) -> Session:
+    """Write the closed session's audit record unless its item says it exists, then record that on the item.
 
-
-def write_audit(deps: Dependencies, session: Session, request_id: str) -> bool:
-    """Write ``audit.json`` once; False if it already exists (the first record stands)."""
-    body = json.dumps(audit_record(deps, session, request_id), indent=2).encode("utf-8")
-    return _put_once(deps, audit_key(session.session_id), body, "application/json")
-
-
-def verdict_of(session: Session) -> dict[str, Any]:
-    """The outcome a relying party reads. PASSED with ``samePersonCheck: not_performed`` is NOT a verified match."""
-    return {
-        "status": session.status.value,
-        "livenessPassed": session.status is SessionStatus.PASSED,
-        "samePersonCheck": session.same_person_check.value,
-        "samePersonVerified": session.same_person_check is SamePersonCheck.PASSED,
-    }
+    An archive outage does not fail the request: the state is already committed, the item still says
+    ``auditWritten: false``, so the next read retries, and the TTL expiry handler is the last resort."""
+    if session.audit_written:
+        return session
+    try:
+        write_audit(
+            deps.archive, session, thresholds=deps.settings.thresholds, request_id=request_id, written_at=deps.clock()
+        )
+    except LivenessError as error:  # the archive is throttled or down (a 503); AccessDenied and bugs propagate
+        logger.warning(
+            "Audit record not written yet", extra={"sessionId": session.session_id, "code": error.code.value}
+        )
+        return session
+    try:
+        _store(deps).record_audit_written(session)
+    except (SessionConflict, LivenessError) as error:  # only an optimisation: the next read finds the record
+        logger.warning("Audit flag not stored", extra={"sessionId": session.session_id, "error": type(error).__name__})
+        return session
+    return replace(session, audit_written=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -387,8 +361,8 @@ def verdict_of(session: Session) -> dict[str, Any]:
 
 
 def _store(deps: Dependencies) -> SessionStore:
-    if deps.session_store is None:
-        raise RuntimeError("no session store is configured")  # a wiring bug: 500
+    if deps.session_store is None:  # a wiring bug: build_dependencies always sets it
+        raise RuntimeError("Dependencies.session_store is required by the session routes")
     return deps.session_store
 
 

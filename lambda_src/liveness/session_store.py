@@ -3,14 +3,19 @@
 Both implement optimistic concurrency: ``save(new, expected_version)`` succeeds only if the stored
 session still has ``expected_version`` and is still IN_PROGRESS; otherwise ``SessionConflict`` and the
 caller re-reads and re-applies its transition. Nothing is ever written blind.
+
+A closed session takes one more kind of write, ``record_audit_written``: the flag that its audit record
+exists, conditional on the stored session being that very closed state.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,6 +49,11 @@ class SessionStore(Protocol):
 
     def save(self, session: Session, expected_version: int) -> None:
         """Replace the stored session if it is still open at ``expected_version``; else ``SessionConflict``."""
+        ...
+
+    def record_audit_written(self, session: Session) -> None:
+        """Store ``audit_written`` on this closed session, if the stored state is still exactly it (same version and
+        status); else ``SessionConflict`` (e.g. the item expired meanwhile)."""
         ...
 
 
@@ -81,6 +91,11 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
+def session_from_item(item: dict[str, Any]) -> Session:
+    """A deserialised DynamoDB item (numbers as Decimal) -> Session: for reads and for the TTL stream's old images."""
+    return session_from_dict(_from_dynamo(item))
+
+
 class DynamoDbSessionStore:
     """One item per session, partition key ``sessionId``; ``ttl`` (epoch seconds) lets DynamoDB purge it."""
 
@@ -112,8 +127,17 @@ class DynamoDbSessionStore:
         raw = response.get("Item")
         if raw is None:
             return None
-        item = {key: self._deserializer.deserialize(value) for key, value in raw.items()}
-        return session_from_dict(_from_dynamo(item))
+        return session_from_item({key: self._deserializer.deserialize(value) for key, value in raw.items()})
+
+    def record_audit_written(self, session: Session) -> None:
+        if session.is_open:
+            raise ValueError("only a closed session has an audit record")
+        self._put(
+            replace(session, audit_written=True),
+            "#version = :expected AND #status = :closed",
+            {"#version": "version", "#status": "status"},
+            {":expected": {"N": str(session.version)}, ":closed": {"S": session.status.value}},
+        )
 
     def _put(self, session: Session, condition: str, names: dict[str, str], values: dict[str, Any]) -> None:
         item = session_to_dict(session)
@@ -156,19 +180,24 @@ def _storage_error(error: Exception) -> Exception:
 # Files (local mode)
 
 
+# Writers of the same session serialise on one of these (shared by every store instance in the process, so
+# two instances on one directory exclude each other too); a fixed number, however many sessions there are.
+_LOCK_STRIPES = tuple(threading.Lock() for _ in range(64))
+_LOCK_FILE = ".store.lock"
+
+
 class FileSessionStore:
     """``<root>/<sessionId>.json``, replaced by atomic rename under a lock.
 
-    The lock is a per-session ``threading.Lock`` (threads of one server) plus ``fcntl.flock`` on a lock
-    file (other processes). Readers need no lock: a rename is atomic, so they see the old or the new file.
-    State lives only on disk, so a new instance (a restarted server) sees every session.
+    The lock is one of a fixed set of ``threading.Lock`` stripes (threads of this process) plus ``fcntl.flock``
+    on the store's single lock file (other processes, e.g. two local servers on one data directory). Neither
+    grows with the number of sessions. Readers need no lock: a rename is atomic, so they see the old or the new
+    file. State lives only on disk, so a new instance (a restarted server) sees every session.
     """
 
     def __init__(self, root: Path) -> None:
         self._root = root
         self._root.mkdir(parents=True, exist_ok=True)
-        self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
 
     def create(self, session: Session) -> None:
         with self._locked(session.session_id):
@@ -182,6 +211,15 @@ class FileSessionStore:
             if current is None or current.version != expected_version or not current.is_open:
                 raise SessionConflict(session.session_id)
             self._write(session)
+
+    def record_audit_written(self, session: Session) -> None:
+        if session.is_open:
+            raise ValueError("only a closed session has an audit record")
+        with self._locked(session.session_id):
+            current = self.get(session.session_id)
+            if current is None or current.version != session.version or current.status is not session.status:
+                raise SessionConflict(session.session_id)
+            self._write(replace(session, audit_written=True))
 
     def get(self, session_id: str) -> Session | None:
         path = self._path(session_id)
@@ -205,13 +243,17 @@ class FileSessionStore:
             os.fsync(handle.fileno())
         os.replace(temporary, path)  # atomic on POSIX and Windows
 
-    def _locked(self, session_id: str) -> _SessionLock:
-        with self._guard:
-            thread_lock = self._locks.setdefault(session_id, threading.Lock())
-        return _SessionLock(thread_lock, self._path(session_id).with_suffix(".lock"))
+    def _locked(self, session_id: str) -> _StoreLock:
+        path = self._path(session_id)
+        # A stable hash (Python's hash() of a str changes per process); only the distribution matters here.
+        digest = hashlib.blake2b(str(path.resolve()).encode("utf-8"), digest_size=8).digest()
+        stripe = _LOCK_STRIPES[int.from_bytes(digest, "big") % len(_LOCK_STRIPES)]
+        return _StoreLock(stripe, self._root / _LOCK_FILE)
 
 
-class _SessionLock:
+class _StoreLock:
+    """The stripe first, then the file lock: every writer takes them in that order, so they cannot deadlock."""
+
     def __init__(self, thread_lock: threading.Lock, lock_path: Path) -> None:
         self._thread_lock = thread_lock
         self._lock_path = lock_path
@@ -219,14 +261,23 @@ class _SessionLock:
 
     def __enter__(self) -> None:
         self._thread_lock.acquire()
-        if fcntl is not None:
-            self._handle = open(self._lock_path, "a+b")
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX)
+        try:
+            if fcntl is not None:
+                # Each acquisition opens its own file description, so flock also excludes other threads and
+                # other store instances of this process, not only other processes.
+                self._handle = open(self._lock_path, "a+b")
+                fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX)
+        except BaseException:
+            self._release()
+            raise
 
     def __exit__(self, *_: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
         try:
             if self._handle is not None:
-                fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
-                self._handle.close()
+                self._handle.close()  # closing the last descriptor of the file description drops its flock
+                self._handle = None
         finally:
             self._thread_lock.release()

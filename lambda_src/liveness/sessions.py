@@ -8,6 +8,10 @@ Lifecycle: IN_PROGRESS -> PASSED | FAILED | EXPIRED, and the last three are fina
 - EXPIRED: ``now >= expires_at`` (the whole session took too long).
 - FAILED: the current step timed out (STEP_TIMEOUT), the frame cap was reached (ATTEMPT_LIMIT), or a
   later frame showed a different person than the reference face (FACE_MISMATCH).
+
+A frame is judged once, against the step that was current when it arrived. If another frame completed that
+step first, this one is recorded as REJECTED (STEP_ALREADY_COMPLETED) and never counts for the next step:
+one upload can advance at most one step.
 """
 
 from __future__ import annotations
@@ -110,6 +114,8 @@ class Session:
     comparisons: int = 0
     same_person_check: SamePersonCheck = SamePersonCheck.PENDING
     failure_reason: FailureReason | None = None
+    # Set (on a closed session only) once the audit record is known to exist, so reads stop re-writing it.
+    audit_written: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -122,7 +128,7 @@ class Session:
 
 @dataclass(frozen=True)
 class FrameEvaluation:
-    """What the rules found in one frame against the session's current step (computed by the service).
+    """What the rules found in one frame against the step current when it arrived (computed by the service).
 
     ``comparison`` is set only when the frame met the step and the session already has a reference face.
     """
@@ -177,8 +183,10 @@ def apply_frame(
     """The next state after one analysed frame. The caller has applied ``close_if_due`` first."""
     if not session.is_open:
         raise ValueError("a closed session takes no frames")
-    if evaluation.step_index != session.current_step:
-        raise ValueError("the frame was evaluated against another step; re-evaluate it on the fresh state")
+    if evaluation.step_index > session.current_step:
+        raise ValueError("the frame was evaluated against a step that is not current yet")
+    if evaluation.step_index < session.current_step:
+        return _apply_superseded(session, evaluation, now, min_similarity)
     step = replace(session.step, started_at=session.step.started_at or now, attempts=session.step.attempts + 1)
     session = _with_step(replace(session, frames_received=session.frames_received + 1), step)
     reason, similarity = _frame_reason(session, evaluation, min_similarity)
@@ -186,13 +194,39 @@ def apply_frame(
         session = _accept(session, evaluation, now)
     elif reason is ReasonCode.FACE_MISMATCH:
         session = _with_step(session, replace(session.step, reason=reason.value))
-        session = replace(session, same_person_check=SamePersonCheck.FAILED, comparisons=session.comparisons + 1)
-        session = _close(session, SessionStatus.FAILED, FailureReason.FACE_MISMATCH, now)
+        session = _fail_mismatch(session, now)
     else:
         session = _with_step(session, replace(session.step, reason=reason.value))
+    return _finish_frame(session, _record(evaluation, step.code, reason, similarity, now), now)
+
+
+def _apply_superseded(
+    session: Session, evaluation: FrameEvaluation, now: datetime, min_similarity: float
+) -> tuple[Session, FrameRecord]:
+    """A frame answering a step another frame already completed: recorded, never accepted for a later step.
+
+    It was analysed, so it counts toward the frame cap; it is no attempt at the current step. A comparison it
+    carries that shows another person still fails the session: a swap is a swap, whatever the step."""
+    session = replace(session, frames_received=session.frames_received + 1)
+    comparison = evaluation.comparison
+    if comparison is not None and comparison.similarity is not None and comparison.similarity < min_similarity:
+        reason, similarity = ReasonCode.FACE_MISMATCH, comparison.similarity
+        session = _fail_mismatch(session, now)
+    else:
+        reason, similarity = ReasonCode.STEP_ALREADY_COMPLETED, None
+    code = session.steps[evaluation.step_index].code
+    return _finish_frame(session, _record(evaluation, code, reason, similarity, now), now)
+
+
+def _fail_mismatch(session: Session, now: datetime) -> Session:
+    session = replace(session, same_person_check=SamePersonCheck.FAILED, comparisons=session.comparisons + 1)
+    return _close(session, SessionStatus.FAILED, FailureReason.FACE_MISMATCH, now)
+
+
+def _finish_frame(session: Session, record: FrameRecord, now: datetime) -> tuple[Session, FrameRecord]:
+    """Apply the frame cap, append to the bounded frame log, bump the version."""
     if session.is_open and session.frames_received >= session.limits.max_frames:
         session = _close(session, SessionStatus.FAILED, FailureReason.ATTEMPT_LIMIT, now)
-    record = _record(evaluation, step.code, reason, similarity, now)
     frames = (session.frames + (record,))[-session.limits.max_frames :]
     return _bumped(replace(session, frames=frames), now), record
 
@@ -311,6 +345,7 @@ def session_to_dict(session: Session) -> dict[str, Any]:
         "comparisons": session.comparisons,
         "samePersonCheck": session.same_person_check.value,
         "failureReason": session.failure_reason.value if session.failure_reason else None,
+        "auditWritten": session.audit_written,
     }
 
 
@@ -370,6 +405,7 @@ def session_from_dict(raw: dict[str, Any]) -> Session:
         comparisons=int(raw.get("comparisons", 0)),
         same_person_check=SamePersonCheck(raw["samePersonCheck"]),
         failure_reason=FailureReason(raw["failureReason"]) if raw.get("failureReason") else None,
+        audit_written=bool(raw.get("auditWritten", False)),
     )
 
 

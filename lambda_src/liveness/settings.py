@@ -25,6 +25,8 @@ class Settings:
     max_upload_bytes: int = 6 * 1024 * 1024
     session_limits: SessionLimits = field(default_factory=SessionLimits)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # Set only by the demo-only "no authorizer" deployment: the identity every unauthenticated caller shares.
+    anonymous_caller: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -39,6 +41,7 @@ class Settings:
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(6 * 1024 * 1024))),
             session_limits=session_limits_from_env(env),
             thresholds=thresholds_from_env(env),
+            anonymous_caller=env.get("ANONYMOUS_CALLER", "").strip(),
         )
 
 
@@ -67,6 +70,11 @@ THRESHOLD_ENV = {
 }
 
 
+# Every analysed frame is kept in the session's item (its frame log), and DynamoDB refuses items over 400 KB.
+# A frame record is under 1 KB, so this cap keeps the item near 100 KB at most (a test measures it).
+MAX_FRAMES_CAP = 100
+
+
 def session_limits_from_env(env: dict[str, str]) -> SessionLimits:
     values = {field_name: int(env[name]) for name, field_name in SESSION_ENV.items() if env.get(name, "").strip()}
     limits = SessionLimits(**values)
@@ -74,10 +82,19 @@ def session_limits_from_env(env: dict[str, str]) -> SessionLimits:
         raise ValueError(f"STEP_COUNT must be between {MIN_STEPS} and {MAX_STEPS}, not {limits.step_count}")
     if min(limits.step_time_limit_seconds, limits.session_ttl_seconds, limits.max_frames) < 1:
         raise ValueError("STEP_TIME_LIMIT_SECONDS, SESSION_TTL_SECONDS and SESSION_MAX_FRAMES must be positive")
+    if limits.max_frames > MAX_FRAMES_CAP:
+        raise ValueError(f"SESSION_MAX_FRAMES must be at most {MAX_FRAMES_CAP}, not {limits.max_frames}")
     return limits
 
 
 def thresholds_from_env(env: dict[str, str]) -> Thresholds:
-    return Thresholds(
+    thresholds = Thresholds(
         **{field_name: float(env[name]) for name, field_name in THRESHOLD_ENV.items() if env.get(name, "").strip()}
     )
+    # Disjoint windows: a face that counts as an expression must be unable to count as a turn or a tilt.
+    if thresholds.expression_max_angle >= min(thresholds.tilt_pitch, thresholds.turn_yaw):
+        raise ValueError(
+            "EXPRESSION_MAX_ANGLE_DEGREES must be below TILT_PITCH_DEGREES and TURN_YAW_DEGREES "
+            f"({thresholds.expression_max_angle:g} >= {min(thresholds.tilt_pitch, thresholds.turn_yaw):g})"
+        )
+    return thresholds

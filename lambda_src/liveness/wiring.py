@@ -28,7 +28,9 @@ class Dependencies:
     analyzer: Analyzer
     archive: Archive
     clock: Clock = utc_now
-    session_store: SessionStore | None = None  # None: the session routes answer 500 (not configured)
+    # Required by the session routes, and build_dependencies always sets it. The None default exists only for
+    # callers that never reach a session route (the /detect tests, the benchmark, listing the routes).
+    session_store: SessionStore | None = None
 
     @property
     def image_limits(self) -> ImageLimits:

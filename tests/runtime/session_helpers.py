@@ -10,6 +10,7 @@ import base64
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ import boto3
 import cv2
 import numpy as np
 import pytest
+from botocore.awsrequest import AWSResponse
 from liveness.archive import FileArchive, S3Archive
 from liveness.challenges import StepCode
 from liveness.faces import FaceComparison, FaceDetail, Frame
@@ -108,6 +110,8 @@ class ScriptedAnalyzer:
         self.similarity: float | None = 99.0
         self.detect_calls = 0
         self.compare_calls: list[tuple[int, int]] = []
+        # Runs once, inside the next detect_faces call: lets a test interleave another request deterministically.
+        self.during_next_detect: Callable[[], None] | None = None
         self._lock = threading.Lock()
 
     def script(self, *frames: list[FaceDetail] | FaceDetail) -> None:
@@ -116,6 +120,9 @@ class ScriptedAnalyzer:
 
     def detect_faces(self, frame: Frame) -> list[FaceDetail]:
         assert frame.width >= 80 and frame.encoded  # a real decoded frame reached the analyzer
+        hook, self.during_next_detect = self.during_next_detect, None
+        if hook is not None:
+            hook()
         with self._lock:
             self.detect_calls += 1
             if self.faces:
@@ -155,6 +162,7 @@ def rest_event(
 class Reply:
     status: int
     body: dict[str, Any]
+    headers: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -170,13 +178,14 @@ class Client:
     ) -> Reply:
         event = rest_event(method, path, body, sub=self.sub if sub == "" else sub, raw_body=raw_body)
         response = self.app.resolve(event, self.context)
-        return Reply(status=response["statusCode"], body=json.loads(response["body"]) if response.get("body") else {})
+        body = json.loads(response["body"]) if response.get("body") else {}
+        return Reply(status=response["statusCode"], body=body, headers=response.get("multiValueHeaders") or {})
 
     def create(self, **body: Any) -> Reply:
         return self.call("POST", "/sessions", body)
 
-    def frame(self, session_id: str, seed: int = 0, **extra: Any) -> Reply:
-        return self.call("POST", f"/sessions/{session_id}/frames", {"image": data_url(seed), **extra})
+    def frame(self, session_id: str, seed: int = 0, *, image: str | None = None, **extra: Any) -> Reply:
+        return self.call("POST", f"/sessions/{session_id}/frames", {"image": image or data_url(seed), **extra})
 
     def get(self, session_id: str) -> Reply:
         return self.call("GET", f"/sessions/{session_id}")
@@ -238,21 +247,30 @@ class Rig:
     def as_user(self, sub: str) -> Client:
         return Client(app=self.client.app, sub=sub)
 
+    def new_client(self) -> Client:
+        """A client on its own resolver, as another Lambda environment would be: Powertools keeps the current
+        event on the resolver, so concurrent (or nested) requests must not share one."""
+        return Client(app=create_app(self.deps))
 
-def build_rig(kind: str, store: Any, archive: Any, settings: Settings | None = None) -> Rig:
-    analyzer, clock = ScriptedAnalyzer(), FakeClock()
+
+def build_rig(kind: str, store: Any, archive: Any, settings: Settings | None = None, analyzer: Any = None) -> Rig:
+    scripted, clock = ScriptedAnalyzer(), FakeClock()
     deps = Dependencies(
-        settings=settings or Settings(), analyzer=analyzer, archive=archive, clock=clock, session_store=store
+        settings=settings or Settings(),
+        analyzer=analyzer or scripted,
+        archive=archive,
+        clock=clock,
+        session_store=store,
     )
-    return Rig(deps=deps, analyzer=analyzer, clock=clock, client=Client(app=create_app(deps)), kind=kind)
+    return Rig(deps=deps, analyzer=scripted, clock=clock, client=Client(app=create_app(deps)), kind=kind)
 
 
-def aws_rig(settings: Settings | None = None, endpoint_url: str | None = None) -> Rig:
+def aws_rig(settings: Settings | None = None, endpoint_url: str | None = None, analyzer: Any = None) -> Rig:
     """Call inside mock_aws() (in-process) or with a moto server's endpoint_url."""
     dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint_url)
     s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint_url)
     create_aws_resources(dynamodb, s3)
-    return build_rig("aws", DynamoDbSessionStore(dynamodb, TABLE), S3Archive(s3, BUCKET), settings)
+    return build_rig("aws", DynamoDbSessionStore(dynamodb, TABLE), S3Archive(s3, BUCKET), settings, analyzer)
 
 
 def file_rig(root: Path, settings: Settings | None = None) -> Rig:
@@ -296,3 +314,24 @@ def step_codes(created: dict[str, Any]) -> list[str]:
 def wrong_face_for(step: str) -> FaceDetail:
     """A clean, frontal, neutral face: passes every gate and meets no step."""
     return face()
+
+
+class S3PutWatch:
+    """Counts the S3 client's PutObject calls to keys under ``prefix`` and can answer them with a 503 SlowDown,
+    as S3 does under load. It is botocore's own ``before-call`` hook, the same seam its Stubber uses: a failing
+    call never reaches moto, the others go through to it unchanged."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self.prefix = prefix
+        self.puts = 0
+        self.failing = False
+        client.meta.events.register("before-call.s3.PutObject", self._before_put)
+
+    def _before_put(self, params: dict[str, Any], **_: Any) -> Any:
+        if f"/{self.prefix}" not in params["url_path"]:
+            return None
+        self.puts += 1
+        if not self.failing:
+            return None
+        error = {"Code": "SlowDown", "Message": "Please reduce your request rate."}
+        return AWSResponse(None, 503, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 503}}

@@ -69,6 +69,6 @@ def test_file_archive_creates_exclusively(tmp_path: Path) -> None:
 
 
 def test_file_archive_refuses_keys_outside_its_root(tmp_path: Path) -> None:
-    with pytest.raises(LivenessError):
+    with pytest.raises(ValueError, match="escapes"):
         FileArchive(tmp_path / "root").put_new("../escape.jpg", b"x", "image/jpeg")
     assert not (tmp_path / "escape.jpg").exists()

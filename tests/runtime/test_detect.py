@@ -222,6 +222,8 @@ def _truncated_jpeg() -> str:
         ([1, 2, 3], 400, "INVALID_REQUEST"),
         ("{not json", 400, "INVALID_JSON"),
         ("", 400, "INVALID_JSON"),
+        ("[" * 100_000 + "]" * 100_000, 400, "INVALID_JSON"),
+        ('{"image_bytes": "x", "width": ' + "9" * 5000 + "}", 400, "INVALID_JSON"),
     ],
     ids=[
         "garbage-base64",
@@ -237,6 +239,8 @@ def _truncated_jpeg() -> str:
         "array-body",
         "invalid-json",
         "empty-body",
+        "nested-100k-deep",
+        "5000-digit-number",
     ],
 )
 def test_bad_input_gets_a_clear_4xx(backend: Backend, body: Any, status: int, code: str) -> None:
@@ -352,3 +356,24 @@ def test_logs_never_contain_image_data(
         windows = {secret[i : i + 24] for i in range(0, len(secret) - 24, 997)}
         assert not any(window in logs for window in windows)
     assert "data:image" not in logs and "/9j/" not in logs  # no data URL, no JPEG base64 header
+
+
+def test_in_lambda_the_dependencies_are_built_during_init(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Module import in a Lambda environment wires the app (and warms the analyzer) before any request."""
+    import importlib
+
+    import liveness.handler as module
+
+    warmed: list[str] = []
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "liveness")
+    monkeypatch.setenv("ANALYZER", "local")
+    monkeypatch.setenv("STORAGE", "file")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setattr("liveness.analyzers.mesh.MeshAnalyzer.warm_up", lambda self: warmed.append(self.name))
+    try:
+        reloaded = importlib.reload(module)
+        assert reloaded._app is not None and warmed == ["local-mesh"]
+    finally:
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+        importlib.reload(module)
+    assert module._app is None

@@ -77,3 +77,12 @@ def test_face_box_is_inside_the_image_and_never_empty(box: BoundingBox) -> None:
 def test_face_box_adds_the_margin() -> None:
     pixels = face_pixel_box(BoundingBox(left=0.25, top=0.25, width=0.5, height=0.5), 400, 400, margin=0.1)
     assert (pixels.left, pixels.top, pixels.right, pixels.bottom) == (80, 80, 320, 320)
+
+
+def test_scheme_is_case_insensitive_and_any_base64_wrapping_is_accepted() -> None:
+    raw = png_bytes(100, 100)
+    encoded = base64.b64encode(raw).decode()
+    assert parse_image_field(f"DATA:image/PNG;BASE64,{encoded}") == raw
+    crlf_wrapped = "\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    assert parse_image_field(crlf_wrapped) == raw
+    assert parse_image_field("\t".join(encoded[i : i + 64] for i in range(0, len(encoded), 64))) == raw

@@ -143,7 +143,11 @@ def test_output_round_trips_through_rekognitions_shape(analyzer: MeshAnalyzer, a
     assert FaceDetail.from_rekognition(shaped) == face
 
 
-def test_compare_faces_says_it_cannot_compare(analyzer: MeshAnalyzer, astronaut: np.ndarray) -> None:
+def test_compare_faces_says_when_it_cannot_compare(
+    analyzer: MeshAnalyzer, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without dlib or its model (as in the Lambda layer), the answer is "unavailable", never a made-up score."""
+    monkeypatch.setattr("liveness.analyzers.face_embedding.available", lambda: False)
     comparison = analyzer.compare_faces(frame_of(astronaut), frame_of(astronaut))
     assert comparison.similarity is None and not comparison.available
     assert comparison.method == "unavailable"

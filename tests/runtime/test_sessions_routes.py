@@ -9,21 +9,28 @@ import base64
 import json
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from liveness.challenges import StepCode
 from liveness.faces import BoolAttribute
-from liveness.session_service import audit_key, face_crop_key, reference_face_key
+from liveness.session_keys import audit_key, face_crop_key, reference_face_key
+from liveness.sessions import SessionLimits, new_session
+from liveness.settings import Settings
+from moto import mock_aws
 
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     OTHER,
     OWNER,
     Rig,
     aws,
+    aws_rig,
     data_url,
     face,
     face_for,
     fake_aws_env,
+    file_rig,
     rig,
     start_session,
     step_codes,
@@ -34,6 +41,18 @@ def _audit(rig: Rig, session_id: str) -> dict[str, Any]:
     raw = rig.stored(audit_key(session_id))
     assert raw is not None, "no audit record"
     return json.loads(raw)
+
+
+def _seeded(rig: Rig, *steps: StepCode, mirrored: bool = False) -> str:
+    """A session with chosen steps, stored as create_session would store it (the API never lets a client choose:
+    this is for testing rules that depend on which steps follow which)."""
+    session_id = str(uuid.uuid4())
+    limits = rig.deps.settings.session_limits
+    session = new_session(
+        session_id, OWNER, steps, mirrored=mirrored, analyzer="scripted", now=rig.clock(), limits=limits
+    )
+    rig.store.create(session)
+    return session_id
 
 
 def _pass_all(rig: Rig, created: dict[str, Any], *, mirrored: bool = False) -> list[Any]:
@@ -81,6 +100,28 @@ def test_a_client_cannot_choose_steps(aws: Rig) -> None:
         assert reply.status == 400 and reply.body["code"] == "INVALID_REQUEST", body
 
 
+def test_step_count_is_the_minimum_a_client_may_ask_for(fake_aws_env: None, tmp_path: Path) -> None:
+    with mock_aws():
+        rig = aws_rig(Settings(session_limits=SessionLimits(step_count=4)))
+        assert len(start_session(rig)["steps"]) == 4  # the default is the minimum
+        assert len(start_session(rig, steps=5)["steps"]) == 5  # more is fine
+        fewer = rig.client.create(steps=3)
+        assert (fewer.status, fewer.body["code"]) == (400, "INVALID_REQUEST")
+        assert fewer.body["message"] == "Invalid request: steps must be at least 4 (this deployment's minimum)."
+        assert len(start_session(rig, excludeExpressions=True)["steps"]) == 4
+
+        strict = file_rig(tmp_path, Settings(session_limits=SessionLimits(step_count=5)))
+        impossible = strict.client.create(excludeExpressions=True)  # only 4 head movements exist
+        assert (impossible.status, impossible.body["code"]) == (400, "INVALID_REQUEST")
+        assert "at least 5 steps, but only 4 are available without expressions" in impossible.body["message"]
+
+
+def test_the_default_minimum_refuses_two_steps(aws: Rig) -> None:
+    reply = aws.client.create(steps=2)
+    assert (reply.status, reply.body["code"]) == (400, "INVALID_REQUEST")
+    assert "at least 3" in reply.body["message"]
+
+
 # --- a passing session -------------------------------------------------------------------------------------
 
 
@@ -126,8 +167,11 @@ def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
     frame_ids = [reply.body["frameId"] for reply in replies]
     assert rig.keys(f"sessions/{session_id}/") == sorted(
         [f"sessions/{session_id}/frames/{frame_id}.jpg" for frame_id in frame_ids]
-        + [face_crop_key(session_id, frame_ids[0]), reference_face_key(session_id), audit_key(session_id)]
+        + [face_crop_key(session_id, frame_ids[0]), reference_face_key(session_id)]
     )
+    # The audit record lives apart from the selfies, so it can be kept longer.
+    assert audit_key(session_id) == f"audit/sessions/{session_id}.json"
+    assert rig.keys("audit/") == [audit_key(session_id)]
     audit = _audit(rig, session_id)
     assert audit["verdict"]["livenessPassed"] is True and audit["samePersonCheck"] == "passed"
     assert [frame["frameId"] for frame in audit["frames"]] == frame_ids
@@ -173,36 +217,92 @@ def test_each_gate_rejects_with_its_reason(aws: Rig, reason: str) -> None:
     assert aws.client.frame(created["sessionId"], seed=1).body["verdict"] == "ACCEPTED"
 
 
+OPPOSITE = {"TURN_LEFT": "TURN_RIGHT", "TURN_RIGHT": "TURN_LEFT", "LOOK_UP": "LOOK_DOWN", "LOOK_DOWN": "LOOK_UP"}
+# What the helper faces of face_for() measure, in the user's view (unmirrored session): yaw > 0 = their left.
+ANGLES = {"TURN_LEFT": (35.0, 0.0), "TURN_RIGHT": (-35.0, 0.0), "LOOK_UP": (0.0, 22.0), "LOOK_DOWN": (0.0, -22.0)}
+
+
 def test_wrong_direction_reports_the_measured_angles(aws: Rig) -> None:
     created = start_session(aws, steps=4, excludeExpressions=True)
     session_id, codes = created["sessionId"], step_codes(created)
-    opposite = {"TURN_LEFT": "TURN_RIGHT", "TURN_RIGHT": "TURN_LEFT", "LOOK_UP": "LOOK_DOWN", "LOOK_DOWN": "LOOK_UP"}
-    aws.analyzer.script(face_for(opposite[codes[0]]))
+    shown = OPPOSITE[codes[0]]
+    aws.analyzer.script(face_for(shown))
     reply = aws.client.frame(session_id)
     assert reply.body["verdict"] == "REJECTED" and reply.body["reasonCode"] == "POSE_NOT_MET"
-    assert set(reply.body["measured"]) >= {"yaw", "pitch", "roll", "smile", "mouthOpen", "eyesClosed"}
-    assert abs(reply.body["measured"]["yaw"]) == 35 or abs(reply.body["measured"]["pitch"]) == 22
+    yaw, pitch = ANGLES[shown]
+    assert reply.body["measured"] == {
+        "yaw": yaw,
+        "pitch": pitch,
+        "roll": 0.0,
+        "smile": 5.0,  # Smile=false at 95% confidence: 5% that the user smiles
+        "mouthOpen": 5.0,
+        "eyesClosed": 5.0,
+        "faceConfidence": 99.9,
+        "faceWidth": 0.35,
+        "brightness": 80.0,
+        "sharpness": 60.0,
+    }
 
 
-@pytest.mark.parametrize("session_mirrored,frame_mirrored", [(False, True), (True, False)])
-def test_a_per_frame_mirror_flag_overrides_the_session(aws: Rig, session_mirrored: bool, frame_mirrored: bool) -> None:
-    created = start_session(aws, mirrored=session_mirrored, steps=4, excludeExpressions=True)
-    session_id = created["sessionId"]
-    for index, code in enumerate(step_codes(created)):
-        if not code.startswith("TURN"):  # answer tilts as the session says frames come; pitch is never mirrored
-            aws.analyzer.script(face_for(code, mirrored=session_mirrored))
-            assert aws.client.frame(session_id, seed=index).body["verdict"] == "ACCEPTED"
-            continue
-        # A turn as it appears in a frame of the OTHER mirroring: the user turned the wrong way.
-        aws.analyzer.script(face_for(code, mirrored=not frame_mirrored))
-        wrong = aws.client.frame(session_id, seed=10 + index, mirrored=frame_mirrored)
-        assert wrong.body["reasonCode"] == "POSE_NOT_MET" and wrong.body["stepCode"] == code
-        aws.analyzer.script(face_for(code, mirrored=frame_mirrored))
-        right = aws.client.frame(session_id, seed=20 + index, mirrored=frame_mirrored)
-        assert right.body["verdict"] == "ACCEPTED" and right.body["stepCode"] == code
-        assert (right.body["measured"]["yaw"] > 0) == (code == "TURN_LEFT")  # user's view: + = their left
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_a_frame_may_repeat_the_sessions_mirroring(aws: Rig, mirrored: bool) -> None:
+    created = start_session(aws, mirrored=mirrored)
+    replies = _pass_all(aws, created, mirrored=mirrored)  # every frame says mirrored=<the session's value>
+    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 3
+    assert aws.store.get(created["sessionId"]).status.value == "PASSED"
+
+
+@pytest.mark.parametrize("session_mirrored", [False, True])
+def test_a_frame_cannot_change_the_mirroring(rig: Rig, session_mirrored: bool) -> None:
+    created = start_session(rig, mirrored=session_mirrored)
+    reply = rig.client.frame(created["sessionId"], mirrored=not session_mirrored)
+    assert (reply.status, reply.body["code"]) == (400, "INVALID_REQUEST")
+    assert "mirrored is fixed when the session is created" in reply.body["message"]
+    stored = rig.store.get(created["sessionId"])
+    assert stored.version == 1 and stored.frames_received == 0 and rig.analyzer.detect_calls == 0
+
+
+def test_a_turn_cannot_be_reversed_by_declaring_the_frame_mirrored(aws: Rig) -> None:
+    """The attack: see TURN_LEFT, turn RIGHT, and claim the frame is mirrored so the right turn reads as left."""
+    session_id = _seeded(aws, StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_UP)
+    right_turn = face_for("TURN_RIGHT")  # raw yaw -35: the user turned to their own right
+    aws.analyzer.script(right_turn)
+    attack = aws.client.frame(session_id, mirrored=True)
+    assert (attack.status, attack.body["code"]) == (400, "INVALID_REQUEST")
+    aws.analyzer.script(right_turn)
+    honest = aws.client.frame(session_id, seed=1)
+    assert honest.body["verdict"] == "REJECTED" and honest.body["reasonCode"] == "POSE_NOT_MET"
+    assert honest.body["measured"]["yaw"] == -35.0 and honest.body["currentStep"] == 0
     stored = aws.store.get(session_id)
-    assert stored.status.value == "PASSED" and [frame.mirrored for frame in stored.frames].count(frame_mirrored) >= 4
+    assert stored.current_step == 0 and stored.frames_received == 1 and stored.reference_frame_id is None
+
+
+# --- one image, one step -------------------------------------------------------------------------------------
+
+
+def test_one_raised_smiling_image_cannot_pass_look_up_then_smile(aws: Rig) -> None:
+    """A static photo, chin up 18 degrees and smiling: it may answer LOOK_UP, never also the SMILE after it."""
+    session_id = _seeded(aws, StepCode.LOOK_UP, StepCode.SMILE, StepCode.TURN_LEFT)
+    photo = face(pitch=18.0, smile=True)
+    aws.analyzer.script(photo, photo)
+    assert aws.client.frame(session_id).body["verdict"] == "ACCEPTED"
+    aws.clock.advance(1)
+    second = aws.client.frame(session_id, seed=1).body
+    assert second["verdict"] == "REJECTED" and second["reasonCode"] == "EXPRESSION_NOT_MET"
+    assert second["stepCode"] == "SMILE" and second["currentStep"] == 1 and "camera" in second["message"]
+
+
+def test_a_frame_that_also_meets_the_previous_step_is_rejected(rig: Rig) -> None:
+    session_id = _seeded(rig, StepCode.SMILE, StepCode.OPEN_MOUTH, StepCode.LOOK_UP)
+    grin = face(smile=True, mouth_open=True)  # a wide grin is a smile AND an open mouth
+    rig.analyzer.script(grin, grin, face(mouth_open=True))
+    assert rig.client.frame(session_id).body["verdict"] == "ACCEPTED"
+    held = rig.client.frame(session_id, seed=1).body
+    assert held["verdict"] == "REJECTED" and held["reasonCode"] == "PREVIOUS_STEP_HELD"
+    assert held["message"].startswith("Release the previous movement") and held["currentStep"] == 1
+    changed = rig.client.frame(session_id, seed=2).body  # the smile released, the mouth still open
+    assert changed["verdict"] == "ACCEPTED" and changed["stepCode"] == "OPEN_MOUTH"
+    assert len(rig.analyzer.compare_calls) == 1  # the held frame was never compared: it did not meet its step
 
 
 # --- same person -------------------------------------------------------------------------------------------
@@ -365,11 +465,19 @@ def test_malformed_bodies(aws: Rig, path: str, raw: str, code: str) -> None:
 
 
 @pytest.mark.parametrize("method,path", [("GET", "/sessions/{bad}"), ("POST", "/sessions/{bad}/frames")])
-@pytest.mark.parametrize("bad", ["not-a-uuid", "..", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", "'; DROP TABLE"])
-def test_bad_session_ids(aws: Rig, method: str, path: str, bad: str) -> None:
+@pytest.mark.parametrize(
+    "bad,status,code",
+    [
+        ("not-a-uuid", 400, "INVALID_REQUEST"),
+        ("..", 400, "INVALID_REQUEST"),  # no path tricks reach a store
+        ("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", 400, "INVALID_REQUEST"),  # only the canonical lowercase form
+        ("'; DROP TABLE", 400, "INVALID_REQUEST"),
+    ],
+)
+def test_bad_session_ids(aws: Rig, method: str, path: str, bad: str, status: int, code: str) -> None:
     reply = aws.client.call(method, path.format(bad=bad), {"image": data_url()})
-    assert reply.status in (400, 404), reply.body
-    assert reply.body["code"] in ("INVALID_REQUEST", "NOT_FOUND")
+    assert (reply.status, reply.body["code"]) == (status, code), reply.body
+    assert reply.body["message"] == "The session id must be a UUID."
     assert aws.analyzer.detect_calls == 0
 
 

