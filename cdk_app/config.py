@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -108,6 +110,7 @@ class LivenessConfig:
         unknown = set(self.session_tuning) - set(SESSION_TUNING_KEYS)
         if unknown:
             raise ConfigError(f"{PREFIX}sessionTuning: unknown keys {sorted(unknown)}; known: {SESSION_TUNING_KEYS}")
+        _check_tuning_with_the_runtime(self.session_tuning)
 
     @classmethod
     def from_context(cls, node: Node) -> LivenessConfig:
@@ -153,6 +156,21 @@ def _as_list(raw: Any) -> list[str]:
     if isinstance(raw, str):
         raw = json.loads(raw) if raw.strip().startswith("[") else raw.split(",")
     return [str(item).strip() for item in raw if str(item).strip()]
+
+
+def _check_tuning_with_the_runtime(tuning: dict[str, str]) -> None:
+    """Apply the function's own validation at synth time (windows that overlap, out-of-range counts), so a bad
+    value stops the deploy instead of failing every cold start."""
+    lambda_src = str(Path(__file__).resolve().parent.parent / "lambda_src")
+    if lambda_src not in sys.path:
+        sys.path.append(lambda_src)
+    from liveness.settings import session_limits_from_env, thresholds_from_env
+
+    try:
+        session_limits_from_env(tuning)
+        thresholds_from_env(tuning)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{PREFIX}sessionTuning: {error}") from None
 
 
 def _as_tuning(raw: Any) -> dict[str, str]:

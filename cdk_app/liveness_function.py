@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .config import log_retention
@@ -145,7 +145,11 @@ class LivenessFunction(_FunctionWithOwnRole):
 
 
 class SessionExpiryFunction(_FunctionWithOwnRole):
-    """Closes and audits sessions nobody finished: DynamoDB's TTL removal arrives on the table's stream."""
+    """Closes and audits sessions nobody finished: DynamoDB's TTL removal arrives on the table's stream.
+
+    A batch that still fails after the retries is written, whole (the removed items included), to a private
+    bucket, because the stream keeps records for 24 hours only and the items are gone: an operator can replay
+    it through the same handler. Nothing accepted is lost."""
 
     def __init__(
         self,
@@ -155,6 +159,8 @@ class SessionExpiryFunction(_FunctionWithOwnRole):
         shared: FunctionRuntime,
         archive_bucket: s3.IBucket,
         table: dynamodb.ITable,
+        access_logs: s3.IBucket,
+        failure_retention_days: int,
     ) -> None:
         super().__init__(
             scope,
@@ -167,18 +173,17 @@ class SessionExpiryFunction(_FunctionWithOwnRole):
             environment={},
         )
         self.allow_archive(archive_bucket, "s3:PutObject", AUDIT_PREFIX)
-        self.dead_letters = sqs.Queue(
+        self.failed_batches = s3.Bucket(
             self,
             "FailedBatches",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            retention_period=cdk.Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is itself the failure destination of the expiry stream; it holds only stream coordinates "
-            "(no session data) for an operator to replay.",
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="expiry-failures/",
+            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(failure_retention_days))],
+            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         acknowledge(
             self.role,
@@ -192,23 +197,45 @@ class SessionExpiryFunction(_FunctionWithOwnRole):
                 starting_position=lambda_.StartingPosition.TRIM_HORIZON,
                 batch_size=20,
                 bisect_batch_on_error=True,
-                retry_attempts=5,
+                retry_attempts=10,
                 report_batch_item_failures=True,
-                on_failure=event_sources.SqsDlq(self.dead_letters),
+                on_failure=_WriteOnlyS3Destination(self.failed_batches),
                 # Only the TTL's deletions: a removal by DynamoDB itself, never a user's or a modification.
-                filters=[
-                    lambda_.FilterCriteria.filter(
-                        {
-                            "eventName": lambda_.FilterRule.is_equal("REMOVE"),
-                            "userIdentity": {
-                                "type": lambda_.FilterRule.is_equal("Service"),
-                                "principalId": lambda_.FilterRule.is_equal("dynamodb.amazonaws.com"),
-                            },
-                        }
-                    )
-                ],
+                filters=[lambda_.FilterCriteria.filter(TTL_REMOVAL_PATTERN)],
             )
         )
+        acknowledge(
+            self.role,
+            f"AwsSolutions-IAM5[Resource::<{_logical_id(self.failed_batches)}.Arn>/*]",
+            "Lambda names the failed-batch objects itself; the role may write them only into this dedicated bucket.",
+        )
+
+
+@jsii.implements(lambda_.IEventSourceDlq)
+class _WriteOnlyS3Destination:
+    """An S3 on-failure destination granting only what Lambda needs (s3:PutObject, s3:ListBucket), where CDK's
+    S3OnFailureDestination grants read, write and delete."""
+
+    def __init__(self, bucket: s3.IBucket) -> None:
+        self._bucket = bucket
+
+    def bind(self, _target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction) -> lambda_.DlqDestinationConfig:
+        target_handler.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[self._bucket.arn_for_objects("*")])
+        )
+        target_handler.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self._bucket.bucket_arn]))
+        return lambda_.DlqDestinationConfig(destination=self._bucket.bucket_arn)
+
+
+# What DynamoDB's TTL deletions carry on the stream (and what user deletions do not): a REMOVE event whose
+# identity is the DynamoDB service itself.
+TTL_REMOVAL_PATTERN = {
+    "eventName": lambda_.FilterRule.is_equal("REMOVE"),
+    "userIdentity": {
+        "type": lambda_.FilterRule.is_equal("Service"),
+        "principalId": lambda_.FilterRule.is_equal("dynamodb.amazonaws.com"),
+    },
+}
 
 
 def _logical_id(bucket: s3.IBucket) -> str:

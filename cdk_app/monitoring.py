@@ -1,4 +1,4 @@
-"""Alarms an operator needs on day one: function errors, API 5xx, and expiry batches that could not be audited."""
+"""Alarms an operator needs on day one: function errors, API 5xx, and expired sessions that could not be audited."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from .liveness_function import METRICS_NAMESPACE
 
 
 class LivenessMonitoring(Construct):
@@ -19,7 +20,7 @@ class LivenessMonitoring(Construct):
         *,
         functions: Sequence[lambda_.IFunction],
         rest_api: apigw.RestApi,
-        dead_letters: sqs.IQueue,
+        expiry_function: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarms = [
@@ -44,12 +45,30 @@ class LivenessMonitoring(Construct):
             )
         )
         self.alarms.append(
-            dead_letters.metric_approximate_number_of_messages_visible().create_alarm(
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name="ExpiryAuditFailures",
+                dimensions_map={"service": "liveness"},
+                statistic="Sum",
+            ).create_alarm(
                 self,
-                "ExpiryFailures",
+                "ExpiryAuditFailures",
                 threshold=1,
                 evaluation_periods=1,
-                alarm_description="Expired sessions could not be audited; replay the batches in the queue.",
+                alarm_description="An expired session's audit record could not be written (it is retried, then "
+                "kept in the failed-batches bucket for replay).",
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+        self.alarms.append(
+            expiry_function.metric(
+                "IteratorAge", statistic="Maximum"
+            ).create_alarm(
+                self,
+                "ExpiryStreamLag",
+                threshold=60 * 60 * 1000,  # an hour behind: the stream keeps records for 24 hours
+                evaluation_periods=1,
+                alarm_description="The expiry function is falling behind the sessions table's stream.",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
         )

@@ -58,7 +58,13 @@ class LivenessStack(cdk.Stack):
             anonymous_caller=DEMO_CALLER if config.disable_auth else "",
         )
         expiry = SessionExpiryFunction(
-            self, "SessionExpiry", shared=shared, archive_bucket=archive.bucket, table=sessions.table
+            self,
+            "SessionExpiry",
+            shared=shared,
+            archive_bucket=archive.bucket,
+            table=sessions.table,
+            access_logs=archive.access_logs,
+            failure_retention_days=config.audit_retention_days,
         )
         archive.restrict_reads_to([function.role, *config.audit_reader_arns])
         identity = (
@@ -84,7 +90,7 @@ class LivenessStack(cdk.Stack):
             "Monitoring",
             functions=[function.function, expiry.function],
             rest_api=api.rest_api,
-            dead_letters=expiry.dead_letters,
+            expiry_function=expiry.function,
         )
         self._suppress_api_gateway_account_role(api)
 

@@ -20,6 +20,8 @@ SCHEMA_VERSION = 1
 
 
 def audit_record(session: Session, thresholds: Thresholds, request_id: str, written_at: datetime) -> dict[str, Any]:
+    """``thresholds`` is only the fallback for an item stored before sessions kept their own copy: the record
+    carries the thresholds (and limits) stored in the session at creation, the ones its frames were judged by."""
     state = session_to_dict(session)
     return {
         "schemaVersion": SCHEMA_VERSION,
@@ -35,11 +37,13 @@ def audit_record(session: Session, thresholds: Thresholds, request_id: str, writ
         "closedAt": state["closedAt"],
         "mirrored": session.mirrored,
         "limits": state["limits"],
-        "thresholds": thresholds.to_json(),
+        "thresholds": (session.thresholds or thresholds).to_json(),
         "steps": state["steps"],
         "framesReceived": session.frames_received,
         "frames": [frame_to_dict(frame) for frame in session.frames],
-        "referenceFaceKey": reference_face_key(session.session_id) if session.reference_frame_id else None,
+        "referenceFaceKey": (
+            reference_face_key(session.session_id, session.reference_frame_id) if session.reference_frame_id else None
+        ),
         "referenceFrameId": session.reference_frame_id,
         "comparisons": session.comparisons,
         "version": session.version,
@@ -51,7 +55,9 @@ def audit_record(session: Session, thresholds: Thresholds, request_id: str, writ
 def write_audit(
     archive: Archive, session: Session, *, thresholds: Thresholds, request_id: str, written_at: datetime
 ) -> bool:
-    """Create the record; False if it already exists (the first record stands). Storage errors propagate."""
+    """Create the record; False if it already exists (the first record stands). Storage errors propagate.
+
+    ``thresholds`` applies only if the session has no stored copy (see ``audit_record``)."""
     if session.is_open:
         raise ValueError("only a closed session has an audit record")
     body = json.dumps(audit_record(session, thresholds, request_id, written_at), indent=2).encode("utf-8")

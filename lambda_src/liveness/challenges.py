@@ -10,7 +10,8 @@ comes out. Directions are from the USER's point of view:
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from typing import Any
 
@@ -55,9 +56,14 @@ class ReasonCode(str, Enum):
     SUNGLASSES = "SUNGLASSES"
     POSE_NOT_MET = "POSE_NOT_MET"
     EXPRESSION_NOT_MET = "EXPRESSION_NOT_MET"
-    PREVIOUS_STEP_HELD = "PREVIOUS_STEP_HELD"  # the frame also meets the step before: no visible change
+    PREVIOUS_STEP_HELD = "PREVIOUS_STEP_HELD"  # the frame also meets an earlier step: no visible change
+    REPEATED_FRAME = "REPEATED_FRAME"  # the very bytes of a frame this session already judged
     STEP_ALREADY_COMPLETED = "STEP_ALREADY_COMPLETED"  # another frame completed the step this one answered
     FACE_MISMATCH = "FACE_MISMATCH"
+    # Frame-log only (the request itself answered an error): the session closed while the frame was analysed
+    # (409 SESSION_CLOSED), or the frame could not be judged (a dependency failed: the request answered 503).
+    SESSION_CLOSED = "SESSION_CLOSED"
+    NOT_JUDGED = "NOT_JUDGED"
 
 
 COACHING: dict[ReasonCode, str] = {
@@ -70,9 +76,12 @@ COACHING: dict[ReasonCode, str] = {
     ReasonCode.SUNGLASSES: "Please take off your sunglasses.",
     ReasonCode.POSE_NOT_MET: "Follow the instruction with your head a little further.",
     ReasonCode.EXPRESSION_NOT_MET: "Look straight at the camera and follow the instruction more clearly.",
-    ReasonCode.PREVIOUS_STEP_HELD: "Release the previous movement, then do only what this step asks.",
+    ReasonCode.PREVIOUS_STEP_HELD: "Release the earlier movements, then do only what this step asks.",
+    ReasonCode.REPEATED_FRAME: "This exact image was already sent: send a new camera frame.",
     ReasonCode.STEP_ALREADY_COMPLETED: "That step was already completed; follow the current instruction.",
     ReasonCode.FACE_MISMATCH: "The face does not match the one seen earlier in this session.",
+    ReasonCode.SESSION_CLOSED: "The session closed while this frame was being checked.",
+    ReasonCode.NOT_JUDGED: "This frame could not be checked; send another.",
 }
 
 
@@ -98,6 +107,39 @@ class Thresholds:
 
     def to_json(self) -> dict[str, float]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Thresholds:
+        """The stored form (``to_json``); every field is required, so a stored copy is never half-defaults."""
+        return cls(**{item.name: float(raw[item.name]) for item in fields(cls)})
+
+
+def threshold_problems(t: Thresholds) -> list[str]:
+    """Why a threshold set is unsafe; empty when it is fine. Settings refuse a set with any problem.
+
+    The step windows must be disjoint across kinds, so that no pose meets two different steps' pose rules:
+    - opposite movements: turn_yaw > 0 and tilt_pitch > 0 (TURN_LEFT needs yaw >= turn_yaw, TURN_RIGHT
+      yaw <= -turn_yaw);
+    - a turn against a tilt: a turn needs |yaw| >= turn_yaw with |pitch| <= off_axis_max, a tilt needs
+      |pitch| >= tilt_pitch with |yaw| <= off_axis_max. Both at once need turn_yaw <= off_axis_max AND
+      tilt_pitch <= off_axis_max, so either movement threshold above off_axis_max separates them;
+    - an expression against a movement: expressions need |yaw| and |pitch| < expression_max_angle, so
+      expression_max_angle < min(turn_yaw, tilt_pitch) (and > 0, or no expression could ever be met).
+    Two expressions can both be met by one face (a grin); PREVIOUS_STEP_HELD covers that, not the windows."""
+    problems = []
+    if t.turn_yaw <= 0 or t.tilt_pitch <= 0 or t.off_axis_max <= 0:
+        problems.append("TURN_YAW_DEGREES, TILT_PITCH_DEGREES and OFF_AXIS_MAX_DEGREES must be positive")
+    if t.turn_yaw <= t.off_axis_max and t.tilt_pitch <= t.off_axis_max:
+        problems.append(
+            "TURN_YAW_DEGREES or TILT_PITCH_DEGREES must be above OFF_AXIS_MAX_DEGREES, or one pose could be both a "
+            f"turn and a tilt ({t.turn_yaw:g} and {t.tilt_pitch:g} <= {t.off_axis_max:g})"
+        )
+    if not 0 < t.expression_max_angle < min(t.tilt_pitch, t.turn_yaw):
+        problems.append(
+            "EXPRESSION_MAX_ANGLE_DEGREES must be above 0 and below TILT_PITCH_DEGREES and TURN_YAW_DEGREES "
+            f"({t.expression_max_angle:g}, {min(t.tilt_pitch, t.turn_yaw):g})"
+        )
+    return problems
 
 
 def draw_steps(count: int, *, exclude_expressions: bool = False) -> tuple[StepCode, ...]:
@@ -208,14 +250,15 @@ def step_reason(step: StepCode, measured: Measured, t: Thresholds) -> ReasonCode
 
 
 def step_reason_after(
-    step: StepCode, previous: StepCode | None, measured: Measured, t: Thresholds
+    step: StepCode, earlier: Sequence[StepCode], measured: Measured, t: Thresholds
 ) -> ReasonCode | None:
-    """The step's rule, plus: the user must visibly change between steps.
+    """The step's rule, plus: the frame must not also meet ANY earlier step of the session.
 
-    A frame that meets this step AND the previous one is rejected, so one still image (a smile with the mouth
-    open, say) cannot answer two consecutive steps."""
+    A frame that meets this step AND an earlier one is rejected, so one still image (a smile with the mouth
+    open, say) cannot answer two steps, adjacent or not: [SMILE, TURN_LEFT, OPEN_MOUTH] cannot be passed by
+    one grinning photo, another frame, and the grinning photo again (or a crop of it)."""
     reason = step_reason(step, measured, t)
-    if reason is None and previous is not None and step_reason(previous, measured, t) is None:
+    if reason is None and any(step_reason(other, measured, t) is None for other in earlier):
         return ReasonCode.PREVIOUS_STEP_HELD
     return reason
 

@@ -8,9 +8,17 @@ a request closes a session. Contract:
 - For each removed session: rebuild it from the old image; if it never closed, close it as EXPIRED at its
   ``expiresAt`` (the same pure transition a late read applies); write its audit record with a conditional
   create unless the item says it was written. An existing record always stands.
+- The audit record carries the thresholds and limits stored in the item at creation (the runtime's
+  thresholds apply only to items stored before sessions kept their own copy).
 - Needs only ``s3:PutObject`` on ``audit/*`` (the conditional create needs no read), plus the stream read
   the event source mapping grants. Returns ``{"batchItemFailures": [{"itemIdentifier": <sequence number>}]}``
-  for the records that failed, so only those are retried.
+  for the records whose audit write failed (storage errors), so only those are retried; each failure also
+  emits the ``ExpiryAuditFailures`` metric (Count), to alarm on.
+- A malformed old image (it cannot be rebuilt into a session) is logged (ids and the error type only, never
+  the image) and counted as ``ExpiryRecordsSkipped``, and the record succeeds: retrying could never help,
+  and a poison record would block its shard.
+- ``SessionsClosed`` is emitted only when this call closed the session AND wrote its audit record, so a
+  redelivered record is not counted twice.
 """
 
 from __future__ import annotations
@@ -89,7 +97,20 @@ def audit_removed_session(record: DynamoDBRecord, *, runtime: ExpiryRuntime, req
     old_image = record.dynamodb.old_image if record.dynamodb else {}
     if not old_image:  # a stream without old images cannot be audited: fail loudly, the record goes to the DLQ
         raise ValueError("a TTL removal without OldImage: the stream view type must include old images")
-    session = session_from_item(old_image)
+    try:
+        session = session_from_item(old_image)
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
+        keys = record.dynamodb.keys if record.dynamodb else None
+        logger.error(
+            "Malformed session item skipped",
+            extra={
+                "sessionId": (keys or {}).get("sessionId"),
+                "eventId": record.event_id,
+                "error": type(error).__name__,
+            },
+        )
+        _count("ExpiryRecordsSkipped")
+        return
     if session.audit_written:
         logger.info("Expired session already audited", extra={"sessionId": session.session_id})
         return
@@ -102,13 +123,19 @@ def audit_removed_session(record: DynamoDBRecord, *, runtime: ExpiryRuntime, req
         logger.warning(
             "Expired session not audited", extra={"sessionId": session.session_id, "error": type(error).__name__}
         )
+        _count("ExpiryAuditFailures")
         raise
     logger.info(
         "Expired session audited",
         extra={"sessionId": session.session_id, "status": closed.status.value, "written": written},
     )
-    if session.is_open:
+    if session.is_open and written:  # this call closed it and wrote its record: not a redelivery
         with single_metric(
             name="SessionsClosed", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
         ) as metric:
             metric.add_dimension(name="status", value=closed.status.value)
+
+
+def _count(name: str) -> None:
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE):
+        pass

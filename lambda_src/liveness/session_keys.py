@@ -22,8 +22,10 @@ def face_crop_key(session_id: str, frame_id: str) -> str:
     return f"{SESSIONS_PREFIX}/{session_id}/frames/{frame_id}-face.jpg"
 
 
-def reference_face_key(session_id: str) -> str:
-    return f"{SESSIONS_PREFIX}/{session_id}/reference-face.jpg"
+def reference_face_key(session_id: str, reference_frame_id: str) -> str:
+    """The reference face IS the reference frame's crop: written before the save that names the frame, so a
+    reader never asks for a key that may not exist (S3 answers a missing key with 403 without s3:ListBucket)."""
+    return face_crop_key(session_id, reference_frame_id)
 
 
 def audit_key(session_id: str) -> str:

@@ -149,9 +149,9 @@ def session_response(view: SessionView, request_id: str) -> dict[str, Any]:
         "referenceFace": None,
         "requestId": request_id,
     }
-    if view.reference_face is not None:
+    if view.reference_face is not None and session.reference_frame_id is not None:
         body["referenceFace"] = {
-            "key": reference_face_key(session.session_id),
+            "key": reference_face_key(session.session_id, session.reference_frame_id),
             "contentType": "image/jpeg",
             "base64": base64.b64encode(view.reference_face).decode("ascii"),
         }

@@ -1,23 +1,29 @@
 """Session orchestration: the I/O around the pure state machine.
 
-One frame: check the session is open -> decode -> analyzer.detect_faces -> archive the upload (once, under
-its own frame id) -> gates and the current step's rule -> compare with the reference face -> pure transition
--> conditional save. The frame is judged ONCE, against the step current when it arrived. On a conflict
-(another frame of the same session saved first) the fresh state is read and the same judgement applied to it:
-if the step it answered is still current, as before; if another frame completed that step meanwhile, the
-frame is recorded as REJECTED (STEP_ALREADY_COMPLETED). So concurrent frames advance a step exactly once, no
-frame's attempt is lost, and one upload never advances two steps.
+One frame: check the session is open (closing it if a deadline passed) -> check the mirroring -> decode ->
+RESERVE a frame slot (a conditional save: open, no deadline passed, a slot left) -> analyzer.detect_faces ->
+archive the upload (once, under its own frame id) -> REPEATED_FRAME, gates, the current step's rule and "no
+earlier step's" -> compare with the reference face -> commit the verdict (pure transition, conditional save).
+The slot is taken before any analysis, so ``max_frames`` bounds the analyzer calls and the archived frames even
+when frames arrive in parallel, and a closed session costs nothing. The frame is judged ONCE, against the step
+current when it arrived. On a conflict (another frame of the same session saved first) the fresh state is read
+and the same judgement applied to it: if the step it answered is still current, as before; if another frame
+completed that step meanwhile, REJECTED (STEP_ALREADY_COMPLETED); if the session closed meanwhile, it is logged
+as SESSION_CLOSED and answered 409. So concurrent frames advance a step exactly once, no frame's attempt is
+lost, one upload never advances two steps, and every archived frame is in the frame log (and the audit record,
+which waits until every reserved frame has settled).
 
 Archive layout (write-once keys, see archive.py):
 - ``sessions/<id>/frames/<frameId>.<jpg|png>``: every analysed upload, as received.
 - ``sessions/<id>/frames/<frameId>-face.jpg``: the face crop of a frame that may become the reference.
-  It is written BEFORE the conditional save, so a reader that sees the reference id can always fetch it.
-- ``sessions/<id>/reference-face.jpg``: copy of the winning crop, written after the save.
+  It is written BEFORE the conditional save, so a reader that sees the reference id can always fetch it;
+  the reference face is the crop of ``referenceFrameId`` (no separate copy).
 - ``audit/sessions/<id>.json``: written once when the session closes (audit.py); never overwritten.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -29,13 +35,12 @@ import numpy as np
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from .archive import ArchiveConflict
 from .audit import write_audit
 from .challenges import (
     COACHING,
     Measured,
     ReasonCode,
-    StepCode,
+    Thresholds,
     draw_steps,
     gate_faces,
     max_steps,
@@ -46,7 +51,7 @@ from .constants import METRICS_NAMESPACE
 from .errors import ErrorCode, LivenessError, unavailable
 from .faces import FaceComparison, FaceDetail, Frame
 from .images import MIN_SIDE_PX, crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
-from .session_keys import face_crop_key, frame_key, reference_face_key
+from .session_keys import face_crop_key, frame_key
 from .session_store import SessionConflict, SessionStore, is_session_id
 from .sessions import (
     FrameEvaluation,
@@ -54,17 +59,20 @@ from .sessions import (
     Session,
     SessionLimits,
     SessionStatus,
-    apply_frame,
     close_if_due,
+    is_repeated,
     new_session,
+    reserve_frame,
+    settle_frame,
 )
+from .settings import MAX_FRAMES_CAP
 from .wiring import Dependencies
 
 logger = Logger(service="liveness")  # shares the handler's configuration; never given image data
 
-# Each failed conditional save means another frame of this session committed, so N concurrent frames
-# need at most N-1 retries. Frames are capped per session, so this bound is never the limiting factor.
-MAX_SAVE_ATTEMPTS = 64
+# Each failed conditional save means another write of this session committed. A frame makes two writes (its
+# reservation and its verdict) and at most MAX_FRAMES_CAP frames hold slots, so this bound is never reached.
+MAX_SAVE_ATTEMPTS = 2 * MAX_FRAMES_CAP + 8
 
 T = TypeVar("T")
 
@@ -80,7 +88,14 @@ def create_session(body: dict[str, Any], deps: Dependencies, owner: str) -> Sess
     steps = draw_steps(_step_count(body.get("steps"), limits, exclude), exclude_expressions=exclude)
     mirrored = bool(body.get("mirrored", False))
     session = new_session(
-        str(uuid.uuid4()), owner, steps, mirrored=mirrored, analyzer=deps.analyzer.name, now=deps.clock(), limits=limits
+        str(uuid.uuid4()),
+        owner,
+        steps,
+        mirrored=mirrored,
+        analyzer=deps.analyzer.name,
+        now=deps.clock(),
+        limits=limits,
+        thresholds=deps.settings.thresholds,  # kept in the item: frames are judged and audited with these
     )
     try:
         _store(deps).create(session)
@@ -123,15 +138,15 @@ def read_session(session_id: str, deps: Dependencies, owner: str, request_id: st
     session = _owned(deps, session_id, owner)
     # A client polling an abandoned session sees it EXPIRED (and that is persisted), not IN_PROGRESS forever.
     session = _commit_due(deps, session, deps.clock(), request_id)
-    if not session.is_open:
+    if not session.is_open and session.settled:
         # Repair: the closing request may have failed to write the audit record (an S3 outage). The item says
-        # whether it exists, so a read of an audited session costs no PutObject.
+        # whether it exists, so a read of an audited session costs no PutObject. An unsettled session (a frame
+        # still being analysed) is audited by the request that settles its last frame.
         session = _ensure_audit(deps, session, request_id)
     reference = None
     if session.status is SessionStatus.PASSED and session.reference_frame_id:
-        # Fall back to the crop if the copy is missing (a crash between the save and the copy).
-        reference = deps.archive.get(reference_face_key(session_id))
-        reference = reference or deps.archive.get(face_crop_key(session_id, session.reference_frame_id))
+        # The reference frame's crop was written before the save that named it: this key always exists.
+        reference = deps.archive.get(face_crop_key(session_id, session.reference_frame_id))
     return SessionView(session=session, reference_face=reference)
 
 
@@ -145,29 +160,71 @@ class FrameResult:
     record: FrameRecord
 
 
-@dataclass(frozen=True)
-class _JudgedFrame:
-    """One analysed frame's judgement, made once; ``face_crop`` is set if it may become the reference face."""
-
-    evaluation: FrameEvaluation
-    face_crop: bytes | None
-
-
 def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owner: str, request_id: str) -> FrameResult:
     now = deps.clock()  # one instant per frame: the time it arrived, whatever the analysis takes
     session = _owned(deps, session_id, owner)
-    _check_mirroring(body, session)
     session = _commit_due(deps, session, now, request_id)
-    _ensure_open(session)  # checked before decoding: a closed session costs no analysis
-    judged = _judge(body, session, deps)
-    min_similarity = deps.settings.thresholds.min_similarity
-    commit = _commit(deps, session, lambda current: _frame_transition(current, judged.evaluation, now, min_similarity))
-    if commit.value is None:  # the session closed while this frame was being analysed
-        _after_close(deps, commit, request_id)
-        _ensure_open(commit.after)
-    assert commit.value is not None  # an open session after the transition means the frame was applied
-    after = _after_frame(deps, commit, judged, request_id)
-    return FrameResult(session=after, record=commit.value)
+    _ensure_open(session)  # a closed session answers 409 whatever the body says, and costs no analysis
+    _check_mirroring(body, session)
+    upload = parse_image_field(body.get("image"), limits=deps.image_limits)
+    frame = load_frame(upload, limits=deps.image_limits)  # malformed uploads are refused before taking a slot
+    session = _reserve(deps, session, now, request_id)
+    frame_id, archived = str(uuid.uuid4()), ""
+    digest = hashlib.sha256(upload).hexdigest()  # only the digest is kept; the image stays in the archive
+    try:
+        faces = deps.analyzer.detect_faces(frame)
+        content_type = sniff_content_type(upload)  # the frame may have been re-encoded; archive the original
+        key = frame_key(session.session_id, frame_id, content_type)
+        deps.archive.put_new(key, upload, content_type)  # exactly once: a fresh key per analysed frame
+        archived = key
+        evaluation = _judge(session, frame, faces, frame_id, key, digest, deps)
+    except Exception:
+        # The slot is taken (the analysis may have been paid for): log the frame as NOT_JUDGED so the frame log
+        # stays complete and the cap can still close the session, then answer the original error.
+        _settle_unjudged(deps, session, frame_id, archived, digest, now, request_id)
+        raise
+    thresholds = _thresholds(deps, session)
+    commit = _commit(deps, session, lambda current: settle_frame(current, evaluation, now, thresholds.min_similarity))
+    after = _after_commit(deps, commit, request_id)  # from here on only best-effort writes: never an error
+    record = commit.value
+    if record.reason is ReasonCode.SESSION_CLOSED:  # logged, but the session had closed meanwhile
+        _ensure_open(after)
+    return FrameResult(session=after, record=record)
+
+
+def _reserve(deps: Dependencies, session: Session, now: datetime, request_id: str) -> Session:
+    """Take a frame slot with a conditional save; 409 (nothing analysed) if the session closed or is full."""
+    commit = _commit(deps, session, lambda current: reserve_frame(current, now))
+    after = _after_commit(deps, commit, request_id)
+    if not commit.value:
+        _ensure_open(after)
+        raise LivenessError(
+            ErrorCode.SESSION_CLOSED,
+            f"The session has used all its {after.limits.max_frames} frames (ATTEMPT_LIMIT); start a new session.",
+        )
+    return after
+
+
+def _settle_unjudged(
+    deps: Dependencies, session: Session, frame_id: str, key: str, digest: str, now: datetime, request_id: str
+) -> None:
+    evaluation = FrameEvaluation(
+        frame_id=frame_id,
+        step_index=session.current_step,
+        reason=ReasonCode.NOT_JUDGED,
+        measured=Measured(),
+        mirrored=session.mirrored,
+        frame_key=key,
+        sha256=digest,
+    )
+    try:
+        commit = _commit(deps, session, lambda current: settle_frame(current, evaluation, now, 0.0))
+        _after_commit(deps, commit, request_id)
+    except Exception as error:  # the original error is what the client gets; this one is only logged
+        logger.warning(
+            "Frame not logged",
+            extra={"sessionId": session.session_id, "frameId": frame_id, "error": type(error).__name__},
+        )
 
 
 def _check_mirroring(body: dict[str, Any], session: Session) -> None:
@@ -182,32 +239,30 @@ def _check_mirroring(body: dict[str, Any], session: Session) -> None:
         )
 
 
-def _frame_transition(
-    session: Session, evaluation: FrameEvaluation, now: datetime, min_similarity: float
-) -> tuple[Session, FrameRecord | None]:
-    due = close_if_due(session, now)
-    if due is not session or not session.is_open:
-        return due, None
-    return apply_frame(session, evaluation, now, min_similarity)
+def _thresholds(deps: Dependencies, session: Session) -> Thresholds:
+    """The session's own thresholds (stored at creation); the deployment's for an item stored before that."""
+    return session.thresholds or deps.settings.thresholds
 
 
-def _judge(body: dict[str, Any], session: Session, deps: Dependencies) -> _JudgedFrame:
-    """Analyse and archive the upload, then judge it against the session's current step."""
-    frame, faces, frame_id, key = _analyse_and_archive(body, session, deps)
+def _judge(
+    session: Session, frame: Frame, faces: list[FaceDetail], frame_id: str, key: str, digest: str, deps: Dependencies
+) -> FrameEvaluation:
+    """Judge the analysed frame against the session's current step (``session`` is the reserved state)."""
     face = faces[0] if len(faces) == 1 else None
     measured = measure(face, session.mirrored) if face else Measured()
-    thresholds = deps.settings.thresholds
-    reason = gate_faces(faces, thresholds) or step_reason_after(
-        session.step.code, _previous_step(session), measured, thresholds
-    )
-    comparison, crop = None, None
+    thresholds = _thresholds(deps, session)
+    earlier = [step.code for step in session.steps[: session.current_step]]
+    if is_repeated(session, digest):  # the same bytes as a frame already judged: never a new answer
+        reason: ReasonCode | None = ReasonCode.REPEATED_FRAME
+    else:
+        reason = gate_faces(faces, thresholds) or step_reason_after(session.step.code, earlier, measured, thresholds)
+    comparison = None
     if reason is None and session.reference_frame_id is not None:
         comparison = _compare_with_reference(deps, session, frame)
     elif reason is None and face is not None:
         # This frame may become the reference face: its crop must exist before the save that says so.
-        crop = face_crop_jpeg(frame, face)
-        deps.archive.put_new(face_crop_key(session.session_id, frame_id), crop, "image/jpeg")
-    evaluation = FrameEvaluation(
+        deps.archive.put_new(face_crop_key(session.session_id, frame_id), face_crop_jpeg(frame, face), "image/jpeg")
+    return FrameEvaluation(
         frame_id=frame_id,
         step_index=session.current_step,
         reason=reason,
@@ -215,25 +270,8 @@ def _judge(body: dict[str, Any], session: Session, deps: Dependencies) -> _Judge
         mirrored=session.mirrored,
         frame_key=key,
         comparison=comparison,
+        sha256=digest,
     )
-    return _JudgedFrame(evaluation=evaluation, face_crop=crop)
-
-
-def _analyse_and_archive(
-    body: dict[str, Any], session: Session, deps: Dependencies
-) -> tuple[Frame, list[FaceDetail], str, str]:
-    upload = parse_image_field(body.get("image"), limits=deps.image_limits)
-    frame = load_frame(upload, limits=deps.image_limits)
-    faces = deps.analyzer.detect_faces(frame)
-    frame_id = str(uuid.uuid4())
-    content_type = sniff_content_type(upload)  # the frame may have been re-encoded; archive the original
-    key = frame_key(session.session_id, frame_id, content_type)
-    deps.archive.put_new(key, upload, content_type)  # exactly once: a fresh key per analysed frame
-    return frame, faces, frame_id, key
-
-
-def _previous_step(session: Session) -> StepCode | None:
-    return session.steps[session.current_step - 1].code if session.current_step > 0 else None
 
 
 def _compare_with_reference(deps: Dependencies, session: Session, frame: Frame) -> FaceComparison:
@@ -264,16 +302,6 @@ def _jpeg_frame(jpeg: bytes) -> Frame:
     return Frame(bgr=bgr, encoded=jpeg, content_type="image/jpeg")
 
 
-def _after_frame(
-    deps: Dependencies, commit: _Commit[FrameRecord | None], judged: _JudgedFrame, request_id: str
-) -> Session:
-    before, after = commit.before, commit.after
-    became_reference = before.reference_frame_id is None and after.reference_frame_id == judged.evaluation.frame_id
-    if became_reference and judged.face_crop is not None:
-        _put_once(deps, reference_face_key(after.session_id), judged.face_crop, "image/jpeg")
-    return _after_close(deps, commit, request_id)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Committing transitions
 
@@ -290,14 +318,17 @@ class _Commit(Generic[T]):
 
 
 def _commit(deps: Dependencies, session: Session, transition: Callable[[Session], tuple[Session, T]]) -> _Commit[T]:
-    """Apply ``transition`` and save conditionally; on a conflict, re-read and apply it to the fresh state."""
+    """Apply ``transition`` and save conditionally; on a conflict, re-read and apply it to the fresh state.
+
+    The save expects the version and status the transition started from: open for every change but one, the
+    log entry of a frame whose session closed while it was analysed."""
     store = _store(deps)
     for _ in range(MAX_SAVE_ATTEMPTS):
         after, value = transition(session)
         if after is session:
             return _Commit(session, session, value)
         try:
-            store.save(after, expected_version=session.version)
+            store.save(after, expected_version=session.version, expected_status=session.status)
             return _Commit(session, after, value)
         except SessionConflict:
             session = _reload(store, session.session_id)
@@ -307,24 +338,31 @@ def _commit(deps: Dependencies, session: Session, transition: Callable[[Session]
 
 def _commit_due(deps: Dependencies, session: Session, now: datetime, request_id: str) -> Session:
     commit = _commit(deps, session, lambda current: (close_if_due(current, now), None))
-    return _after_close(deps, commit, request_id)
+    return _after_commit(deps, commit, request_id)
 
 
-def _after_close(deps: Dependencies, commit: _Commit[Any], request_id: str) -> Session:
-    """Only the request whose save closed the session audits it and counts the outcome. Returns the state."""
-    if not commit.wrote or commit.after.is_open:
-        return commit.after
-    session = _ensure_audit(deps, commit.after, request_id)
-    logger.info(
-        "Session closed",
-        extra={
-            "sessionId": session.session_id,
-            "status": session.status.value,
-            "failureReason": _value(session.failure_reason),
-        },
-    )
-    with single_metric(name="SessionsClosed", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE) as metric:
-        metric.add_dimension(name="status", value=session.status.value)
+def _after_commit(deps: Dependencies, commit: _Commit[Any], request_id: str) -> Session:
+    """After a committed write: the request whose save closed the session counts the outcome, and the request
+    whose save left it closed AND settled (no frame still being analysed) writes the audit record. Only
+    best-effort work happens here: the committed state is answered whatever fails. Returns the state."""
+    session = commit.after
+    if not commit.wrote or session.is_open:
+        return session
+    if commit.before.is_open:
+        logger.info(
+            "Session closed",
+            extra={
+                "sessionId": session.session_id,
+                "status": session.status.value,
+                "failureReason": _value(session.failure_reason),
+            },
+        )
+        with single_metric(
+            name="SessionsClosed", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
+        ) as metric:
+            metric.add_dimension(name="status", value=session.status.value)
+    if session.settled:
+        session = _ensure_audit(deps, session, request_id)
     return session
 
 
@@ -335,22 +373,27 @@ def _after_close(deps: Dependencies, commit: _Commit[Any], request_id: str) -> S
 def _ensure_audit(deps: Dependencies, session: Session, request_id: str) -> Session:
     """Write the closed session's audit record unless its item says it exists, then record that on the item.
 
-    An archive outage does not fail the request: the state is already committed, the item still says
-    ``auditWritten: false``, so the next read retries, and the TTL expiry handler is the last resort."""
+    No failure here fails the request: the state is already committed (answering an error would make the
+    client resend a frame that was judged). The item still says ``auditWritten: false``, so the next read
+    retries, and the TTL expiry handler is the last resort. A deployment bug (AccessDenied) is logged at error
+    level, and the expiry handler's ExpiryAuditFailures metric alarms on it."""
     if session.audit_written:
         return session
     try:
         write_audit(
-            deps.archive, session, thresholds=deps.settings.thresholds, request_id=request_id, written_at=deps.clock()
+            deps.archive, session, thresholds=_thresholds(deps, session), request_id=request_id, written_at=deps.clock()
         )
-    except LivenessError as error:  # the archive is throttled or down (a 503); AccessDenied and bugs propagate
+    except LivenessError as error:  # the archive is throttled or down (a 503)
         logger.warning(
             "Audit record not written yet", extra={"sessionId": session.session_id, "code": error.code.value}
         )
         return session
+    except Exception as error:  # AccessDenied or a bug: loud in the logs, but the committed answer stands
+        logger.error("Audit record not written", extra={"sessionId": session.session_id, "error": type(error).__name__})
+        return session
     try:
         _store(deps).record_audit_written(session)
-    except (SessionConflict, LivenessError) as error:  # only an optimisation: the next read finds the record
+    except Exception as error:  # only an optimisation: the next read finds the record
         logger.warning("Audit flag not stored", extra={"sessionId": session.session_id, "error": type(error).__name__})
         return session
     return replace(session, audit_written=True)
@@ -388,14 +431,6 @@ def _ensure_open(session: Session) -> None:
         raise LivenessError(
             ErrorCode.SESSION_CLOSED, f"The session is {session.status.value}{reason}; start a new session."
         )
-
-
-def _put_once(deps: Dependencies, key: str, body: bytes, content_type: str) -> bool:
-    try:
-        deps.archive.put_new(key, body, content_type)
-        return True
-    except ArchiveConflict:
-        return False
 
 
 def _value(member: Any) -> Any:

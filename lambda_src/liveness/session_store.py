@@ -1,8 +1,9 @@
 """Where sessions live between requests: DynamoDB in AWS, JSON files in local mode.
 
 Both implement optimistic concurrency: ``save(new, expected_version)`` succeeds only if the stored
-session still has ``expected_version`` and is still IN_PROGRESS; otherwise ``SessionConflict`` and the
-caller re-reads and re-applies its transition. Nothing is ever written blind.
+session still has ``expected_version`` and is still IN_PROGRESS (or, for logging a frame that was being
+analysed when the session closed, still exactly that closed status: ``expected_status``); otherwise
+``SessionConflict`` and the caller re-reads and re-applies its transition. Nothing is ever written blind.
 
 A closed session takes one more kind of write, ``record_audit_written``: the flag that its audit record
 exists, conditional on the stored session being that very closed state.
@@ -47,8 +48,11 @@ class SessionStore(Protocol):
         """The latest committed state (strongly consistent), or None."""
         ...
 
-    def save(self, session: Session, expected_version: int) -> None:
-        """Replace the stored session if it is still open at ``expected_version``; else ``SessionConflict``."""
+    def save(
+        self, session: Session, expected_version: int, expected_status: SessionStatus = SessionStatus.IN_PROGRESS
+    ) -> None:
+        """Replace the stored session if it still has ``expected_version`` and ``expected_status`` (open, unless
+        the caller logs a late frame into a closed session); else ``SessionConflict``."""
         ...
 
     def record_audit_written(self, session: Session) -> None:
@@ -109,12 +113,14 @@ class DynamoDbSessionStore:
     def create(self, session: Session) -> None:
         self._put(session, "attribute_not_exists(sessionId)", {}, {})
 
-    def save(self, session: Session, expected_version: int) -> None:
+    def save(
+        self, session: Session, expected_version: int, expected_status: SessionStatus = SessionStatus.IN_PROGRESS
+    ) -> None:
         self._put(
             session,
-            "#version = :expected AND #status = :open",
+            "#version = :expected AND #status = :status",
             {"#version": "version", "#status": "status"},
-            {":expected": {"N": str(expected_version)}, ":open": {"S": SessionStatus.IN_PROGRESS.value}},
+            {":expected": {"N": str(expected_version)}, ":status": {"S": expected_status.value}},
         )
 
     def get(self, session_id: str) -> Session | None:
@@ -205,10 +211,12 @@ class FileSessionStore:
                 raise SessionConflict(session.session_id)
             self._write(session)
 
-    def save(self, session: Session, expected_version: int) -> None:
+    def save(
+        self, session: Session, expected_version: int, expected_status: SessionStatus = SessionStatus.IN_PROGRESS
+    ) -> None:
         with self._locked(session.session_id):
             current = self.get(session.session_id)
-            if current is None or current.version != expected_version or not current.is_open:
+            if current is None or current.version != expected_version or current.status is not expected_status:
                 raise SessionConflict(session.session_id)
             self._write(session)
 

@@ -9,9 +9,15 @@ Lifecycle: IN_PROGRESS -> PASSED | FAILED | EXPIRED, and the last three are fina
 - FAILED: the current step timed out (STEP_TIMEOUT), the frame cap was reached (ATTEMPT_LIMIT), or a
   later frame showed a different person than the reference face (FACE_MISMATCH).
 
-A frame is judged once, against the step that was current when it arrived. If another frame completed that
-step first, this one is recorded as REJECTED (STEP_ALREADY_COMPLETED) and never counts for the next step:
-one upload can advance at most one step.
+A frame takes two transitions. ``reserve_frame`` takes one of the session's ``max_frames`` slots BEFORE any
+analysis (so the cap bounds the analyzer calls and the archive, even for frames sent in parallel);
+``settle_frame`` then logs its verdict. A frame is judged once, against the step that was current when it
+arrived. If another frame completed that step first, this one is recorded as REJECTED (STEP_ALREADY_COMPLETED)
+and never counts for the next step: one upload can advance at most one step. If the session closed meanwhile,
+the frame is still logged (SESSION_CLOSED), so every analysed (and archived) frame is in the frame log.
+
+``frames_received`` counts reserved slots; ``frames`` logs settled frames. The session is ``settled`` when
+every reserved frame is logged: only then is a closed session's audit record written.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from .challenges import INSTRUCTIONS, Measured, ReasonCode, StepCode
+from .challenges import INSTRUCTIONS, Measured, ReasonCode, StepCode, Thresholds
 from .faces import FaceComparison
 
 
@@ -90,7 +96,8 @@ class FrameRecord:
     measured: dict[str, Any]
     similarity: float | None
     mirrored: bool
-    frame_key: str  # where the uploaded frame is archived
+    frame_key: str  # where the uploaded frame is archived ("" if it never was: a frame not judged)
+    sha256: str | None = None  # hex digest of the upload's bytes: REPEATED_FRAME; never the image itself
 
 
 @dataclass(frozen=True)
@@ -116,10 +123,18 @@ class Session:
     failure_reason: FailureReason | None = None
     # Set (on a closed session only) once the audit record is known to exist, so reads stop re-writing it.
     audit_written: bool = False
+    # The thresholds in force when the session was created: every frame is judged with them and the audit
+    # record carries them. None only for items stored before they were kept (the caller's settings then apply).
+    thresholds: Thresholds | None = None
 
     @property
     def is_open(self) -> bool:
         return self.status is SessionStatus.IN_PROGRESS
+
+    @property
+    def settled(self) -> bool:
+        """Every reserved frame has its verdict logged (none is still being analysed)."""
+        return len(self.frames) >= self.frames_received
 
     @property
     def step(self) -> Step:
@@ -140,6 +155,7 @@ class FrameEvaluation:
     mirrored: bool
     frame_key: str
     comparison: FaceComparison | None = None
+    sha256: str | None = None
 
 
 def new_session(
@@ -151,6 +167,7 @@ def new_session(
     analyzer: str,
     now: datetime,
     limits: SessionLimits,
+    thresholds: Thresholds | None = None,
 ) -> Session:
     return Session(
         session_id=session_id,
@@ -162,6 +179,7 @@ def new_session(
         mirrored=mirrored,
         analyzer=analyzer,
         limits=limits,
+        thresholds=thresholds,
     )
 
 
@@ -177,10 +195,58 @@ def close_if_due(session: Session, now: datetime) -> Session:
     return session
 
 
+def reserve_frame(session: Session, now: datetime) -> tuple[Session, bool]:
+    """Take one frame slot before the frame is analysed: ``(new state, True)``.
+
+    ``(state, False)`` when the frame must not be analysed: the session is closed, a deadline has passed (the
+    state returned is then the closed one, to be saved), or every slot is taken (by frames judged or still
+    being analysed). The step timer of step 0 starts here, with the first frame's arrival."""
+    due = close_if_due(session, now)
+    if due is not session or not session.is_open or session.frames_received >= session.limits.max_frames:
+        return due, False
+    step = replace(session.step, started_at=session.step.started_at or now)
+    reserved = _with_step(replace(session, frames_received=session.frames_received + 1), step)
+    return _bumped(reserved, now), True
+
+
+def is_repeated(session: Session, sha256: str | None) -> bool:
+    """The same upload bytes as a frame this session already judged (a frame NOT_JUDGED may be resent)."""
+    return sha256 is not None and any(
+        frame.sha256 == sha256 and frame.reason is not ReasonCode.NOT_JUDGED for frame in session.frames
+    )
+
+
+def settle_frame(
+    session: Session, evaluation: FrameEvaluation, now: datetime, min_similarity: float
+) -> tuple[Session, FrameRecord]:
+    """Log a reserved frame's verdict in the fresh state: applied to the session if it is still open, else
+    recorded as SESSION_CLOSED (it was analysed and archived, so the audit record must show it)."""
+    if session.frames_received <= len(session.frames):
+        raise ValueError("a frame must reserve its slot before it is settled")
+    if session.is_open:
+        due = close_if_due(session, now)
+        if due is session:
+            if evaluation.reason is ReasonCode.NOT_JUDGED:
+                return _log_only(session, evaluation, ReasonCode.NOT_JUDGED, None, now)
+            return apply_frame(session, evaluation, now, min_similarity)
+        session = due
+    reason = ReasonCode.NOT_JUDGED if evaluation.reason is ReasonCode.NOT_JUDGED else ReasonCode.SESSION_CLOSED
+    similarity = evaluation.comparison.similarity if evaluation.comparison is not None else None
+    return _log_only(session, evaluation, reason, similarity, now)
+
+
+def _log_only(
+    session: Session, evaluation: FrameEvaluation, reason: ReasonCode, similarity: float | None, now: datetime
+) -> tuple[Session, FrameRecord]:
+    code = session.steps[evaluation.step_index].code
+    return _finish_frame(session, _record(evaluation, code, reason, similarity, now), now)
+
+
 def apply_frame(
     session: Session, evaluation: FrameEvaluation, now: datetime, min_similarity: float
 ) -> tuple[Session, FrameRecord]:
-    """The next state after one analysed frame. The caller has applied ``close_if_due`` first."""
+    """The next state after one analysed frame whose slot ``reserve_frame`` took. The caller has applied
+    ``close_if_due`` first."""
     if not session.is_open:
         raise ValueError("a closed session takes no frames")
     if evaluation.step_index > session.current_step:
@@ -188,7 +254,7 @@ def apply_frame(
     if evaluation.step_index < session.current_step:
         return _apply_superseded(session, evaluation, now, min_similarity)
     step = replace(session.step, started_at=session.step.started_at or now, attempts=session.step.attempts + 1)
-    session = _with_step(replace(session, frames_received=session.frames_received + 1), step)
+    session = _with_step(session, step)
     reason, similarity = _frame_reason(session, evaluation, min_similarity)
     if reason is None:
         session = _accept(session, evaluation, now)
@@ -205,9 +271,8 @@ def _apply_superseded(
 ) -> tuple[Session, FrameRecord]:
     """A frame answering a step another frame already completed: recorded, never accepted for a later step.
 
-    It was analysed, so it counts toward the frame cap; it is no attempt at the current step. A comparison it
+    It was analysed, so it took a frame slot; it is no attempt at the current step. A comparison it
     carries that shows another person still fails the session: a swap is a swap, whatever the step."""
-    session = replace(session, frames_received=session.frames_received + 1)
     comparison = evaluation.comparison
     if comparison is not None and comparison.similarity is not None and comparison.similarity < min_similarity:
         reason, similarity = ReasonCode.FACE_MISMATCH, comparison.similarity
@@ -224,11 +289,15 @@ def _fail_mismatch(session: Session, now: datetime) -> Session:
 
 
 def _finish_frame(session: Session, record: FrameRecord, now: datetime) -> tuple[Session, FrameRecord]:
-    """Apply the frame cap, append to the bounded frame log, bump the version."""
-    if session.is_open and session.frames_received >= session.limits.max_frames:
-        session = _close(session, SessionStatus.FAILED, FailureReason.ATTEMPT_LIMIT, now)
+    """Append to the bounded frame log, apply the frame cap, bump the version.
+
+    The cap closes the session when every slot is taken and this was the last of them to settle, so the frame
+    that settles last is answered normally (and may still pass the last step)."""
     frames = (session.frames + (record,))[-session.limits.max_frames :]
-    return _bumped(replace(session, frames=frames), now), record
+    session = replace(session, frames=frames)
+    if session.is_open and session.frames_received >= session.limits.max_frames and session.settled:
+        session = _close(session, SessionStatus.FAILED, FailureReason.ATTEMPT_LIMIT, now)
+    return _bumped(session, now), record
 
 
 def _frame_reason(
@@ -236,6 +305,8 @@ def _frame_reason(
 ) -> tuple[ReasonCode | None, float | None]:
     if evaluation.reason is not None:
         return evaluation.reason, None
+    if is_repeated(session, evaluation.sha256):  # an identical upload judged since this one's analysis began
+        return ReasonCode.REPEATED_FRAME, None
     if session.reference_frame_id is None:
         return None, None  # this frame becomes the reference face
     if evaluation.comparison is None:
@@ -303,6 +374,7 @@ def _record(
         similarity=similarity,
         mirrored=evaluation.mirrored,
         frame_key=evaluation.frame_key,
+        sha256=evaluation.sha256,
     )
 
 
@@ -346,6 +418,7 @@ def session_to_dict(session: Session) -> dict[str, Any]:
         "samePersonCheck": session.same_person_check.value,
         "failureReason": session.failure_reason.value if session.failure_reason else None,
         "auditWritten": session.audit_written,
+        "thresholds": session.thresholds.to_json() if session.thresholds is not None else None,
     }
 
 
@@ -374,6 +447,7 @@ def frame_to_dict(frame: FrameRecord) -> dict[str, Any]:
         "similarity": frame.similarity,
         "mirrored": frame.mirrored,
         "frameKey": frame.frame_key,
+        "sha256": frame.sha256,
     }
 
 
@@ -406,6 +480,7 @@ def session_from_dict(raw: dict[str, Any]) -> Session:
         same_person_check=SamePersonCheck(raw["samePersonCheck"]),
         failure_reason=FailureReason(raw["failureReason"]) if raw.get("failureReason") else None,
         audit_written=bool(raw.get("auditWritten", False)),
+        thresholds=Thresholds.from_json(raw["thresholds"]) if raw.get("thresholds") else None,
     )
 
 
@@ -433,4 +508,5 @@ def _frame_from_dict(raw: dict[str, Any]) -> FrameRecord:
         similarity=float(raw["similarity"]) if raw.get("similarity") is not None else None,
         mirrored=bool(raw.get("mirrored", False)),
         frame_key=str(raw.get("frameKey", "")),
+        sha256=raw.get("sha256"),
     )

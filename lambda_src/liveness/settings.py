@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .challenges import MAX_STEPS, MIN_STEPS, Thresholds
+from .challenges import MAX_STEPS, MIN_STEPS, Thresholds, threshold_problems
 from .sessions import SessionLimits
 
 
@@ -91,10 +91,8 @@ def thresholds_from_env(env: dict[str, str]) -> Thresholds:
     thresholds = Thresholds(
         **{field_name: float(env[name]) for name, field_name in THRESHOLD_ENV.items() if env.get(name, "").strip()}
     )
-    # Disjoint windows: a face that counts as an expression must be unable to count as a turn or a tilt.
-    if thresholds.expression_max_angle >= min(thresholds.tilt_pitch, thresholds.turn_yaw):
-        raise ValueError(
-            "EXPRESSION_MAX_ANGLE_DEGREES must be below TILT_PITCH_DEGREES and TURN_YAW_DEGREES "
-            f"({thresholds.expression_max_angle:g} >= {min(thresholds.tilt_pitch, thresholds.turn_yaw):g})"
-        )
+    # Disjoint windows: no pose may count for two different steps (see challenges.threshold_problems).
+    problems = threshold_problems(thresholds)
+    if problems:
+        raise ValueError("; ".join(problems))
     return thresholds

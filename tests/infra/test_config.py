@@ -38,3 +38,23 @@ def test_loose_origins_are_refused(origin: str) -> None:
 def test_an_empty_allow_list_is_refused() -> None:
     with pytest.raises(ConfigError, match="at least one origin"):
         LivenessConfig(allowed_origins=())
+
+
+@pytest.mark.parametrize(
+    ("tuning", "complaint"),
+    [
+        ({"EXPRESSION_MAX_ANGLE_DEGREES": "20"}, "EXPRESSION_MAX_ANGLE"),  # an expression frame could pass a tilt
+        ({"TURN_YAW_DEGREES": "15", "TILT_PITCH_DEGREES": "15"}, "OFF_AXIS"),  # a turn frame could pass a tilt
+        ({"SESSION_MAX_FRAMES": "500"}, "SESSION_MAX_FRAMES"),  # the item would outgrow DynamoDB's 400 KB
+        ({"STEP_COUNT": "9"}, "STEP_COUNT"),
+        ({"TURN_YAW_DEGREES": "many"}, "sessionTuning"),
+    ],
+)
+def test_tuning_is_checked_by_the_functions_own_rules_at_synth(tuning: dict[str, str], complaint: str) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        LivenessConfig(allowed_origins=("https://kyc.example.com",), session_tuning=tuning)
+
+
+def test_sound_tuning_is_accepted() -> None:
+    tuning = {"TURN_YAW_DEGREES": "30", "STEP_COUNT": "4", "MIN_SIMILARITY": "95"}
+    assert LivenessConfig(allowed_origins=("https://kyc.example.com",), session_tuning=tuning).session_tuning == tuning

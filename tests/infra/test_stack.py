@@ -127,7 +127,7 @@ def test_retention_comes_from_context(tmp_path) -> None:
 
 def test_every_bucket_denies_plain_http(template_json: dict[str, Any]) -> None:
     policies = resources_of(template_json, "AWS::S3::BucketPolicy").values()
-    assert len(policies) == 2
+    assert len(policies) == len(resources_of(template_json, "AWS::S3::Bucket")) == 3
     for policy in policies:
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         assert any(
@@ -191,29 +191,63 @@ def test_sessions_table_is_on_demand_recoverable_encrypted_with_ttl(template: Te
     )
 
 
+def _matches(pattern: Any, value: Any) -> bool:
+    """Lambda's event-filter semantics for the equality patterns we use: every key present, values among the
+    listed ones."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(k in value and _matches(p, value[k]) for k, p in pattern.items())
+    return value in pattern
+
+
 def test_expiry_function_receives_only_ttl_removals(template_json: dict[str, Any]) -> None:
+    from tests.runtime.test_sessions_expiry import stream_record
+
     (mapping,) = resources_of(template_json, "AWS::Lambda::EventSourceMapping").values()
     props = mapping["Properties"]
     (pattern,) = [json.loads(item["Pattern"]) for item in props["FilterCriteria"]["Filters"]]
-    assert pattern == {
-        "eventName": ["REMOVE"],
-        "userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]},
-    }
+    item = {"sessionId": {"S": "00000000-0000-4000-8000-000000000000"}}
+    assert _matches(pattern, stream_record(item, "1"))  # the TTL's deletion
+    assert not _matches(pattern, stream_record(item, "2", identity=None))  # a user's DeleteItem
+    assert not _matches(pattern, stream_record(item, "3", event_name="MODIFY", identity=None))
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert props["BisectBatchOnFunctionError"] is True and props["MaximumRetryAttempts"] == 5
-    assert "OnFailure" in props["DestinationConfig"]
+    assert props["BisectBatchOnFunctionError"] is True and props["MaximumRetryAttempts"] == 10
+
+
+def test_failed_expiry_batches_are_kept_whole_in_a_private_bucket(template_json: dict[str, Any]) -> None:
+    (mapping,) = resources_of(template_json, "AWS::Lambda::EventSourceMapping").values()
+    destination = mapping["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    bucket_id = destination["Fn::GetAtt"][0]
+    bucket = template_json["Resources"][bucket_id]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+    assert bucket["LoggingConfiguration"]["LogFilePrefix"] == "expiry-failures/"
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 1827
 
 
 def test_expiry_function_can_only_write_audit_records(template_json: dict[str, Any]) -> None:
     function = expiry_function(template_json)
     (table_id,) = resources_of(template_json, "AWS::DynamoDB::Table")
-    (queue_id,) = resources_of(template_json, "AWS::SQS::Queue")
-    actual = {action: resource for action, resource in granted(policy_of(template_json, function))}
-    assert actual["s3:PutObject"] == "/audit/*"
-    assert actual["dynamodb:GetRecords"] == json.dumps({"Fn::GetAtt": [table_id, "StreamArn"]}, sort_keys=True)
-    assert actual["dynamodb:ListStreams"] == '"*"'  # no resource-level permission exists for it
-    assert actual["sqs:SendMessage"] == json.dumps({"Fn::GetAtt": [queue_id, "Arn"]}, sort_keys=True)
-    assert not any(action.startswith(("rekognition:", "s3:Get", "dynamodb:PutItem")) for action in actual)
+    actual = granted(policy_of(template_json, function))
+    (mapping,) = resources_of(template_json, "AWS::Lambda::EventSourceMapping").values()
+    failures_id = mapping["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    stream = json.dumps({"Fn::GetAtt": [table_id, "StreamArn"]}, sort_keys=True)
+    log_group = json.dumps(
+        {"Fn::GetAtt": [function["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}, sort_keys=True
+    )
+    assert [entry for entry in actual if not entry[0].startswith("logs:")] == sorted(
+        [
+            ("s3:PutObject", "/audit/*"),
+            ("s3:PutObject", "/*"),  # the failed-batches bucket, below
+            ("s3:ListBucket", json.dumps({"Fn::GetAtt": [failures_id, "Arn"]}, sort_keys=True)),
+            ("dynamodb:ListStreams", '"*"'),  # no resource-level permission exists for it
+            ("dynamodb:DescribeStream", stream),
+            ("dynamodb:GetRecords", stream),
+            ("dynamodb:GetShardIterator", stream),
+        ]
+    )
+    statements = policy_of(template_json, function)
+    failure_puts = [s for s in statements if s["Action"] == "s3:PutObject"][0]["Resource"]
+    assert {"Fn::Join": ["", [{"Fn::GetAtt": [failures_id, "Arn"]}, "/*"]]} in failure_puts
+    assert ("logs:PutLogEvents", log_group) in actual
     assert function["Runtime"] == "python3.14" and function["Architectures"] == ["arm64"]
 
 
@@ -392,14 +426,15 @@ def test_outputs_the_api_url(template_json: dict[str, Any]) -> None:
     assert {"UserPoolId", "UserPoolClientId"} <= set(template_json["Outputs"])
 
 
-def test_alarms_watch_both_functions_the_api_and_failed_expiry_batches(template_json: dict[str, Any]) -> None:
+def test_alarms_watch_both_functions_the_api_and_the_expiry_path(template_json: dict[str, Any]) -> None:
     alarms = [a["Properties"] for a in resources_of(template_json, "AWS::CloudWatch::Alarm").values()]
     metrics = sorted((alarm["Namespace"], alarm["MetricName"]) for alarm in alarms)
     assert metrics == [
         ("AWS/ApiGateway", "5XXError"),
         ("AWS/Lambda", "Errors"),
         ("AWS/Lambda", "Errors"),
-        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/Lambda", "IteratorAge"),
+        ("KycLiveness", "ExpiryAuditFailures"),
     ]
 
 

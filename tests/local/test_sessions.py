@@ -6,11 +6,15 @@ real embedded analyzer on frames it can actually judge (the astronaut looks down
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import itertools
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
+from liveness import session_service
+from liveness.challenges import StepCode
 
 from tests.local.conftest import StartServer
 from tests.local.support import astronaut_bgr, blank_bgr, call, data_url, jpeg
@@ -18,6 +22,15 @@ from tests.runtime.session_helpers import ScriptedAnalyzer, face, face_for
 
 ALICE, BOB = "alice", "bob"
 FRAME = data_url(jpeg(blank_bgr()))  # pixels the scripted analyzer ignores; still decoded and archived for real
+_SHADES = itertools.count(1)
+
+
+def fresh_frame() -> str:
+    """A blank frame with bytes no earlier frame had: the same bytes twice in a session are REPEATED_FRAME."""
+    image, shade = blank_bgr(), next(_SHADES)
+    image[:16, :16] = shade % 256  # whole 8x8 blocks, so the JPEG cannot smooth the difference away
+    image[:16, 16:32] = shade // 256 % 256
+    return data_url(jpeg(image))
 
 
 def create(server: Any, user: str | None = None, **body: Any) -> dict[str, Any]:
@@ -45,7 +58,7 @@ def perform(
     answers = []
     for code in steps:
         analyzer.script(face_for(code))
-        reply = send_frame(server, session["sessionId"], user=user)
+        reply = send_frame(server, session["sessionId"], fresh_frame(), user=user)
         assert reply.status == 200, reply.raw
         answers.append(reply.json)
     return answers
@@ -61,7 +74,7 @@ def test_a_session_driven_by_frames(start_server: StartServer, data_dir: Path) -
     assert session["status"] == "IN_PROGRESS" and len(session["steps"]) == 3
 
     analyzer.script(face())  # a frontal, neutral face meets no step
-    missed = send_frame(server, session["sessionId"], user=ALICE).json
+    missed = send_frame(server, session["sessionId"], fresh_frame(), user=ALICE).json
     assert missed["verdict"] == "REJECTED" and missed["reasonCode"] in ("POSE_NOT_MET", "EXPRESSION_NOT_MET")
 
     answers = perform(server, analyzer, session, codes(session), user=ALICE)
@@ -74,7 +87,10 @@ def test_a_session_driven_by_frames(start_server: StartServer, data_dir: Path) -
     assert state["status"] == "PASSED" and state["verdict"]["livenessPassed"] is True
     assert [step["status"] for step in state["steps"]] == ["PASSED"] * 3
     archived = data_dir / "archive" / "sessions" / session["sessionId"]
-    assert base64.b64decode(state["referenceFace"]["base64"]) == (archived / "reference-face.jpg").read_bytes()
+    reference_key = f"sessions/{session['sessionId']}/frames/{answers[0]['frameId']}-face.jpg"
+    assert state["referenceFace"]["key"] == reference_key  # the first accepted frame's crop, no separate copy
+    assert base64.b64decode(state["referenceFace"]["base64"]) == (data_dir / "archive" / reference_key).read_bytes()
+    assert not (archived / "reference-face.jpg").exists()
     audit = data_dir / "archive" / "audit" / "sessions" / f"{session['sessionId']}.json"
     assert audit.is_file() and not (archived / "audit.json").exists()
 
@@ -124,40 +140,56 @@ def test_a_restart_loses_nothing(start_server: StartServer, data_dir: Path) -> N
 # within EXPRESSION_MAX_ANGLE_DEGREES (12) of the camera, so the same photo can never also pass SMILE: one
 # still image cannot answer a head movement and an expression. Head turns, looking up, an open mouth and closed
 # eyes cannot be made from one photo at all.
-MAX_DRAWS = 1500  # a 2-step draw is [LOOK_DOWN, SMILE] with p = 1/42; 1500 misses happen with p < 1e-15
 
 
-def draw_session(server: Any, wanted: Callable[[list[str]], bool]) -> dict[str, Any]:
-    """Steps are drawn by the server's CSPRNG and cannot be chosen: start sessions until one fits."""
-    for _ in range(MAX_DRAWS):
-        session = create(server, steps=2)
-        if wanted(codes(session)):
-            return session
-    pytest.skip(f"no drawn session fitted in {MAX_DRAWS} tries (steps are random by design)")
+def draw_session(server: Any, monkeypatch: pytest.MonkeyPatch, *steps: str) -> dict[str, Any]:
+    """Steps come from the server's CSPRNG and cannot be chosen over the API; the test replaces that one draw
+    (in this process, where the test server runs), so the flow under test is deterministic. Everything else,
+    the routes, the store and the analyzer, is the real thing."""
+    drawn = tuple(StepCode(code) for code in steps)
+    monkeypatch.setattr(session_service, "draw_steps", lambda count, *, exclude_expressions=False: drawn[:count])
+    session = create(server, steps=len(drawn))
+    assert codes(session) == list(steps)
+    return session
 
 
-def test_the_real_analyzer_accepts_look_down_and_refuses_the_same_photo_as_a_smile(
-    start_server: StartServer, mesh_analyzer: Any
+def _off_centre(bgr: np.ndarray, top: int) -> np.ndarray:
+    """The photo's head, enlarged, pasted at the top of a grey frame: its line of sight is oblique, which a
+    frame-centred camera model read as a head bent down."""
+    head = cv2.resize(bgr[0:260, 110:340], None, fx=1.5, fy=1.5)
+    canvas = np.full((480, 640, 3), 128, dtype=np.uint8)
+    left = (canvas.shape[1] - head.shape[1]) // 2
+    canvas[top : top + head.shape[0], left : left + head.shape[1]] = head
+    return canvas
+
+
+def test_the_real_analyzer_accepts_a_smile_and_no_photo_trick_passes_look_down(
+    start_server: StartServer, mesh_analyzer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = start_server(mesh_analyzer, STEP_COUNT="2")
-    session = draw_session(server, lambda steps: steps == ["LOOK_DOWN", "SMILE"])
+    session = draw_session(server, monkeypatch, "SMILE", "LOOK_DOWN")
     photo = data_url(jpeg(astronaut_bgr()))
     first = send_frame(server, session["sessionId"], photo).json
-    assert first["verdict"] == "ACCEPTED" and first["stepCode"] == "LOOK_DOWN", first
-    assert first["measured"]["pitch"] <= -15
-    second = send_frame(server, session["sessionId"], photo).json
-    assert second["verdict"] == "REJECTED" and second["reasonCode"] == "EXPRESSION_NOT_MET", second
-    assert second["stepCode"] == "SMILE" and second["measured"]["smile"] >= 80  # she smiles; her face is tilted
-    assert second["status"] == "IN_PROGRESS" and second["currentStep"] == 1
-
+    assert first["verdict"] == "ACCEPTED" and first["stepCode"] == "SMILE", first
+    assert abs(first["measured"]["pitch"]) < 12 and first["measured"]["smile"] >= 80
+    again = send_frame(server, session["sessionId"], photo).json  # the very same bytes: refused before any rule
+    assert again["verdict"] == "REJECTED" and again["reasonCode"] == "REPEATED_FRAME", again
+    # The same photo re-encoded, then pasted off-centre (which used to read as a head bent down): still no.
+    for picture in (jpeg(astronaut_bgr(), quality=95), jpeg(_off_centre(astronaut_bgr(), top=0))):
+        answer = send_frame(server, session["sessionId"], data_url(picture)).json
+        assert answer["verdict"] == "REJECTED" and answer["reasonCode"] == "POSE_NOT_MET", answer
+        assert answer["stepCode"] == "LOOK_DOWN" and answer["measured"]["pitch"] > -15
     state = get(server, session["sessionId"]).json
     assert state["analyzer"] == "local-mesh" and [step["status"] for step in state["steps"]] == ["PASSED", "PENDING"]
-    assert state["steps"][1]["reason"] == "EXPRESSION_NOT_MET"
+    assert state["steps"][1]["reason"] == "POSE_NOT_MET"
 
 
-def test_the_real_analyzer_rejects_a_turn_it_does_not_see(start_server: StartServer, mesh_analyzer: Any) -> None:
+@pytest.mark.parametrize("turn", ["TURN_LEFT", "TURN_RIGHT"])
+def test_the_real_analyzer_rejects_a_turn_it_does_not_see(
+    start_server: StartServer, mesh_analyzer: Any, monkeypatch: pytest.MonkeyPatch, turn: str
+) -> None:
     server = start_server(mesh_analyzer, STEP_COUNT="2")
-    session = draw_session(server, lambda steps: steps[0] in ("TURN_LEFT", "TURN_RIGHT"))
+    session = draw_session(server, monkeypatch, turn, "SMILE")
     answer = send_frame(server, session["sessionId"], data_url(jpeg(astronaut_bgr()))).json
     assert answer["verdict"] == "REJECTED" and answer["reasonCode"] == "POSE_NOT_MET"
     assert abs(answer["measured"]["yaw"]) < 25 and answer["currentStep"] == 0

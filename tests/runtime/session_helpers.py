@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
 import threading
+import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,7 +23,9 @@ import boto3
 import cv2
 import numpy as np
 import pytest
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from botocore.awsrequest import AWSResponse
+from botocore.config import Config
 from liveness.archive import FileArchive, S3Archive
 from liveness.challenges import StepCode
 from liveness.faces import FaceComparison, FaceDetail, Frame
@@ -177,7 +181,16 @@ class Client:
         self, method: str, path: str, body: Any = None, *, sub: str | None = "", raw_body: str | None = None
     ) -> Reply:
         event = rest_event(method, path, body, sub=self.sub if sub == "" else sub, raw_body=raw_body)
-        response = self.app.resolve(event, self.context)
+        # Powertools keeps the current event and context on the BaseRouter CLASS, shared by every resolver of the
+        # process. A request nested inside another (a test interleaving "another Lambda environment") must not
+        # leave its event behind for the outer one, so the outer request's state is put back afterwards.
+        outer_event = BaseRouter.__dict__.get("current_event")
+        outer_context = BaseRouter.__dict__.get("lambda_context")
+        try:
+            response = self.app.resolve(event, self.context)
+        finally:
+            BaseRouter.current_event = outer_event
+            BaseRouter.lambda_context = outer_context
         body = json.loads(response["body"]) if response.get("body") else {}
         return Reply(status=response["statusCode"], body=body, headers=response.get("multiValueHeaders") or {})
 
@@ -222,6 +235,24 @@ FAKE_AWS_ENV = {
 }
 
 
+@dataclass(frozen=True)
+class Backend:
+    """How another Lambda environment (another process) reaches the storage a rig uses: a moto server's
+    endpoint (DynamoDB + S3) or a local data directory (FileSessionStore + FileArchive)."""
+
+    endpoint: str | None = None
+    root: Path | None = None
+
+    def session_store_and_archive(self) -> tuple[Any, Any]:
+        if self.root is not None:
+            return FileSessionStore(self.root / "sessions"), FileArchive(self.root / "archive")
+        assert self.endpoint is not None
+        config = Config(retries={"mode": "standard", "max_attempts": 3})
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=self.endpoint, config=config)
+        s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=self.endpoint, config=config)
+        return DynamoDbSessionStore(dynamodb, TABLE), S3Archive(s3, BUCKET)
+
+
 @dataclass
 class Rig:
     deps: Dependencies
@@ -229,6 +260,7 @@ class Rig:
     clock: FakeClock
     client: Client
     kind: str
+    backend: Backend | None = None  # None: in-process moto, which another process cannot reach
 
     @property
     def store(self) -> Any:
@@ -248,12 +280,120 @@ class Rig:
         return Client(app=self.client.app, sub=sub)
 
     def new_client(self) -> Client:
-        """A client on its own resolver, as another Lambda environment would be: Powertools keeps the current
-        event on the resolver, so concurrent (or nested) requests must not share one."""
+        """A client on its own resolver, for a request nested inside another one (``during_next_detect``); the
+        nested request runs to completion before the outer one resumes, and ``Client.call`` gives the outer
+        request its event back. Concurrent requests need separate processes: see ``send_together``."""
         return Client(app=create_app(self.deps))
 
 
-def build_rig(kind: str, store: Any, archive: Any, settings: Settings | None = None, analyzer: Any = None) -> Rig:
+# ---------------------------------------------------------------------------------------------------------
+# Concurrent requests, as Lambda serves them: each in its own execution environment (a process) with its own
+# app and clients, all sharing the DynamoDB table and S3 bucket (a moto server) or the data directory. Threads of
+# one process would not do: Powertools keeps the current event on the BaseRouter class (``resolve`` sets
+# ``BaseRouter.current_event``), so a thread could read another thread's request.
+
+# Children are forked from a single-threaded fork server that has already imported this module (boto3, cv2,
+# Powertools): a plain fork would copy the pytest process with the moto server's threads (and any lock they
+# hold); a spawned child would pay ~1 s of imports each.
+_LAMBDA_PROCESSES = multiprocessing.get_context("forkserver")
+_LAMBDA_PROCESSES.set_forkserver_preload([__name__])
+RACE_TIMEOUT_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: Any = None
+    sub: str = OWNER
+
+
+def frame_request(session_id: str, seed: int = 0) -> Request:
+    return Request("POST", f"/sessions/{session_id}/frames", {"image": data_url(seed)})
+
+
+@dataclass(frozen=True)
+class _Environment:
+    """Everything a child needs to build its own Dependencies: the shared backend and the parent's state."""
+
+    backend: Backend
+    settings: Settings
+    now: datetime
+    default_faces: list[FaceDetail] | None
+    similarity: float | None
+
+
+@dataclass
+class _Outcome:
+    index: int
+    reply: Reply | None = None
+    detect_calls: int = 0
+    compare_calls: list[tuple[int, int]] = field(default_factory=list)
+    error: str | None = None
+
+
+def _serve_one(environment: _Environment, index: int, request: Request, start: Any, outcomes: Any) -> None:
+    """One Lambda environment: its own app, clients and analyzer; waits for the others, sends one request."""
+    try:
+        store, archive = environment.backend.session_store_and_archive()
+        analyzer = ScriptedAnalyzer()
+        analyzer.default_faces, analyzer.similarity = environment.default_faces, environment.similarity
+        deps = Dependencies(
+            settings=environment.settings,
+            analyzer=analyzer,
+            archive=archive,
+            clock=FakeClock(environment.now),
+            session_store=store,
+        )
+        client = Client(app=create_app(deps), context=SimpleNamespace(aws_request_id=f"lambda-req-{index}"))
+        start.wait(RACE_TIMEOUT_SECONDS)  # every environment is ready: release all requests at once
+        reply = client.call(request.method, request.path, request.body, sub=request.sub)
+        outcomes.put(_Outcome(index, reply, analyzer.detect_calls, analyzer.compare_calls))
+    except BaseException:  # noqa: BLE001  (reported to the parent, which fails the test)
+        outcomes.put(_Outcome(index, error=traceback.format_exc()))
+
+
+def send_together(rig: Rig, requests: Sequence[Request]) -> list[Reply]:
+    """Sends ``requests`` at once, each from its own process (Lambda environment), and answers their replies in
+    order. The children's analyzer calls are added to ``rig.analyzer``, so its counts cover every environment."""
+    if rig.backend is None:
+        raise ValueError("concurrent requests need a backend other processes can reach (moto server or files)")
+    if rig.analyzer.faces or rig.analyzer.during_next_detect is not None:
+        raise ValueError("per-call scripts cannot be split between processes: set analyzer.default_faces")
+    environment = _Environment(
+        rig.backend, rig.deps.settings, rig.clock(), rig.analyzer.default_faces, rig.analyzer.similarity
+    )
+    start = _LAMBDA_PROCESSES.Barrier(len(requests))
+    outcomes = _LAMBDA_PROCESSES.Queue()
+    processes = [
+        _LAMBDA_PROCESSES.Process(target=_serve_one, args=(environment, index, request, start, outcomes))
+        for index, request in enumerate(requests)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        results = sorted((outcomes.get(timeout=RACE_TIMEOUT_SECONDS) for _ in processes), key=lambda o: o.index)
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+    errors = [outcome.error for outcome in results if outcome.error]
+    assert not errors, "a Lambda environment failed:\n" + "\n".join(errors)
+    for outcome in results:
+        rig.analyzer.detect_calls += outcome.detect_calls
+        rig.analyzer.compare_calls.extend(outcome.compare_calls)
+    return [outcome.reply for outcome in results if outcome.reply is not None]
+
+
+def build_rig(
+    kind: str,
+    store: Any,
+    archive: Any,
+    settings: Settings | None = None,
+    analyzer: Any = None,
+    backend: Backend | None = None,
+) -> Rig:
     scripted, clock = ScriptedAnalyzer(), FakeClock()
     deps = Dependencies(
         settings=settings or Settings(),
@@ -262,7 +402,8 @@ def build_rig(kind: str, store: Any, archive: Any, settings: Settings | None = N
         clock=clock,
         session_store=store,
     )
-    return Rig(deps=deps, analyzer=scripted, clock=clock, client=Client(app=create_app(deps)), kind=kind)
+    client = Client(app=create_app(deps))
+    return Rig(deps=deps, analyzer=scripted, clock=clock, client=client, kind=kind, backend=backend)
 
 
 def aws_rig(settings: Settings | None = None, endpoint_url: str | None = None, analyzer: Any = None) -> Rig:
@@ -274,7 +415,9 @@ def aws_rig(settings: Settings | None = None, endpoint_url: str | None = None, a
 
 
 def file_rig(root: Path, settings: Settings | None = None) -> Rig:
-    return build_rig("file", FileSessionStore(root / "sessions"), FileArchive(root / "archive"), settings)
+    backend = Backend(root=root)
+    store, archive = backend.session_store_and_archive()
+    return build_rig("file", store, archive, settings, backend=backend)
 
 
 @pytest.fixture

@@ -116,6 +116,29 @@ def test_an_in_plane_rotation_adds_to_roll(analyzer: MeshAnalyzer, astronaut: np
     assert turned.pose.yaw == pytest.approx(upright.pose.yaw, abs=ANGLE_TOLERANCE_DEG + 2)
 
 
+def _placed(face: np.ndarray, canvas_size: tuple[int, int], top_left: tuple[int, int]) -> np.ndarray:
+    canvas = np.full((*canvas_size, 3), 128, dtype=np.uint8)
+    top, left = top_left
+    canvas[top : top + face.shape[0], left : left + face.shape[1]] = face
+    return canvas
+
+
+def test_pose_does_not_depend_on_where_the_face_sits(analyzer: MeshAnalyzer, astronaut: np.ndarray) -> None:
+    """A still photo cropped or pasted off-centre must not change its pose: otherwise a client could pass a
+    head-movement step by moving the photo instead of the head."""
+    face = astronaut[20:240, 130:320]
+    reference = only_face(analyzer, face).pose
+    placements = [(0, 0), (0, 450), (260, 0), (260, 450), (130, 225)]
+    for top_left in placements:
+        pose = only_face(analyzer, _placed(face, (480, 640), top_left)).pose
+        # Mesh noise is a few degrees; the attack this prevents moved pitch by 22 and yaw by 38 degrees.
+        assert abs(pose.yaw - reference.yaw) < 4.0, top_left
+        assert abs(pose.pitch - reference.pitch) < 4.0, top_left
+        assert abs(pose.roll - reference.roll) < 4.0, top_left
+    whole = only_face(analyzer, astronaut).pose
+    assert abs(whole.pitch - reference.pitch) < 4.0 and abs(whole.yaw - reference.yaw) < 4.0
+
+
 @pytest.mark.parametrize("value", [0, 128, 255])
 def test_a_uniform_image_has_no_face(analyzer: MeshAnalyzer, value: int) -> None:
     assert analyzer.detect_faces(frame_of(np.full((480, 640, 3), value, dtype=np.uint8))) == []
@@ -170,6 +193,6 @@ def test_dev_accuracy_meets_the_targets() -> None:
     assert summary.frontal_found == summary.frontal_total
     assert summary.turn_accuracy == 1.0
     assert summary.yaw_mae < 2.5 and summary.pitch_mae < 4.0 and summary.roll_mae < 2.0
-    assert summary.accuracy["eyes_closed"] >= 0.95
+    assert summary.accuracy["eyes_closed"] >= 0.90  # the issue's target; measured 92.9% (26/28)
     assert summary.accuracy["mouth_open"] >= 0.95
     assert summary.accuracy["smiling"] >= 0.95

@@ -1,7 +1,8 @@
 """Races: 20 frames for one step at once, over real HTTP to a moto server (DynamoDB conditional writes,
 S3 If-None-Match) and over the file store. Exactly one frame advances the step; none is lost; every
 frame is archived exactly once; no frame counts for a step other than the one it was judged against.
-Each request runs on its own resolver, as separate Lambda environments would. Also: the audit record."""
+Each racing request runs in its own process with its own app and clients, as separate Lambda environments
+would (see ``send_together``). Also: the audit record."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import json
 import threading
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +18,30 @@ import pytest
 from botocore.config import Config
 from liveness.archive import S3Archive
 from liveness.audit import write_audit
-from liveness.session_keys import audit_key, face_crop_key, reference_face_key
+from liveness.session_keys import audit_key, face_crop_key
 from liveness.session_store import DynamoDbSessionStore
+from liveness.sessions import SessionLimits
+from liveness.settings import Settings
 from moto.dynamodb.models.table import Table
 from moto.server import ThreadedMotoServer
 
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     BUCKET,
     TABLE,
+    Backend,
     Reply,
     Rig,
     S3PutWatch,
     aws,
     build_rig,
     create_aws_resources,
+    face,
     face_for,
     fake_aws_env,
     file_rig,
+    frame_request,
     rig,
+    send_together,
     start_session,
     step_codes,
 )
@@ -70,7 +76,8 @@ def server_rig(endpoint: str) -> Rig:
     dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint, config=config)
     s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint, config=config)
     create_aws_resources(dynamodb, s3)
-    return build_rig("moto-server", DynamoDbSessionStore(dynamodb, TABLE), S3Archive(s3, BUCKET))
+    store, archive = DynamoDbSessionStore(dynamodb, TABLE), S3Archive(s3, BUCKET)
+    return build_rig("moto-server", store, archive, backend=Backend(endpoint=endpoint))
 
 
 @pytest.fixture(params=["moto-server", "file"])
@@ -81,15 +88,8 @@ def racing_rig(request: pytest.FixtureRequest, tmp_path: Path, fake_aws_env: Non
 
 
 def _send_together(rig: Rig, session_id: str, count: int) -> list[Reply]:
-    barrier = threading.Barrier(count)
-
-    def send(seed: int) -> Reply:
-        client = rig.new_client()  # its own resolver: Powertools keeps the current event on it
-        barrier.wait()  # release all requests at once
-        return client.frame(session_id, seed=seed)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(send, range(count)))
+    """``count`` different frames at once, each from its own Lambda environment (process)."""
+    return send_together(rig, [frame_request(session_id, seed=seed) for seed in range(count)])
 
 
 def test_concurrent_frames_advance_a_step_exactly_once(racing_rig: Rig) -> None:
@@ -120,7 +120,7 @@ def test_concurrent_frames_advance_a_step_exactly_once(racing_rig: Rig) -> None:
     stored = rig.store.get(session_id)
     frame_ids = {reply.body["frameId"] for reply in replies}
     assert len(frame_ids) == FRAMES
-    assert stored.current_step == 1 and stored.version == 1 + FRAMES  # one committed write per frame
+    assert stored.current_step == 1 and stored.version == 1 + 2 * FRAMES  # a reservation and a verdict per frame
     assert stored.frames_received == FRAMES and {frame.frame_id for frame in stored.frames} == frame_ids
     assert stored.steps[0].attempts == 1 and stored.steps[1].attempts == len(late)
     assert stored.reference_frame_id == accepted[0]["frameId"]
@@ -129,10 +129,92 @@ def test_concurrent_frames_advance_a_step_exactly_once(racing_rig: Rig) -> None:
     assert sorted(key for key in archived if not key.endswith("-face.jpg")) == sorted(
         f"sessions/{session_id}/frames/{frame_id}.jpg" for frame_id in frame_ids
     )
-    assert rig.stored(reference_face_key(session_id)) == rig.stored(
-        face_crop_key(session_id, stored.reference_frame_id)
-    )
+    assert rig.stored(face_crop_key(session_id, stored.reference_frame_id)) is not None
     assert rig.analyzer.detect_calls == FRAMES  # a retry re-judges, it never re-analyses
+
+
+@pytest.mark.parametrize("kind", ["moto-server", "file"])
+def test_parallel_frames_over_the_cap_are_neither_analysed_nor_archived(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, fake_aws_env: None
+) -> None:
+    """The reviewer's r2: cap 3, 12 frames at once. Slots are reserved before analysis, so exactly 3 frames reach
+    the analyzer and the archive, and every archived frame is in the audit record."""
+    settings = Settings(session_limits=SessionLimits(max_frames=3))
+    if kind == "file":
+        rig = file_rig(tmp_path, settings)
+    else:
+        rig = server_rig(request.getfixturevalue("moto_server"))
+        rig.deps.settings = settings
+    rig.analyzer.default_faces = [face(yaw=22, pitch=18)]  # meets no step: every frame is a rejected attempt
+    created = start_session(rig)
+    session_id = created["sessionId"]
+
+    replies = _send_together(rig, session_id, 12)
+
+    statuses = sorted(reply.status for reply in replies)
+    assert statuses == [200] * 3 + [409] * 9, [reply.body for reply in replies]
+    assert {reply.body["code"] for reply in replies if reply.status == 409} == {"SESSION_CLOSED"}
+    assert rig.analyzer.detect_calls == 3
+    archived = [key for key in rig.keys(f"sessions/{session_id}/frames/") if not key.endswith("-face.jpg")]
+    assert len(archived) == 3
+    stored = rig.store.get(session_id)
+    assert stored.failure_reason.value == "ATTEMPT_LIMIT" and stored.frames_received == 3 and stored.settled
+    audit = json.loads(rig.stored(audit_key(session_id)))
+    assert sorted(frame["frameKey"] for frame in audit["frames"]) == sorted(archived)
+    assert audit["framesReceived"] == 3 and audit["status"] == "FAILED"
+
+
+def test_a_frame_analysed_while_the_session_closed_is_logged_and_audited(rig: Rig) -> None:
+    """Frame A takes a slot; while it is analysed, a read after the deadline closes the session. A is still
+    archived, logged (SESSION_CLOSED) and in the audit record, which waits for it; A's answer is 409."""
+    created = start_session(rig)
+    session_id = created["sessionId"]
+    rig.analyzer.script(face_for(step_codes(created)[0]))
+    closing: list[Any] = []
+
+    def the_session_closes_meanwhile() -> None:
+        rig.clock.advance(500)
+        closing.append(rig.new_client().get(session_id))
+        assert rig.stored(audit_key(session_id)) is None  # A is still being analysed: no audit yet
+
+    rig.analyzer.during_next_detect = the_session_closes_meanwhile
+    late = rig.client.frame(session_id)
+    assert closing[0].body["status"] == "EXPIRED"
+    assert (late.status, late.body["code"]) == (409, "SESSION_CLOSED")
+    stored = rig.store.get(session_id)
+    assert stored.status.value == "EXPIRED" and stored.settled and stored.audit_written
+    assert [frame.reason.value for frame in stored.frames] == ["SESSION_CLOSED"]
+    audit = json.loads(rig.stored(audit_key(session_id)))
+    archived = [key for key in rig.keys(f"sessions/{session_id}/frames/") if not key.endswith("-face.jpg")]
+    assert [frame["frameKey"] for frame in audit["frames"]] == archived and len(archived) == 1
+    assert audit["frames"][0]["reasonCode"] == "SESSION_CLOSED" and audit["status"] == "EXPIRED"
+
+
+def test_the_first_frame_after_a_deadline_closes_the_session_unanalysed(rig: Rig) -> None:
+    created = start_session(rig)
+    rig.clock.advance(120)
+    reply = rig.client.frame(created["sessionId"])
+    assert (reply.status, reply.body["code"]) == (409, "SESSION_CLOSED")
+    stored = rig.store.get(created["sessionId"])
+    assert stored.status.value == "EXPIRED" and stored.frames_received == 0 and stored.version == 2
+    assert rig.analyzer.detect_calls == 0 and rig.keys(f"sessions/{created['sessionId']}/") == []
+    assert json.loads(rig.stored(audit_key(created["sessionId"])))["frames"] == []
+
+
+def test_a_frame_whose_analysis_fails_keeps_its_slot_and_is_logged(aws: Rig) -> None:
+    created = start_session(aws)
+    session_id = created["sessionId"]
+    watch = S3PutWatch(aws.deps.archive._client, f"sessions/{session_id}/frames/")
+    watch.failing = True  # the upload's archive write meets a 503 after DetectFaces was paid for
+    aws.analyzer.script(face_for(step_codes(created)[0]))
+    reply = aws.client.frame(session_id)
+    assert (reply.status, reply.body["code"]) == (503, "STORAGE_UNAVAILABLE")
+    stored = aws.store.get(session_id)
+    assert stored.frames_received == 1 and stored.settled and stored.frames[0].reason.value == "NOT_JUDGED"
+    assert stored.steps[0].attempts == 0 and stored.frames[0].frame_key == ""  # nothing was archived
+    watch.failing = False
+    aws.analyzer.script(face_for(step_codes(created)[0]))
+    assert aws.client.frame(session_id).body["verdict"] == "ACCEPTED"  # the same bytes may be sent again
 
 
 def test_concurrent_frames_after_expiry_close_once_and_write_one_audit(racing_rig: Rig) -> None:
@@ -167,7 +249,7 @@ def test_a_frame_judged_for_a_completed_step_never_advances_the_next(rig: Rig) -
     assert a_reply.body["reasonCode"] == "STEP_ALREADY_COMPLETED" and a_reply.body["message"]
     assert a_reply.body["stepIndex"] == 0 and a_reply.body["currentStep"] == 1
     stored = rig.store.get(session_id)
-    assert stored.current_step == 1 and stored.steps[1].attempts == 0 and stored.version == 3
+    assert stored.current_step == 1 and stored.steps[1].attempts == 0 and stored.version == 5
     assert rig.analyzer.compare_calls == []  # A was never compared: it met no step it could count for
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -97,8 +98,20 @@ def abandoned_session(rig: Rig) -> str:
     return created["sessionId"]
 
 
-def test_an_abandoned_session_is_audited_as_expired_once(aws: Rig) -> None:
+def _metrics(output: str, name: str) -> list[dict[str, Any]]:
+    """The EMF documents on stdout that carry ``name``."""
+    found = []
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            document = json.loads(line)
+            if name in document:
+                found.append(document)
+    return found
+
+
+def test_an_abandoned_session_is_audited_as_expired_once(aws: Rig, capsys: pytest.CaptureFixture[str]) -> None:
     session_id = abandoned_session(aws)
+    capsys.readouterr()
     item = stored_item(aws, session_id)
     assert item["status"] == {"S": "IN_PROGRESS"} and aws.stored(audit_key(session_id)) is None
 
@@ -116,8 +129,11 @@ def test_an_abandoned_session_is_audited_as_expired_once(aws: Rig) -> None:
     assert record["closingRequestId"] == LambdaContext.aws_request_id
     assert record["thresholds"] == Settings().thresholds.to_json()
 
+    assert len(_metrics(capsys.readouterr().out, "SessionsClosed")) == 1
+
     assert invoke(stream_record(item, "101")) == {"batchItemFailures": []}  # a redelivered record
     assert len(audit_versions(aws, session_id)) == 1  # the first record stands
+    assert _metrics(capsys.readouterr().out, "SessionsClosed") == []  # not counted twice
 
 
 def test_a_closed_and_audited_session_is_left_alone(aws: Rig) -> None:
@@ -171,7 +187,42 @@ def test_records_other_than_ttl_removals_are_ignored(
     assert audit_versions(aws, session_id) == []
 
 
-def test_a_record_whose_audit_cannot_be_written_is_reported_for_retry(aws: Rig) -> None:
+def test_the_audit_carries_the_thresholds_stored_at_creation(aws: Rig) -> None:
+    session_id = abandoned_session(aws)
+    item = stored_item(aws, session_id)
+    # The function's settings changed since the session was created: the item's copy is what counts.
+    expiry.use_runtime(
+        expiry.ExpiryRuntime(archive=aws.deps.archive, thresholds=replace(Settings().thresholds, turn_yaw=45.0))
+    )
+    assert invoke(stream_record(item, "150")) == {"batchItemFailures": []}
+    record = json.loads(aws.stored(audit_key(session_id)))
+    assert record["thresholds"] == Settings().thresholds.to_json() and record["thresholds"]["turn_yaw"] == 25.0
+
+
+def test_a_malformed_item_is_skipped_logged_and_counted(
+    aws: Rig, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session_id, fine_id = abandoned_session(aws), abandoned_session(aws)
+    item = stored_item(aws, session_id)
+    del item["steps"]  # cannot be rebuilt into a session: retrying would never help
+    logged: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(expiry.logger, "error", lambda message, extra: logged.append((message, extra)))
+    capsys.readouterr()
+    response = invoke(stream_record(item, "700"), stream_record(stored_item(aws, fine_id), "701"))
+    assert response == {"batchItemFailures": []}  # a poison record must not block the shard
+    assert len(_metrics(capsys.readouterr().out, "ExpiryRecordsSkipped")) == 1
+    assert logged == [
+        (
+            "Malformed session item skipped",
+            {"sessionId": session_id, "eventId": logged[0][1]["eventId"], "error": "KeyError"},
+        )
+    ]  # ids only, never the image
+    assert audit_versions(aws, session_id) == [] and len(audit_versions(aws, fine_id)) == 1
+
+
+def test_a_record_whose_audit_cannot_be_written_is_reported_for_retry(
+    aws: Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
     failing_id, fine_id = abandoned_session(aws), abandoned_session(aws)
     failing_item, fine_item = stored_item(aws, failing_id), stored_item(aws, fine_id)
     s3 = aws.deps.archive._client
@@ -179,8 +230,11 @@ def test_a_record_whose_audit_cannot_be_written_is_reported_for_retry(aws: Rig) 
     watch = S3PutWatch(s3, f"audit/sessions/{failing_id}")
     watch.failing = True  # S3 answers 503 SlowDown for this one record's audit write
 
+    capsys.readouterr()
     response = invoke(stream_record(failing_item, "500"), stream_record(fine_item, "501"))
     assert response == {"batchItemFailures": [{"itemIdentifier": "500"}]}
+    failures = _metrics(capsys.readouterr().out, "ExpiryAuditFailures")
+    assert len(failures) == 1 and failures[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] == "Count"
     assert audit_versions(aws, failing_id) == [] and len(audit_versions(aws, fine_id)) == 1
 
     watch.failing = False  # Lambda retries from the failed record on

@@ -138,7 +138,9 @@ def test_a_throttled_comparison_answers_503_and_changes_nothing(rekognition: tup
     reply = rig.client.frame(created["sessionId"], image=_data_url(second))
     assert (reply.status, reply.body["code"]) == (503, "ANALYZER_UNAVAILABLE")
     assert reply.headers.get("Retry-After") == ["2"]
-    assert rig.store.get(created["sessionId"]) == before  # no attempt counted, no step moved
+    after = rig.store.get(created["sessionId"])  # the slot is taken and the frame logged; nothing else moved
+    assert after.frames_received == before.frames_received + 1 and after.frames[-1].reason.value == "NOT_JUDGED"
+    assert after.current_step == before.current_step and after.steps == before.steps
 
     stub.detect(second, step_codes(created)[1])  # the client retries the same frame
     stub.compare(crop, second, 99.0)

@@ -11,8 +11,11 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from liveness.challenges import StepCode
 from liveness.faces import BoolAttribute
 from liveness.session_keys import audit_key, face_crop_key, reference_face_key
@@ -24,6 +27,7 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     OTHER,
     OWNER,
     Rig,
+    S3PutWatch,
     aws,
     aws_rig,
     data_url,
@@ -157,17 +161,17 @@ def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
         "2026-11-03T09:00:06+00:00",
         "2026-11-03T09:00:09+00:00",
     ]
-    reference = base64.b64decode(body["referenceFace"]["base64"])
-    assert (
-        reference.startswith(b"\xff\xd8\xff")
-        and body["referenceFace"]["key"] == f"sessions/{session_id}/reference-face.jpg"
-    )
-    assert rig.stored(reference_face_key(session_id)) == reference
-
     frame_ids = [reply.body["frameId"] for reply in replies]
+    reference = base64.b64decode(body["referenceFace"]["base64"])
+    # The reference face is the first accepted frame's crop, written before the save that named it.
+    assert reference.startswith(b"\xff\xd8\xff")
+    assert body["referenceFace"]["key"] == f"sessions/{session_id}/frames/{frame_ids[0]}-face.jpg"
+    assert reference_face_key(session_id, frame_ids[0]) == face_crop_key(session_id, frame_ids[0])
+    assert rig.stored(face_crop_key(session_id, frame_ids[0])) == reference
+
     assert rig.keys(f"sessions/{session_id}/") == sorted(
         [f"sessions/{session_id}/frames/{frame_id}.jpg" for frame_id in frame_ids]
-        + [face_crop_key(session_id, frame_ids[0]), reference_face_key(session_id)]
+        + [face_crop_key(session_id, frame_ids[0])]
     )
     # The audit record lives apart from the selfies, so it can be kept longer.
     assert audit_key(session_id) == f"audit/sessions/{session_id}.json"
@@ -175,7 +179,8 @@ def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
     audit = _audit(rig, session_id)
     assert audit["verdict"]["livenessPassed"] is True and audit["samePersonCheck"] == "passed"
     assert [frame["frameId"] for frame in audit["frames"]] == frame_ids
-    assert audit["referenceFaceKey"] == reference_face_key(session_id) and audit["owner"] == OWNER
+    assert audit["referenceFaceKey"] == face_crop_key(session_id, frame_ids[0]) and audit["owner"] == OWNER
+    assert [len(frame["sha256"]) for frame in audit["frames"]] == [64] * 3  # digests only, never image data
     assert audit["thresholds"]["min_similarity"] == 90.0 and audit["analyzer"] == "scripted"
 
 
@@ -299,10 +304,87 @@ def test_a_frame_that_also_meets_the_previous_step_is_rejected(rig: Rig) -> None
     assert rig.client.frame(session_id).body["verdict"] == "ACCEPTED"
     held = rig.client.frame(session_id, seed=1).body
     assert held["verdict"] == "REJECTED" and held["reasonCode"] == "PREVIOUS_STEP_HELD"
-    assert held["message"].startswith("Release the previous movement") and held["currentStep"] == 1
+    assert held["message"].startswith("Release the earlier movements") and held["currentStep"] == 1
     changed = rig.client.frame(session_id, seed=2).body  # the smile released, the mouth still open
     assert changed["verdict"] == "ACCEPTED" and changed["stepCode"] == "OPEN_MOUTH"
     assert len(rig.analyzer.compare_calls) == 1  # the held frame was never compared: it did not meet its step
+
+
+def test_one_photo_cannot_pass_two_non_adjacent_steps(rig: Rig) -> None:
+    """The reviewer's case: [SMILE, TURN_LEFT, OPEN_MOUTH], a grinning photo, another frame, the photo again."""
+    session_id = _seeded(rig, StepCode.SMILE, StepCode.TURN_LEFT, StepCode.OPEN_MOUTH)
+    grin = face(smile=True, mouth_open=True)
+    photo = data_url(7)
+    rig.analyzer.script(grin, face(yaw=35), grin)
+    assert rig.client.frame(session_id, image=photo).body["verdict"] == "ACCEPTED"
+    assert rig.client.frame(session_id, seed=8).body["verdict"] == "ACCEPTED"
+    again = rig.client.frame(session_id, image=photo).body  # the very same bytes
+    assert again["verdict"] == "REJECTED" and again["reasonCode"] == "REPEATED_FRAME" and again["currentStep"] == 2
+    assert again["message"].startswith("This exact image was already sent")
+    # A cropped copy: other bytes, but the analyzer sees the same grin, which still meets SMILE two steps back.
+    rig.analyzer.script(grin)
+    crop = rig.client.frame(session_id, seed=9).body
+    assert crop["verdict"] == "REJECTED" and crop["reasonCode"] == "PREVIOUS_STEP_HELD", crop
+    assert rig.client.get(session_id).body["status"] == "IN_PROGRESS"
+    stored = rig.store.get(session_id)
+    assert stored.current_step == 2 and stored.frames[2].sha256 == stored.frames[0].sha256
+    assert len(rig.analyzer.compare_calls) == 1  # neither refused frame was compared
+    rig.analyzer.script(face(mouth_open=True))
+    assert rig.client.frame(session_id, seed=10).body["status"] == "PASSED"  # a real new frame still can
+
+
+def test_a_frame_is_judged_with_the_thresholds_stored_at_creation_and_audited_with_them(rig: Rig) -> None:
+    created = start_session(rig)
+    session_id, codes = created["sessionId"], step_codes(created)
+    created_with = rig.deps.settings.thresholds
+    # The deployment changes its settings while the session runs (a new Lambda version, say).
+    rig.deps.settings = replace(
+        rig.deps.settings,
+        thresholds=replace(created_with, turn_yaw=60.0, tilt_pitch=60.0, expression_confidence=99.9),
+        session_limits=replace(rig.deps.settings.session_limits, max_frames=7),
+    )
+    replies = _pass_all(rig, created)  # face_for() meets the creation-time thresholds, not the new ones
+    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 3
+    audit = _audit(rig, session_id)
+    assert audit["thresholds"] == created_with.to_json() and audit["thresholds"]["turn_yaw"] == 25.0
+    assert audit["limits"]["maxFrames"] == 30
+    assert rig.store.get(session_id).thresholds == created_with
+    assert codes  # the steps were the drawn ones
+
+
+def test_a_get_of_a_passed_session_reads_only_keys_that_exist(aws: Rig) -> None:
+    """Real S3 answers GetObject on a missing key with 403 AccessDenied when the role lacks s3:ListBucket (moto
+    answers 404). GET must never ask for a key that may be missing."""
+    s3 = aws.deps.archive._client
+    asked: list[str] = []
+
+    def missing_is_access_denied(params: dict[str, Any], **_: Any) -> Any:
+        path = unquote(params["url_path"].split("?", 1)[0]).lstrip("/")  # virtual-host or path style
+        key = path.removeprefix("liveness-archive/")
+        asked.append(key)
+        try:
+            s3.head_object(Bucket="liveness-archive", Key=key)
+            return None
+        except ClientError:
+            error = {"Code": "AccessDenied", "Message": "Access Denied"}
+            return AWSResponse(None, 403, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+    s3.meta.events.register("before-call.s3.GetObject", missing_is_access_denied)
+    created = start_session(aws)
+    replies = _pass_all(aws, created)
+    assert [reply.status for reply in replies] == [200] * 3
+    got = aws.client.get(created["sessionId"])
+    assert got.status == 200 and got.body["status"] == "PASSED" and got.body["referenceFace"]["base64"]
+    assert asked and all(key.endswith(f"{replies[0].body['frameId']}-face.jpg") for key in asked)
+
+
+def test_a_committed_verdict_is_answered_even_if_the_audit_write_then_fails(aws: Rig) -> None:
+    watch = S3PutWatch(aws.deps.archive._client, "audit/")
+    created = start_session(aws)
+    watch.failing = True
+    replies = _pass_all(aws, created)
+    assert [reply.status for reply in replies] == [200] * 3 and replies[-1].body["status"] == "PASSED"
+    assert watch.puts == 1 and aws.store.get(created["sessionId"]).audit_written is False
 
 
 # --- same person -------------------------------------------------------------------------------------------
@@ -396,6 +478,14 @@ def test_attempt_cap_fails_the_session(aws: Rig) -> None:
     assert stored.failure_reason.value == "ATTEMPT_LIMIT" and stored.frames_received == 30 and len(stored.frames) == 30
     assert len(aws.keys(f"sessions/{session_id}/frames/")) == 30
     assert aws.client.frame(session_id, seed=99).status == 409
+
+
+def test_a_closed_session_answers_409_whatever_the_mirroring(rig: Rig) -> None:
+    created = start_session(rig, mirrored=False)
+    rig.clock.advance(500)
+    reply = rig.client.frame(created["sessionId"], mirrored=True)
+    assert (reply.status, reply.body["code"]) == (409, "SESSION_CLOSED")  # not 400: closed is checked first
+    assert rig.store.get(created["sessionId"]).status.value == "EXPIRED" and rig.analyzer.detect_calls == 0
 
 
 def test_replay_into_a_closed_session_changes_nothing(rig: Rig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -10,6 +11,7 @@ import pytest
 from liveness.challenges import (
     EXPRESSIONS,
     HEAD_MOVEMENTS,
+    Measured,
     ReasonCode,
     StepCode,
     Thresholds,
@@ -30,8 +32,10 @@ from liveness.sessions import (
     apply_frame,
     close_if_due,
     new_session,
+    reserve_frame,
     session_from_dict,
     session_to_dict,
+    settle_frame,
 )
 from liveness.settings import MAX_FRAMES_CAP, Settings
 
@@ -177,6 +181,13 @@ def _frame(session, reason=None, similarity: float | None = 99.0, frame_id: str 
     )
 
 
+def _apply(session, evaluation, now, min_similarity: float = 90):
+    """A frame as the service runs it: reserve a slot, then apply the verdict (two versions)."""
+    reserved, ok = reserve_frame(session, now)
+    assert ok, "no slot"
+    return apply_frame(reserved, evaluation, now, min_similarity)
+
+
 def _at(seconds: float):
     return START + timedelta(seconds=seconds)
 
@@ -184,24 +195,24 @@ def _at(seconds: float):
 def test_accepting_every_step_passes_and_bumps_the_version_per_frame() -> None:
     session = _session()
     for index in range(3):
-        session, record = apply_frame(session, _frame(session, frame_id=f"f{index}"), _at(index + 1), 90)
+        session, record = _apply(session, _frame(session, frame_id=f"f{index}"), _at(index + 1), 90)
         assert record.verdict.value == "ACCEPTED"
-    assert session.status is SessionStatus.PASSED and session.version == 4
+    assert session.status is SessionStatus.PASSED and session.version == 7  # a reservation and a verdict each
     assert session.reference_frame_id == "f0" and session.comparisons == 2
     assert session.same_person_check is SamePersonCheck.PASSED
     assert [step.status for step in session.steps] == [StepStatus.PASSED] * 3
 
 
 def test_a_rejected_frame_counts_an_attempt_and_keeps_the_step() -> None:
-    session, record = apply_frame(_session(), _frame(_session(), ReasonCode.POSE_NOT_MET), _at(1), 90)
+    session, record = _apply(_session(), _frame(_session(), ReasonCode.POSE_NOT_MET), _at(1), 90)
     assert record.reason is ReasonCode.POSE_NOT_MET and session.current_step == 0
     assert session.step.attempts == 1 and session.frames_received == 1 and session.step.reason == "POSE_NOT_MET"
     assert session.step.started_at == _at(1)  # step 0's timer starts with the first frame, not at creation
 
 
 def test_a_different_person_fails_the_session() -> None:
-    session, _ = apply_frame(_session(), _frame(_session()), _at(1), 90)
-    session, record = apply_frame(session, _frame(session, similarity=42.0), _at(2), 90)
+    session, _ = _apply(_session(), _frame(_session()), _at(1), 90)
+    session, record = _apply(session, _frame(session, similarity=42.0), _at(2), 90)
     assert record.reason is ReasonCode.FACE_MISMATCH and record.similarity == 42.0
     assert session.status is SessionStatus.FAILED and session.failure_reason is FailureReason.FACE_MISMATCH
     assert session.same_person_check is SamePersonCheck.FAILED
@@ -210,13 +221,13 @@ def test_a_different_person_fails_the_session() -> None:
 def test_an_unavailable_comparison_is_flagged_not_passed() -> None:
     session = _session()
     for index in range(3):
-        session, _ = apply_frame(session, _frame(session, similarity=None, frame_id=f"f{index}"), _at(index + 1), 90)
+        session, _ = _apply(session, _frame(session, similarity=None, frame_id=f"f{index}"), _at(index + 1), 90)
     assert session.status is SessionStatus.PASSED
     assert session.same_person_check is SamePersonCheck.NOT_PERFORMED
 
 
 def test_step_timeout_and_expiry() -> None:
-    session, _ = apply_frame(_session(), _frame(_session()), _at(1), 90)  # step 1 starts at t=1
+    session, _ = _apply(_session(), _frame(_session()), _at(1), 90)  # step 1 starts at t=1
     assert close_if_due(session, _at(11)) is session  # exactly the limit: still allowed
     timed_out = close_if_due(session, _at(11.001))
     assert timed_out.status is SessionStatus.FAILED and timed_out.failure_reason is FailureReason.STEP_TIMEOUT
@@ -228,7 +239,7 @@ def test_step_timeout_and_expiry() -> None:
 def test_attempt_cap_fails_the_session_on_the_last_allowed_frame() -> None:
     session = _session()
     for index in range(5):
-        session, _ = apply_frame(session, _frame(session, ReasonCode.NO_FACE, frame_id=f"f{index}"), _at(index), 90)
+        session, _ = _apply(session, _frame(session, ReasonCode.NO_FACE, frame_id=f"f{index}"), _at(index), 90)
     assert session.status is SessionStatus.FAILED and session.failure_reason is FailureReason.ATTEMPT_LIMIT
     assert len(session.frames) == 5
 
@@ -245,35 +256,35 @@ def test_closed_sessions_and_evaluations_of_future_steps_are_refused() -> None:
 def test_a_frame_judged_for_a_completed_step_is_rejected_not_moved_to_the_next() -> None:
     """The race: frames A and B both judged against step 0; B commits first. A must not count for step 1."""
     arrived = _session()
-    advanced, _ = apply_frame(arrived, _frame(arrived, frame_id="b"), _at(1), 90)
-    late, record = apply_frame(advanced, _frame(arrived, frame_id="a"), _at(1.5), 90)
+    advanced, _ = _apply(arrived, _frame(arrived, frame_id="b"), _at(1), 90)
+    late, record = _apply(advanced, _frame(arrived, frame_id="a"), _at(1.5), 90)
     assert record.verdict.value == "REJECTED" and record.reason is ReasonCode.STEP_ALREADY_COMPLETED
     assert (record.step_index, record.step_code) == (0, StepCode.TURN_LEFT) and record.similarity is None
     assert late.current_step == 1 and late.step.status is StepStatus.PENDING and late.step.attempts == 0
     assert late.steps[0] == advanced.steps[0]  # the completed step keeps its accepted frame
-    assert late.frames_received == 2 and late.version == advanced.version + 1 and late.frames[-1] == record
+    assert late.frames_received == 2 and late.version == advanced.version + 2 and late.frames[-1] == record
 
 
 def test_a_superseded_frame_of_another_person_still_fails_the_session() -> None:
-    session, _ = apply_frame(_session(), _frame(_session(), frame_id="f0"), _at(1), 90)  # reference set
+    session, _ = _apply(_session(), _frame(_session(), frame_id="f0"), _at(1), 90)  # reference set
     judged = _frame(session, similarity=30.0, frame_id="swap")  # compared against the reference: another person
-    advanced, _ = apply_frame(session, _frame(session, frame_id="f1"), _at(2), 90)
-    failed, record = apply_frame(advanced, judged, _at(2.5), 90)
+    advanced, _ = _apply(session, _frame(session, frame_id="f1"), _at(2), 90)
+    failed, record = _apply(advanced, judged, _at(2.5), 90)
     assert record.reason is ReasonCode.FACE_MISMATCH and record.similarity == 30.0
     assert failed.status is SessionStatus.FAILED and failed.failure_reason is FailureReason.FACE_MISMATCH
     assert failed.same_person_check is SamePersonCheck.FAILED
 
 
 def test_superseded_frames_count_toward_the_frame_cap() -> None:
-    session, _ = apply_frame(_session(), _frame(_session(), frame_id="f0"), _at(1), 90)
+    session, _ = _apply(_session(), _frame(_session(), frame_id="f0"), _at(1), 90)
     stale = _frame(_session(), frame_id="stale")
     for index in range(4):
-        session, _ = apply_frame(session, replace(stale, frame_id=f"s{index}"), _at(2), 90)
+        session, _ = _apply(session, replace(stale, frame_id=f"s{index}"), _at(2), 90)
     assert session.frames_received == 5 and session.failure_reason is FailureReason.ATTEMPT_LIMIT
 
 
 def test_plain_data_round_trip() -> None:
-    session, _ = apply_frame(_session(), _frame(_session(), ReasonCode.LOW_QUALITY), _at(1), 90)
+    session, _ = _apply(_session(), _frame(_session(), ReasonCode.LOW_QUALITY), _at(1), 90)
     assert session_from_dict(session_to_dict(session)) == session
 
 
@@ -294,9 +305,12 @@ def test_settings_read_session_limits_and_thresholds_from_env() -> None:
     [
         ({"SESSION_MAX_FRAMES": "101"}, "SESSION_MAX_FRAMES must be at most 100"),
         ({"SESSION_MAX_FRAMES": "0"}, "must be positive"),
-        ({"EXPRESSION_MAX_ANGLE_DEGREES": "15"}, "EXPRESSION_MAX_ANGLE_DEGREES must be below"),  # = TILT_PITCH
-        ({"TURN_YAW_DEGREES": "12"}, "EXPRESSION_MAX_ANGLE_DEGREES must be below"),  # = the default 12
-        ({"TILT_PITCH_DEGREES": "10"}, "EXPRESSION_MAX_ANGLE_DEGREES must be below"),
+        ({"EXPRESSION_MAX_ANGLE_DEGREES": "15"}, "EXPRESSION_MAX_ANGLE_DEGREES must be above 0 and below"),
+        ({"TURN_YAW_DEGREES": "13"}, "TURN_YAW_DEGREES or TILT_PITCH_DEGREES must be above OFF_AXIS_MAX_DEGREES"),
+        ({"TILT_PITCH_DEGREES": "10"}, "EXPRESSION_MAX_ANGLE_DEGREES must be above 0 and below"),
+        ({"EXPRESSION_MAX_ANGLE_DEGREES": "0"}, "EXPRESSION_MAX_ANGLE_DEGREES must be above 0"),
+        ({"TURN_YAW_DEGREES": "20", "OFF_AXIS_MAX_DEGREES": "20"}, "must be above OFF_AXIS_MAX_DEGREES"),
+        ({"TILT_PITCH_DEGREES": "-15"}, "must be positive"),
     ],
 )
 def test_settings_refuse_unsafe_limits(env: dict[str, str], message: str) -> None:
@@ -335,10 +349,144 @@ def test_no_face_counts_as_both_a_head_movement_and_an_expression() -> None:
 
 def test_a_frame_meeting_the_previous_step_too_is_held() -> None:
     grin = measure(face(smile=True, mouth_open=True), False)
-    assert step_reason_after(StepCode.OPEN_MOUTH, None, grin, T) is None  # the first step has no previous one
-    assert step_reason_after(StepCode.OPEN_MOUTH, StepCode.SMILE, grin, T) is ReasonCode.PREVIOUS_STEP_HELD
-    assert step_reason_after(StepCode.SMILE, StepCode.OPEN_MOUTH, grin, T) is ReasonCode.PREVIOUS_STEP_HELD
+    assert step_reason_after(StepCode.OPEN_MOUTH, [], grin, T) is None  # the first step has no earlier one
+    assert step_reason_after(StepCode.OPEN_MOUTH, [StepCode.SMILE], grin, T) is ReasonCode.PREVIOUS_STEP_HELD
+    assert step_reason_after(StepCode.SMILE, [StepCode.OPEN_MOUTH], grin, T) is ReasonCode.PREVIOUS_STEP_HELD
     mouth_only = measure(face(mouth_open=True), False)
-    assert step_reason_after(StepCode.OPEN_MOUTH, StepCode.SMILE, mouth_only, T) is None
+    assert step_reason_after(StepCode.OPEN_MOUTH, [StepCode.SMILE], mouth_only, T) is None
     # A miss keeps its own reason: the coaching is about the step asked, not the one before.
-    assert step_reason_after(StepCode.LOOK_UP, StepCode.SMILE, grin, T) is ReasonCode.POSE_NOT_MET
+    assert step_reason_after(StepCode.LOOK_UP, [StepCode.SMILE], grin, T) is ReasonCode.POSE_NOT_MET
+
+
+def test_a_frame_meeting_any_earlier_step_is_held_not_only_the_previous_one() -> None:
+    """[SMILE, TURN_LEFT, OPEN_MOUTH]: a grin met SMILE; at OPEN_MOUTH the same grin still meets SMILE, two steps
+    back. Checking only the previous step (TURN_LEFT) would let it pass."""
+    grin = measure(face(smile=True, mouth_open=True), False)
+    earlier = [StepCode.SMILE, StepCode.TURN_LEFT]
+    assert step_reason_after(StepCode.OPEN_MOUTH, earlier[-1:], grin, T) is None  # the old, previous-only rule
+    assert step_reason_after(StepCode.OPEN_MOUTH, earlier, grin, T) is ReasonCode.PREVIOUS_STEP_HELD
+    assert step_reason_after(StepCode.OPEN_MOUTH, earlier, measure(face(mouth_open=True), False), T) is None
+
+
+# --- reservation, cap, repeated frames ---------------------------------------------------------------------
+
+
+def test_a_reservation_takes_a_slot_and_the_cap_refuses_more_before_analysis() -> None:
+    session = _session()
+    for index in range(5):
+        session, ok = reserve_frame(session, _at(index))
+        assert ok and session.frames_received == index + 1 and session.version == index + 2
+    assert session.step.started_at == _at(0)  # step 0's timer starts with the first frame's arrival
+    full, ok = reserve_frame(session, _at(6))
+    assert not ok and full is session  # every slot taken (some still analysed): no sixth analysis
+    assert session.is_open and not session.settled  # five frames still to log: the cap closes nothing yet
+    for index in range(4):
+        session, _ = settle_frame(session, _frame(session, ReasonCode.NO_FACE, frame_id=f"f{index}"), _at(7), 90)
+        assert session.is_open
+    session, record = settle_frame(session, _frame(session, ReasonCode.NO_FACE, frame_id="f4"), _at(7), 90)
+    assert session.failure_reason is FailureReason.ATTEMPT_LIMIT and session.settled and len(session.frames) == 5
+
+
+def test_the_last_frame_to_settle_may_still_pass_the_last_step() -> None:
+    session = new_session(
+        "s-1", "owner", STEPS[:2], mirrored=False, analyzer="scripted", now=START, limits=replace(LIMITS, max_frames=2)
+    )
+    session, _ = settle_frame(reserve_frame(session, _at(1))[0], _frame(session, frame_id="a"), _at(1), 90)
+    reserved, _ = reserve_frame(session, _at(2))
+    passed, _ = settle_frame(reserved, _frame(reserved, frame_id="b"), _at(2), 90)
+    assert passed.status is SessionStatus.PASSED and passed.frames_received == 2
+
+
+def test_a_deadline_closes_at_reservation_without_a_slot() -> None:
+    closed, ok = reserve_frame(_session(), _at(500))
+    assert not ok and closed.status is SessionStatus.EXPIRED and closed.frames_received == 0
+
+
+def test_a_frame_settled_after_the_session_closed_is_logged_as_session_closed() -> None:
+    session = _session()
+    first, _ = reserve_frame(session, _at(1))
+    both, _ = reserve_frame(first, _at(1))
+    swap = _frame(both, frame_id="swap")
+    failed, _ = settle_frame(both, replace(_frame(both, frame_id="miss"), reason=ReasonCode.NO_FACE), _at(1), 90)
+    failed = close_if_due(failed, _at(500))  # the session closes while "swap" is still being analysed
+    assert not failed.settled
+    logged, record = settle_frame(failed, swap, _at(1), 90)
+    assert record.reason is ReasonCode.SESSION_CLOSED and record.verdict.value == "REJECTED"
+    assert logged.status is SessionStatus.EXPIRED and logged.settled and logged.version == failed.version + 1
+    assert [frame.frame_id for frame in logged.frames] == ["miss", "swap"]
+
+
+def test_the_same_bytes_are_a_repeated_frame_even_if_they_would_meet_the_step() -> None:
+    session = _session()
+    first = replace(_frame(session, ReasonCode.POSE_NOT_MET, frame_id="a"), sha256="ab" * 32)
+    session, _ = _apply(session, first, _at(1))
+    assert session.frames[0].sha256 == "ab" * 32
+    again = replace(_frame(session, frame_id="b"), sha256="ab" * 32)  # would meet TURN_LEFT
+    session, record = _apply(session, again, _at(2))
+    assert record.reason is ReasonCode.REPEATED_FRAME and session.current_step == 0
+    fresh = replace(_frame(session, frame_id="c"), sha256="cd" * 32)
+    assert _apply(session, fresh, _at(3))[1].verdict.value == "ACCEPTED"
+
+
+def test_a_frame_not_judged_may_be_sent_again() -> None:
+    session, _ = reserve_frame(_session(), _at(1))
+    unjudged = replace(_frame(session, ReasonCode.NOT_JUDGED, frame_id="a"), sha256="ab" * 32)
+    session, record = settle_frame(session, unjudged, _at(1), 90)
+    assert record.reason is ReasonCode.NOT_JUDGED and session.step.attempts == 0 and session.frames_received == 1
+    resent = replace(_frame(session, frame_id="b"), sha256="ab" * 32)
+    assert _apply(session, resent, _at(2))[1].verdict.value == "ACCEPTED"
+
+
+# --- threshold validation ------------------------------------------------------------------------------------
+
+
+def _random_valid_thresholds(rng: random.Random) -> Thresholds:
+    while True:
+        values = {
+            "turn_yaw": rng.uniform(1, 60),
+            "tilt_pitch": rng.uniform(1, 60),
+            "off_axis_max": rng.uniform(1, 60),
+            "expression_max_angle": rng.uniform(0.5, 40),
+        }
+        env = {
+            "TURN_YAW_DEGREES": repr(values["turn_yaw"]),
+            "TILT_PITCH_DEGREES": repr(values["tilt_pitch"]),
+            "OFF_AXIS_MAX_DEGREES": repr(values["off_axis_max"]),
+            "EXPRESSION_MAX_ANGLE_DEGREES": repr(values["expression_max_angle"]),
+        }
+        try:
+            return Settings.from_env(env).thresholds
+        except ValueError:
+            continue
+
+
+def test_no_pose_meets_two_different_steps_under_any_accepted_thresholds() -> None:
+    """Random threshold sets the settings accept, a pose grid through every boundary: no measured pose (with every
+    expression at full confidence) meets two steps' rules, except two expressions (a grin), which
+    PREVIOUS_STEP_HELD separates."""
+    rng = random.Random(20261103)
+    accepted = 0
+    for _ in range(60):
+        t = _random_valid_thresholds(rng)
+        accepted += 1
+        edges = {0.0, t.turn_yaw, t.tilt_pitch, t.off_axis_max, t.expression_max_angle}
+        angles = sorted({sign * (edge + delta) for edge in edges for delta in (-0.01, 0.0, 0.01) for sign in (1, -1)})
+        for yaw in angles:
+            for pitch in angles:
+                measured = Measured(yaw=yaw, pitch=pitch, roll=0.0, smile=99.0, mouth_open=99.0, eyes_closed=99.0)
+                met = {step for step in StepCode if step_reason(step, measured, t) is None}
+                movements = met & set(HEAD_MOVEMENTS)
+                assert len(movements) <= 1 and not (movements and met & set(EXPRESSIONS)), (t, yaw, pitch, met)
+    assert accepted == 60
+
+
+def test_the_settings_refuse_every_threshold_set_whose_windows_overlap() -> None:
+    """The converse: for refused sets with valid signs, an overlapping pose exists (the rule is not stricter
+    than it needs to be, so the shipped defaults, tilt 15 below off-axis 20, stay valid)."""
+    overlapping = Thresholds(turn_yaw=18.0, tilt_pitch=15.0, off_axis_max=20.0, expression_max_angle=12.0)
+    both = Measured(yaw=19.0, pitch=16.0, roll=0.0)
+    assert step_reason(StepCode.TURN_LEFT, both, overlapping) is None
+    assert step_reason(StepCode.LOOK_UP, both, overlapping) is None
+    with pytest.raises(ValueError, match="must be above OFF_AXIS_MAX_DEGREES"):
+        Settings.from_env({"TURN_YAW_DEGREES": "18"})
+    assert Settings.from_env({}).thresholds == Thresholds()  # 25 > 20 separates the defaults

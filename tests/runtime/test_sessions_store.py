@@ -13,11 +13,21 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeSerializer
-from liveness.challenges import ReasonCode, StepCode, measure
+from liveness.challenges import ReasonCode, StepCode, Thresholds, measure
 from liveness.errors import LivenessError
 from liveness.faces import FaceComparison
 from liveness.session_store import DynamoDbSessionStore, FileSessionStore, SessionConflict, _to_dynamo
-from liveness.sessions import FrameEvaluation, SessionLimits, apply_frame, close_if_due, new_session, session_to_dict
+from liveness.sessions import (
+    FrameEvaluation,
+    SessionLimits,
+    SessionStatus,
+    apply_frame,
+    close_if_due,
+    new_session,
+    reserve_frame,
+    session_to_dict,
+    settle_frame,
+)
 from liveness.settings import MAX_FRAMES_CAP
 from moto import mock_aws
 
@@ -39,12 +49,20 @@ SESSION_ID = "0b6f6a7e-5d1c-4c1e-9a51-3f1f0c9a2b10"
 def _session(session_id: str = SESSION_ID):
     steps = (StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_DOWN)
     return new_session(
-        session_id, "owner", steps, mirrored=True, analyzer="scripted", now=START, limits=SessionLimits()
+        session_id,
+        "owner",
+        steps,
+        mirrored=True,
+        analyzer="scripted",
+        now=START,
+        limits=SessionLimits(),
+        thresholds=Thresholds(turn_yaw=31.5),
     )
 
 
 def _rejected(session, frame_id: str):
-    """The next state after one frame that missed the step (a write every frame makes)."""
+    """The next state after one frame that missed the step (its reservation and its verdict in one write)."""
+    session = reserve_frame(session, START)[0]
     evaluation = FrameEvaluation(
         frame_id=frame_id,
         step_index=session.current_step,
@@ -88,6 +106,7 @@ def test_round_trip_and_conditional_saves(store: Any) -> None:
     store.save(closed, expected_version=moved.version)
     with pytest.raises(SessionConflict):  # a closed session takes no more writes, whatever the version
         store.save(replace(closed, version=closed.version + 1), expected_version=closed.version)
+    assert store.get(SESSION_ID).thresholds == Thresholds(turn_yaw=31.5)  # kept in the item from creation
     assert store.get("6a1d3c8e-0000-4000-8000-000000000000") is None
 
 
@@ -143,7 +162,7 @@ def test_file_store_read_modify_write_races_lose_nothing(tmp_path: Path) -> None
     for thread in threads:
         thread.join()
     final = stores[1].get(SESSION_ID)
-    assert final.frames_received == 36 and final.version == 37
+    assert final.frames_received == 36 and final.version == 1 + 2 * 36
     assert {frame.frame_id for frame in final.frames} == {f"w{w}-{n}" for w in range(12) for n in range(3)}
 
 
@@ -208,8 +227,10 @@ def _biggest_session():
             mirrored=True,
             frame_key=f"sessions/{SESSION_ID}/frames/{uuid.uuid4()}.jpg",
             comparison=FaceComparison(similarity=99.123456, method="rekognition:CompareFaces"),
+            sha256="f" * 64,
         )
-        session, _ = apply_frame(session, evaluation, START + timedelta(seconds=index / 10), 90)
+        now = START + timedelta(seconds=index / 10)
+        session, _ = apply_frame(reserve_frame(session, now)[0], evaluation, now, 90)
     return session
 
 
@@ -222,3 +243,21 @@ def test_an_item_at_the_frame_cap_is_far_below_dynamodbs_400_kb(dynamo: Any) -> 
     assert size < 100_000, size  # a quarter of the limit (measured: about 74 KB)
     DynamoDbSessionStore(dynamo, TABLE).create(session)  # and DynamoDB (moto) accepts it
     assert DynamoDbSessionStore(dynamo, TABLE).get(SESSION_ID) == session
+
+
+def test_a_frame_analysed_while_the_session_closed_is_logged_on_that_exact_closed_state(store: Any) -> None:
+    session = reserve_frame(_session(), START)[0]
+    store.create(session)
+    closed = close_if_due(session, START.replace(hour=10))
+    store.save(closed, expected_version=session.version)
+    evaluation = FrameEvaluation(
+        frame_id="late", step_index=0, reason=None, measured=measure(face(), True), mirrored=True, frame_key="k"
+    )
+    logged, record = settle_frame(closed, evaluation, START, 90)
+    assert record.reason is ReasonCode.SESSION_CLOSED
+    with pytest.raises(SessionConflict):  # the default expects an open session
+        store.save(logged, expected_version=closed.version)
+    with pytest.raises(SessionConflict):  # another closed status, or another version: refused
+        store.save(logged, expected_version=closed.version, expected_status=SessionStatus.FAILED)
+    store.save(logged, expected_version=closed.version, expected_status=SessionStatus.EXPIRED)
+    assert store.get(SESSION_ID) == logged and logged.settled

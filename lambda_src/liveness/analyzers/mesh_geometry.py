@@ -613,19 +613,31 @@ class HeadPose:
     rotation: np.ndarray
 
 
-def camera_matrix(width: int, height: int) -> np.ndarray:
-    """A pinhole camera for an unknown webcam: focal length = the longer side (about a 53 degree field)."""
-    focal = float(max(width, height))
-    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
+# The face's width as a share of the focal length: about 17 degrees of view, a selfie at arm's length.
+FACE_WIDTH_PER_FOCAL = 1.0 / 3.4
+
+
+def face_camera(image_points: np.ndarray) -> np.ndarray:
+    """A pinhole camera looking straight at the face: principal point at the face's centre, focal length
+    proportional to the face's size.
+
+    Anchoring the camera to the face, not to the frame, makes the pose the face's own rotation: the same face
+    measures the same yaw and pitch wherever it sits in the frame, and whatever the frame's size. With the
+    frame's centre as principal point, a client could turn a still photograph's pose by cropping it off-centre
+    (the line of sight to an off-centre face is oblique), and pass a head-movement step without moving."""
+    centre = (image_points.min(axis=0) + image_points.max(axis=0)) / 2.0
+    face_width = float(np.ptp(image_points[:, 0])) or 1.0
+    focal = face_width / FACE_WIDTH_PER_FOCAL
+    return np.array([[focal, 0.0, centre[0]], [0.0, focal, centre[1]], [0.0, 0.0, 1.0]])
 
 
 def head_pose(landmarks: np.ndarray, width: int, height: int) -> HeadPose:
-    """Pose of the canonical face that best explains the 2D landmarks (SQPnP on the rigid vertices)."""
+    """Pose of the canonical face that best explains the 2D landmarks (SQPnP on the rigid vertices).
+
+    ``width`` and ``height`` are unused on purpose (see ``face_camera``); they stay for the callers' symmetry."""
     object_points = CANONICAL_FACE[RIGID_INDICES]
     image_points = landmarks[RIGID_INDICES, :2].astype(np.float64)
-    ok, rvec, _tvec = cv2.solvePnP(
-        object_points, image_points, camera_matrix(width, height), None, flags=cv2.SOLVEPNP_SQPNP
-    )
+    ok, rvec, _tvec = cv2.solvePnP(object_points, image_points, face_camera(image_points), None, flags=cv2.SOLVEPNP_SQPNP)
     if not ok:
         raise ValueError("solvePnP found no pose")
     rotation, _ = cv2.Rodrigues(rvec)
