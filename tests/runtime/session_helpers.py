@@ -9,12 +9,16 @@ from __future__ import annotations
 import base64
 import json
 import multiprocessing
+import multiprocessing.forkserver
+import os
+import sys
 import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -247,10 +251,22 @@ class Backend:
         if self.root is not None:
             return FileSessionStore(self.root / "sessions"), FileArchive(self.root / "archive")
         assert self.endpoint is not None
-        config = Config(retries={"mode": "standard", "max_attempts": 3})
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=self.endpoint, config=config)
-        s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=self.endpoint, config=config)
+        dynamodb, s3 = (_aws_client(service, self.endpoint) for service in ("dynamodb", "s3"))
         return DynamoDbSessionStore(dynamodb, TABLE), S3Archive(s3, BUCKET)
+
+
+# Fake credentials in the session itself: a child's environment is the fork server's, not the test's.
+_AWS = boto3.session.Session(
+    aws_access_key_id="testing", aws_secret_access_key="testing", aws_session_token="testing", region_name="us-east-1"
+)
+
+
+def _aws_client(service: str, endpoint: str) -> Any:
+    return _AWS.client(service, endpoint_url=endpoint, config=Config(retries={"mode": "standard", "max_attempts": 3}))
+
+
+for _service in ("dynamodb", "s3"):  # load the service models once, in the fork server, not in every child
+    _aws_client(_service, "http://127.0.0.1:9")
 
 
 @dataclass
@@ -292,24 +308,47 @@ class Rig:
 # one process would not do: Powertools keeps the current event on the BaseRouter class (``resolve`` sets
 # ``BaseRouter.current_event``), so a thread could read another thread's request.
 
-# Children are forked from a single-threaded fork server that has already imported this module (boto3, cv2,
-# Powertools): a plain fork would copy the pytest process with the moto server's threads (and any lock they
-# hold); a spawned child would pay ~1 s of imports each.
-_LAMBDA_PROCESSES = multiprocessing.get_context("forkserver")
-_LAMBDA_PROCESSES.set_forkserver_preload([__name__])
 RACE_TIMEOUT_SECONDS = 120
+
+
+@cache
+def _lambda_processes() -> Any:
+    """Children are forked from a single-threaded fork server that has already imported this module (boto3,
+    cv2, Powertools). A plain fork would copy the pytest process with the moto server's threads (and any lock
+    they hold); a spawned child would pay ~0.5 s of CPU for its imports, which 20 of them on 2 cores feel."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    # The fork server is told the parent's sys.path but does not apply it before preloading (CPython 3.11-3.13),
+    # and the import error is swallowed: every child would import this module again. PYTHONPATH it is.
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    return context
 
 
 @dataclass(frozen=True)
 class Request:
+    """One request of a race. A frame's image is made in its process from ``frame_seed`` (``data_url``), not
+    pickled across: 150 kB through the start-up pipe would serialise the starts."""
+
     method: str
     path: str
     body: Any = None
     sub: str = OWNER
+    frame_seed: int | None = None
+
+    def body_to_send(self) -> Any:
+        return self.body if self.frame_seed is None else {"image": data_url(self.frame_seed), **(self.body or {})}
 
 
 def frame_request(session_id: str, seed: int = 0) -> Request:
-    return Request("POST", f"/sessions/{session_id}/frames", {"image": data_url(seed)})
+    return Request("POST", f"/sessions/{session_id}/frames", frame_seed=seed)
 
 
 @dataclass(frozen=True)
@@ -346,10 +385,12 @@ def _serve_one(environment: _Environment, index: int, request: Request, start: A
             session_store=store,
         )
         client = Client(app=create_app(deps), context=SimpleNamespace(aws_request_id=f"lambda-req-{index}"))
+        body = request.body_to_send()
         start.wait(RACE_TIMEOUT_SECONDS)  # every environment is ready: release all requests at once
-        reply = client.call(request.method, request.path, request.body, sub=request.sub)
+        reply = client.call(request.method, request.path, body, sub=request.sub)
         outcomes.put(_Outcome(index, reply, analyzer.detect_calls, analyzer.compare_calls))
     except BaseException:  # noqa: BLE001  (reported to the parent, which fails the test)
+        start.abort()  # the others stop waiting for this one
         outcomes.put(_Outcome(index, error=traceback.format_exc()))
 
 
@@ -363,10 +404,11 @@ def send_together(rig: Rig, requests: Sequence[Request]) -> list[Reply]:
     environment = _Environment(
         rig.backend, rig.deps.settings, rig.clock(), rig.analyzer.default_faces, rig.analyzer.similarity
     )
-    start = _LAMBDA_PROCESSES.Barrier(len(requests))
-    outcomes = _LAMBDA_PROCESSES.Queue()
+    context = _lambda_processes()
+    start = context.Barrier(len(requests))
+    outcomes = context.Queue()
     processes = [
-        _LAMBDA_PROCESSES.Process(target=_serve_one, args=(environment, index, request, start, outcomes))
+        context.Process(target=_serve_one, args=(environment, index, request, start, outcomes))
         for index, request in enumerate(requests)
     ]
     for process in processes:
@@ -378,7 +420,7 @@ def send_together(rig: Rig, requests: Sequence[Request]) -> list[Reply]:
             process.join(timeout=10)
             if process.is_alive():
                 process.kill()
-    errors = [outcome.error for outcome in results if outcome.error]
+    errors = sorted((outcome.error for outcome in results if outcome.error), key=lambda e: "BrokenBarrier" in e)
     assert not errors, "a Lambda environment failed:\n" + "\n".join(errors)
     for outcome in results:
         rig.analyzer.detect_calls += outcome.detect_calls

@@ -13,13 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
-from liveness.archive import S3Archive
 from liveness.audit import write_audit
 from liveness.session_keys import audit_key, face_crop_key
-from liveness.session_store import DynamoDbSessionStore
 from liveness.sessions import SessionLimits
 from liveness.settings import Settings
 from moto.dynamodb.models.table import Table
@@ -72,12 +68,10 @@ def moto_server() -> Iterator[str]:
 
 def server_rig(endpoint: str) -> Rig:
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
-    config = Config(max_pool_connections=FRAMES + 4, retries={"mode": "standard", "max_attempts": 3})
-    dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint, config=config)
-    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint, config=config)
-    create_aws_resources(dynamodb, s3)
-    store, archive = DynamoDbSessionStore(dynamodb, TABLE), S3Archive(s3, BUCKET)
-    return build_rig("moto-server", store, archive, backend=Backend(endpoint=endpoint))
+    backend = Backend(endpoint=endpoint)  # the clients every racing process builds for itself, too
+    store, archive = backend.session_store_and_archive()
+    create_aws_resources(store._client, archive._client)
+    return build_rig("moto-server", store, archive, backend=backend)
 
 
 @pytest.fixture(params=["moto-server", "file"])
@@ -181,6 +175,7 @@ def test_a_frame_analysed_while_the_session_closed_is_logged_and_audited(rig: Ri
     late = rig.client.frame(session_id)
     assert closing[0].body["status"] == "EXPIRED"
     assert (late.status, late.body["code"]) == (409, "SESSION_CLOSED")
+    assert late.body["requestId"] != closing[0].body["requestId"]  # each request answers with its own id
     stored = rig.store.get(session_id)
     assert stored.status.value == "EXPIRED" and stored.settled and stored.audit_written
     assert [frame.reason.value for frame in stored.frames] == ["SESSION_CLOSED"]
@@ -245,6 +240,7 @@ def test_a_frame_judged_for_a_completed_step_never_advances_the_next(rig: Rig) -
     a_reply = rig.client.frame(session_id, seed=1)
 
     assert b_reply[0].body["verdict"] == "ACCEPTED" and b_reply[0].body["stepIndex"] == 0
+    assert a_reply.body["requestId"] != b_reply[0].body["requestId"]
     assert a_reply.status == 200 and a_reply.body["verdict"] == "REJECTED"
     assert a_reply.body["reasonCode"] == "STEP_ALREADY_COMPLETED" and a_reply.body["message"]
     assert a_reply.body["stepIndex"] == 0 and a_reply.body["currentStep"] == 1
