@@ -27,29 +27,20 @@ class EvidenceArchive(Construct):
         access_log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.access_logs = s3.Bucket(
+        self.access_logs = private_bucket(
             self,
             "AccessLogs",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,  # server access logging cannot deliver to SSE-KMS buckets
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(access_log_retention_days))],
-            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         acknowledge(
             self.access_logs,
             "AwsSolutions-S1",
             "This is the access-log target of the evidence bucket; logging it into itself would loop.",
         )
-        self.bucket = s3.Bucket(
+        self.bucket = private_bucket(
             self,
             "Bucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
             versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="evidence/",
             lifecycle_rules=[
@@ -57,8 +48,6 @@ class EvidenceArchive(Construct):
                 _expire("ExpireSessionEvidence", "sessions/", retention_days),
                 _expire("ExpireAuditRecords", "audit/", audit_retention_days),
             ],
-            # Biometric evidence is not deleted with the stack: auditors may still need it until it expires.
-            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
     def restrict_reads_to(self, principals: list[iam.IRole | str]) -> None:
@@ -76,6 +65,22 @@ class EvidenceArchive(Construct):
                 conditions={"ArnNotEquals": {"aws:PrincipalArn": arns}},
             )
         )
+
+
+def private_bucket(scope: Construct, construct_id: str, **extra: object) -> s3.Bucket:
+    """A bucket nobody outside the account can reach: public access blocked, SSE-S3 (server access logging cannot
+    deliver to SSE-KMS buckets), TLS only, ACLs off. Retained with the stack: evidence, audit records and logs
+    must outlive a `cdk destroy` until their lifecycle expires them."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=cdk.RemovalPolicy.RETAIN,
+        **extra,
+    )
 
 
 def _expire(rule_id: str, prefix: str, days: int) -> s3.LifecycleRule:

@@ -19,6 +19,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from .archive import private_bucket
 from .config import log_retention
 from .nag import acknowledge
 
@@ -173,17 +174,12 @@ class SessionExpiryFunction(_FunctionWithOwnRole):
             environment={},
         )
         self.allow_archive(archive_bucket, "s3:PutObject", AUDIT_PREFIX)
-        self.failed_batches = s3.Bucket(
+        self.failed_batches = private_bucket(
             self,
             "FailedBatches",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="expiry-failures/",
             lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(failure_retention_days))],
-            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         acknowledge(
             self.role,
@@ -219,11 +215,15 @@ class _WriteOnlyS3Destination:
     def __init__(self, bucket: s3.IBucket) -> None:
         self._bucket = bucket
 
-    def bind(self, _target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction) -> lambda_.DlqDestinationConfig:
+    def bind(
+        self, _target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction
+    ) -> lambda_.DlqDestinationConfig:
         target_handler.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[self._bucket.arn_for_objects("*")])
         )
-        target_handler.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self._bucket.bucket_arn]))
+        target_handler.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self._bucket.bucket_arn])
+        )
         return lambda_.DlqDestinationConfig(destination=self._bucket.bucket_arn)
 
 

@@ -61,9 +61,7 @@ class LivenessMonitoring(Construct):
             )
         )
         self.alarms.append(
-            expiry_function.metric(
-                "IteratorAge", statistic="Maximum"
-            ).create_alarm(
+            expiry_function.metric("IteratorAge", statistic="Maximum").create_alarm(
                 self,
                 "ExpiryStreamLag",
                 threshold=60 * 60 * 1000,  # an hour behind: the stream keeps records for 24 hours

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -326,17 +325,6 @@ def test_unknown_route_is_a_json_404(backend: Backend) -> None:
     response = handler.lambda_handler(api_event("GET", "/nope"), LambdaContext())
     body = json.loads(response["body"])
     assert response["statusCode"] == 404 and body["code"] == "NOT_FOUND"
-
-
-@pytest.fixture
-def structured_logs() -> Iterator[io.StringIO]:
-    """Everything the Powertools logger writes, through its own JSON formatter."""
-    stream = io.StringIO()
-    extra = logging.StreamHandler(stream)
-    extra.setFormatter(handler.logger.registered_formatter)
-    handler.logger.addHandler(extra)
-    yield stream
-    handler.logger.removeHandler(extra)
 
 
 def test_logs_never_contain_image_data(

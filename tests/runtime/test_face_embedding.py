@@ -23,7 +23,7 @@ if importlib.util.find_spec("liveness") is None:  # the lead's conftest may alre
     sys.path.insert(0, str(REPO / "lambda_src"))
 
 from liveness.analyzers import face_embedding  # noqa: E402
-from liveness.analyzers.mesh import MeshAnalyzer, model_dir  # noqa: E402
+from liveness.analyzers.mesh import MeshAnalyzer  # noqa: E402
 from liveness.faces import Frame  # noqa: E402
 from liveness.images import crop_face  # noqa: E402
 
@@ -48,22 +48,8 @@ def reencoded(bgr: np.ndarray, quality: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def analyzer() -> MeshAnalyzer:
-    try:
-        model_dir()
-    except RuntimeError as missing:
-        pytest.fail(f"{missing} (see layer/requirements-models.txt)")
-    return MeshAnalyzer()
-
-
-@pytest.fixture(scope="module")
 def skimage_data():
     return pytest.importorskip("skimage.data", reason="scikit-image (a dev dependency) ships the test photos")
-
-
-@pytest.fixture(scope="module")
-def astronaut(skimage_data) -> np.ndarray:
-    return cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
 
 
 @pytest.fixture(scope="module")

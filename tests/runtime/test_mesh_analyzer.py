@@ -31,21 +31,6 @@ def frame_of(bgr: np.ndarray) -> Frame:
     return Frame(bgr=bgr, encoded=cv2.imencode(".jpg", bgr)[1].tobytes(), content_type="image/jpeg")
 
 
-@pytest.fixture(scope="module")
-def analyzer() -> MeshAnalyzer:
-    try:
-        model_dir()
-    except RuntimeError as missing:
-        pytest.fail(f"{missing} (see layer/requirements-models.txt)")
-    return MeshAnalyzer()
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    data = pytest.importorskip("skimage.data", reason="scikit-image (a dev dependency) ships the test photo")
-    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-
-
 def only_face(analyzer: MeshAnalyzer, bgr: np.ndarray) -> FaceDetail:
     faces = analyzer.detect_faces(frame_of(bgr))
     assert len(faces) == 1

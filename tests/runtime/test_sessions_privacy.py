@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,17 +22,6 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     face_for,
     fake_aws_env,
 )
-
-
-@pytest.fixture
-def structured_logs() -> Iterator[io.StringIO]:
-    """Everything the Powertools logger writes (the session modules share its logger), as JSON lines."""
-    stream = io.StringIO()
-    extra = logging.StreamHandler(stream)
-    extra.setFormatter(handler.logger.registered_formatter)
-    handler.logger.addHandler(extra)
-    yield stream
-    handler.logger.removeHandler(extra)
 
 
 def _invoke(method: str, path: str, body: Any = None) -> dict[str, Any]:
