@@ -36,11 +36,11 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 
 from .archive import Archive
-from .audit import write_audit
 from .challenges import Thresholds
 from .constants import METRICS_NAMESPACE
-from .session_store import session_from_item
-from .sessions import close_if_due
+from .sessions.audit import write_audit
+from .sessions.state import close_if_due
+from .sessions.store import session_from_item
 from .settings import Settings
 from .wiring import Clock, build_archive, utc_now
 

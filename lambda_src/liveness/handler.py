@@ -15,11 +15,11 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConf
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from . import session_routes
 from .constants import METRICS_NAMESPACE
 from .detection import detect, detection_response
 from .errors import ErrorCode, LivenessError
 from .http import json_body_of, json_response, request_id_of
+from .sessions import routes as session_routes
 from .settings import Settings
 from .wiring import Dependencies, build_dependencies
 

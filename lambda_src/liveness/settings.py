@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .challenges import MAX_STEPS, MIN_STEPS, Thresholds, threshold_problems
-from .sessions import SessionLimits
+from .sessions.state import SessionLimits
 
 
 def _origins(raw: str) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from .archive import Archive, FileArchive, S3Archive
 from .faces import Analyzer
 from .images import ImageLimits
-from .session_store import DynamoDbSessionStore, FileSessionStore, SessionStore
+from .sessions.store import DynamoDbSessionStore, FileSessionStore, SessionStore
 from .settings import Settings
 
 Clock = Callable[[], datetime]

@@ -230,9 +230,7 @@ def test_expiry_function_can_only_write_audit_records(template_json: dict[str, A
     (mapping,) = resources_of(template_json, "AWS::Lambda::EventSourceMapping").values()
     failures_id = mapping["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
     stream = json.dumps({"Fn::GetAtt": [table_id, "StreamArn"]}, sort_keys=True)
-    log_group = json.dumps(
-        {"Fn::GetAtt": [function["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}, sort_keys=True
-    )
+    log_group = json.dumps({"Fn::GetAtt": [function["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}, sort_keys=True)
     assert [entry for entry in actual if not entry[0].startswith("logs:")] == sorted(
         [
             ("s3:PutObject", "/audit/*"),

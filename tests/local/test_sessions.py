@@ -13,8 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from liveness import session_service
 from liveness.challenges import StepCode
+from liveness.sessions import service as session_service
 
 from tests.local.conftest import StartServer
 from tests.local.support import astronaut_bgr, blank_bgr, call, data_url, jpeg

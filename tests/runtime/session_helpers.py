@@ -34,7 +34,7 @@ from liveness.archive import FileArchive, S3Archive
 from liveness.challenges import StepCode
 from liveness.faces import FaceComparison, FaceDetail, Frame
 from liveness.handler import create_app
-from liveness.session_store import DynamoDbSessionStore, FileSessionStore
+from liveness.sessions.store import DynamoDbSessionStore, FileSessionStore
 from liveness.settings import Settings
 from liveness.wiring import Dependencies
 from moto import mock_aws

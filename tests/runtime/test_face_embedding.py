@@ -22,7 +22,10 @@ REPO = Path(__file__).resolve().parents[2]
 if importlib.util.find_spec("liveness") is None:  # the lead's conftest may already put lambda_src on the path
     sys.path.insert(0, str(REPO / "lambda_src"))
 
-from liveness.analyzers import face_embedding  # noqa: E402
+from liveness.analyzers import (
+    face_embedding,  # noqa: E402
+    mesh,  # noqa: E402
+)
 from liveness.analyzers.mesh import MeshAnalyzer  # noqa: E402
 from liveness.faces import Frame  # noqa: E402
 from liveness.images import crop_face  # noqa: E402
@@ -198,7 +201,7 @@ def test_yale_subjects_are_told_apart(analyzer: MeshAnalyzer) -> None:
         models = analyzer._loaded()
         for path in files:
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            points = face_embedding.largest_face_points(models, bgr)
+            points = mesh.largest_face_points(models, bgr)
             assert points is not None, path.name
             descriptors[path.name] = embedder.embed(bgr, points)
     same, different = [], []

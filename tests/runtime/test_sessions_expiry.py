@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from liveness import expiry
-from liveness.session_keys import audit_key
+from liveness.sessions.keys import audit_key
 from liveness.settings import Settings
 from moto import mock_aws
 

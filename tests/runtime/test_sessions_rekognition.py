@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from liveness.analyzers.rekognition import RekognitionAnalyzer
-from liveness.session_keys import face_crop_key
+from liveness.sessions.keys import face_crop_key
 from moto import mock_aws
 
 from tests.runtime.fakes import detect_faces_response, face_detail, png_bytes

@@ -22,7 +22,7 @@ from liveness.challenges import (
     step_reason_after,
 )
 from liveness.faces import FaceComparison
-from liveness.sessions import (
+from liveness.sessions.state import (
     FailureReason,
     FrameEvaluation,
     SamePersonCheck,

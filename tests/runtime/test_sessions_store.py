@@ -16,8 +16,7 @@ from boto3.dynamodb.types import TypeSerializer
 from liveness.challenges import ReasonCode, StepCode, Thresholds, measure
 from liveness.errors import LivenessError
 from liveness.faces import FaceComparison
-from liveness.session_store import DynamoDbSessionStore, FileSessionStore, SessionConflict, _to_dynamo
-from liveness.sessions import (
+from liveness.sessions.state import (
     FrameEvaluation,
     SessionLimits,
     SessionStatus,
@@ -28,6 +27,7 @@ from liveness.sessions import (
     session_to_dict,
     settle_frame,
 )
+from liveness.sessions.store import DynamoDbSessionStore, FileSessionStore, SessionConflict, _to_dynamo
 from liveness.settings import MAX_FRAMES_CAP
 from moto import mock_aws
 

@@ -101,25 +101,6 @@ def mesh_five_points(landmarks: np.ndarray) -> np.ndarray:
     return np.asarray(landmarks, dtype=np.float64)[list(MESH_FIVE_POINTS), :2]
 
 
-def largest_face_points(models: Any, bgr: np.ndarray) -> np.ndarray | None:
-    """``mesh_five_points`` of the largest face ``mesh.MeshAnalyzer``'s networks find, or None without a face.
-
-    ``models`` is the analyzer's loaded ``mesh._Models``; the caller holds the analyzer's lock.
-    """
-    from . import mesh  # mesh imports this module lazily too
-
-    meshes = []
-    for detection in mesh.detect(models, bgr, mesh.SHORT_RANGE) or mesh.detect(models, bgr, mesh.FULL_RANGE):
-        found = mesh.face_mesh(models, bgr, detection)
-        if found is not None:
-            mesh.refine_eyes(models, bgr, found[0])  # the iris model sharpens the eye corners (in place)
-            meshes.append(found[0])
-    if not meshes:
-        return None
-    largest = max(meshes, key=lambda landmarks: float(np.prod(np.ptp(landmarks[:, :2], axis=0))))
-    return mesh_five_points(largest)
-
-
 def chip_transform(points: np.ndarray, size: int = CHIP_SIZE, padding: float = CHIP_PADDING) -> np.ndarray:
     """2x3 map chip pixels -> image pixels, as dlib's ``chip_details`` and ``extract_image_chip`` build it.
 

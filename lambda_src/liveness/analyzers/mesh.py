@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from ..faces import BoolAttribute, BoundingBox, FaceComparison, FaceDetail, Frame, Landmark, Pose, Quality
+from . import face_embedding
 from . import mesh_geometry as geometry
 
 MODEL_DIR_ENV = "LIVENESS_MODEL_DIR"
@@ -194,14 +195,12 @@ class MeshAnalyzer:
         ``face_embedding``); ``similarity=0.0``, like Rekognition's CompareFaces, when a frame has no face.
         Each frame goes through the detector, mesh and iris models again for the alignment points.
         """
-        from . import face_embedding
-
         if not face_embedding.available():
             return FaceComparison(similarity=None, method="unavailable")
         embedder = face_embedding.shared_embedder()
         with self._lock:
             models = self._loaded()
-            points = [face_embedding.largest_face_points(models, frame.bgr) for frame in (reference, candidate)]
+            points = [largest_face_points(models, frame.bgr) for frame in (reference, candidate)]
         if points[0] is None or points[1] is None:
             return FaceComparison(similarity=0.0, method=embedder.method)
         first, second = (embedder.embed(frame.bgr, at) for frame, at in zip((reference, candidate), points))
@@ -368,6 +367,22 @@ def refine_eyes(models: _Models, bgr: np.ndarray, landmarks: np.ndarray) -> tupl
         iris = to_image_space(iris_raw[eye].reshape(-1, 3).astype(np.float64), to_image, z_scale)
         pupils.append(iris[0, :2])
     return pupils[0], pupils[1]
+
+
+def largest_face_points(models: _Models, bgr: np.ndarray) -> np.ndarray | None:
+    """``face_embedding``'s five alignment points of the largest face found, or None without a face.
+
+    The caller holds the analyzer's lock (the networks keep per-call state)."""
+    meshes = []
+    for detection in detect(models, bgr, SHORT_RANGE) or detect(models, bgr, FULL_RANGE):
+        found = face_mesh(models, bgr, detection)
+        if found is not None:
+            refine_eyes(models, bgr, found[0])  # the iris model sharpens the eye corners (in place)
+            meshes.append(found[0])
+    if not meshes:
+        return None
+    largest = max(meshes, key=lambda landmarks: float(np.prod(np.ptp(landmarks[:, :2], axis=0))))
+    return face_embedding.mesh_five_points(largest)
 
 
 # -- output fields ---------------------------------------------------------------------------------------

@@ -637,7 +637,9 @@ def head_pose(landmarks: np.ndarray, width: int, height: int) -> HeadPose:
     ``width`` and ``height`` are unused on purpose (see ``face_camera``); they stay for the callers' symmetry."""
     object_points = CANONICAL_FACE[RIGID_INDICES]
     image_points = landmarks[RIGID_INDICES, :2].astype(np.float64)
-    ok, rvec, _tvec = cv2.solvePnP(object_points, image_points, face_camera(image_points), None, flags=cv2.SOLVEPNP_SQPNP)
+    ok, rvec, _tvec = cv2.solvePnP(
+        object_points, image_points, face_camera(image_points), None, flags=cv2.SOLVEPNP_SQPNP
+    )
     if not ok:
         raise ValueError("solvePnP found no pose")
     rotation, _ = cv2.Rodrigues(rvec)

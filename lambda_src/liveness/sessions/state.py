@@ -27,8 +27,8 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from .challenges import INSTRUCTIONS, Measured, ReasonCode, StepCode, Thresholds
-from .faces import FaceComparison
+from ..challenges import INSTRUCTIONS, Measured, ReasonCode, StepCode, Thresholds
+from ..faces import FaceComparison
 
 
 class SessionStatus(str, Enum):

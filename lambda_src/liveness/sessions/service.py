@@ -35,8 +35,7 @@ import numpy as np
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from .audit import write_audit
-from .challenges import (
+from ..challenges import (
     COACHING,
     Measured,
     ReasonCode,
@@ -47,13 +46,15 @@ from .challenges import (
     measure,
     step_reason_after,
 )
-from .constants import METRICS_NAMESPACE
-from .errors import ErrorCode, LivenessError, unavailable
-from .faces import FaceComparison, FaceDetail, Frame
-from .images import MIN_SIDE_PX, crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
-from .session_keys import face_crop_key, frame_key
-from .session_store import SessionConflict, SessionStore, is_session_id
-from .sessions import (
+from ..constants import METRICS_NAMESPACE
+from ..errors import ErrorCode, LivenessError, unavailable
+from ..faces import FaceComparison, FaceDetail, Frame
+from ..images import MIN_SIDE_PX, crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
+from ..settings import MAX_FRAMES_CAP
+from ..wiring import Dependencies
+from .audit import write_audit
+from .keys import face_crop_key, frame_key
+from .state import (
     FrameEvaluation,
     FrameRecord,
     Session,
@@ -65,8 +66,7 @@ from .sessions import (
     reserve_frame,
     settle_frame,
 )
-from .settings import MAX_FRAMES_CAP
-from .wiring import Dependencies
+from .store import SessionConflict, SessionStore, is_session_id
 
 logger = Logger(service="liveness")  # shares the handler's configuration; never given image data
 

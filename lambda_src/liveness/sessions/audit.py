@@ -11,10 +11,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from .archive import Archive, ArchiveConflict
-from .challenges import Thresholds
-from .session_keys import audit_key, reference_face_key
-from .sessions import SamePersonCheck, Session, SessionStatus, frame_to_dict, session_to_dict
+from ..archive import Archive, ArchiveConflict
+from ..challenges import Thresholds
+from .keys import audit_key, reference_face_key
+from .state import SamePersonCheck, Session, SessionStatus, frame_to_dict, session_to_dict
 
 SCHEMA_VERSION = 1
 

@@ -15,15 +15,15 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
+from ..challenges import INSTRUCTIONS
+from ..constants import METRICS_NAMESPACE
+from ..http import caller_id_of, json_body_of, json_response, request_id_of
+from ..images import SUPPORTED_TYPES
+from ..wiring import Dependencies
 from .audit import verdict_of
-from .challenges import INSTRUCTIONS
-from .constants import METRICS_NAMESPACE
-from .http import caller_id_of, json_body_of, json_response, request_id_of
-from .images import SUPPORTED_TYPES
-from .session_keys import reference_face_key
-from .session_service import FrameResult, SessionView, create_session, read_session, reason_message, submit_frame
-from .sessions import Session, session_to_dict
-from .wiring import Dependencies
+from .keys import reference_face_key
+from .service import FrameResult, SessionView, create_session, read_session, reason_message, submit_frame
+from .state import Session, session_to_dict
 
 RECOMMENDED_WIDTH = 640
 RECOMMENDED_HEIGHT = 480

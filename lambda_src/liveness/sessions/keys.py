@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from .archive import SESSIONS_PREFIX
-from .constants import IMAGE_EXTENSIONS
+from ..archive import SESSIONS_PREFIX
+from ..constants import IMAGE_EXTENSIONS
 
 AUDIT_PREFIX = "audit"
 

@@ -24,8 +24,8 @@ from typing import Any, Protocol
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import ErrorCode, LivenessError, unavailable
-from .sessions import Session, SessionStatus, session_from_dict, session_to_dict
+from ..errors import ErrorCode, LivenessError, unavailable
+from .state import Session, SessionStatus, session_from_dict, session_to_dict
 
 try:  # POSIX: also serialise writers in other processes (two local servers on one data dir)
     import fcntl
