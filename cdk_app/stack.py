@@ -1,4 +1,5 @@
-"""LivenessStack: wires the constructs, passes names and grants, and outputs what a frontend needs."""
+"""LivenessStack: wires the constructs, passes names and grants, and outputs what a frontend and other
+functions need (the API, the user pool, the OpenCV layer)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from .archive import EvidenceArchive
 from .config import LivenessConfig, log_retention
 from .identity import CallerIdentity
 from .layer import OpenCvLayer
+from .layer_export import OpenCvLayerExport
 from .liveness_function import METRICS_NAMESPACE, FunctionRuntime, LivenessFunction, SessionExpiryFunction
 from .monitoring import LivenessMonitoring
 from .nag import acknowledge
@@ -20,6 +22,11 @@ DEMO_CALLER = "demo-anonymous"
 
 
 class LivenessStack(cdk.Stack):
+    """The liveness backend. ``opencv_layer`` is public so that another construct of this app can put a
+    function on the same layer (``.layer_version``, ``.runtime``, ``.architecture``) without building it again."""
+
+    opencv_layer: OpenCvLayer
+
     def __init__(self, scope: Construct, construct_id: str, *, config: LivenessConfig, **kwargs: object) -> None:
         super().__init__(scope, construct_id, **kwargs)
         archive = EvidenceArchive(
@@ -30,10 +37,12 @@ class LivenessStack(cdk.Stack):
             access_log_retention_days=config.access_log_retention_days,
         )
         sessions = SessionsTable(self, "Sessions")
-        layer = OpenCvLayer(self, "OpenCvLayer", include_face_models=config.analyzer == "local")
+        self.opencv_layer = OpenCvLayer(self, "OpenCvLayer", include_face_models=config.analyzer == "local")
+        OpenCvLayerExport(self, "OpenCvLayerExport", layer=self.opencv_layer, parameter_name=config.layer_arn_parameter)
         shared = FunctionRuntime(
-            layer=layer.layer_version,
-            runtime=layer.runtime,
+            layer=self.opencv_layer.layer_version,
+            runtime=self.opencv_layer.runtime,
+            architecture=self.opencv_layer.architecture,
             log_retention_days=config.log_retention_days,
             environment={
                 "STORAGE": "aws",

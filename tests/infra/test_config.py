@@ -58,3 +58,28 @@ def test_tuning_is_checked_by_the_functions_own_rules_at_synth(tuning: dict[str,
 def test_sound_tuning_is_accepted() -> None:
     tuning = {"TURN_YAW_DEGREES": "30", "STEP_COUNT": "4", "MIN_SIMILARITY": "95"}
     assert LivenessConfig(allowed_origins=("https://kyc.example.com",), session_tuning=tuning).session_tuning == tuning
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "kyc/opencv-layer/arn",  # not fully qualified: consumers could not name it the same way
+        "/kyc liveness/arn",
+        "/kyc/opencv-layer/arn/",
+        "/aws/opencv-layer/arn",  # reserved prefixes
+        "/SSM/opencv-layer/arn",
+        "/a" * 16,  # more than 15 levels
+    ],
+)
+def test_unusable_parameter_names_stop_the_synth(name: str) -> None:
+    with pytest.raises(ConfigError, match="layerArnParameter"):
+        LivenessConfig(allowed_origins=("https://kyc.example.com",), layer_arn_parameter=name)
+
+
+def test_a_parameter_name_per_deployment_is_accepted() -> None:
+    # Two copies of the stack in one account and region need two names: SSM names are unique there.
+    config = LivenessConfig(
+        allowed_origins=("https://kyc.example.com",), layer_arn_parameter="/kyc-staging/layer_v2.arn"
+    )
+    assert config.layer_arn_parameter == "/kyc-staging/layer_v2.arn"
