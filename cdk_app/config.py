@@ -21,6 +21,7 @@ SESSION_TUNING_KEYS = (
     "STEP_TIME_LIMIT_SECONDS",
     "SESSION_TTL_SECONDS",
     "SESSION_MAX_FRAMES",
+    "STEP_MAX_FRAMES",
     "SESSION_RETENTION_SECONDS",
     "MIN_FACE_CONFIDENCE",
     "MIN_FACE_WIDTH",
@@ -34,6 +35,8 @@ SESSION_TUNING_KEYS = (
     "EXPRESSION_CONFIDENCE",
     "EXPRESSION_MAX_ANGLE_DEGREES",
     "MIN_SIMILARITY",
+    "NEUTRAL_MAX_DEGREES",
+    "COMPARE_MAX_DEGREES",
 )
 ANALYZERS = ("rekognition", "local")
 # Where the stack publishes the OpenCV layer's ARN for other stacks (cdk_app/layer_export.py).

@@ -1,7 +1,10 @@
 """The step pool, how steps are drawn, and the rules that decide whether one frame meets one step.
 
 Everything here is pure: a FaceDetail (Rekognition's shape and signs) goes in, a reason code or None
-comes out. Directions are from the USER's point of view:
+comes out. Every session starts with LOOK_STRAIGHT, a neutral capture that is not drawn: its frame becomes the
+reference face and its pose the person's own ``Baseline``, and every later step is judged relative to that
+baseline (a laptop camera below eye level tilts everyone's "straight" by 10-15 degrees).
+Directions are from the USER's point of view:
 - Unmirrored frame: Rekognition ``Yaw > 0`` means the user turned to their own LEFT.
 - Mirrored frame (a selfie preview sent as shown): the image is flipped left-right, so yaw and roll
   change sign; pitch does not.
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
@@ -19,6 +22,7 @@ from .faces import FaceDetail
 
 
 class StepCode(str, Enum):
+    LOOK_STRAIGHT = "LOOK_STRAIGHT"  # the neutral start: always first, never drawn
     TURN_LEFT = "TURN_LEFT"
     TURN_RIGHT = "TURN_RIGHT"
     LOOK_UP = "LOOK_UP"
@@ -29,6 +33,7 @@ class StepCode(str, Enum):
 
 
 INSTRUCTIONS: dict[StepCode, str] = {
+    StepCode.LOOK_STRAIGHT: "Look straight at the camera.",
     StepCode.TURN_LEFT: "Slowly turn your head to your left.",
     StepCode.TURN_RIGHT: "Slowly turn your head to your right.",
     StepCode.LOOK_UP: "Tilt your chin up and look above the camera.",
@@ -56,9 +61,13 @@ class ReasonCode(str, Enum):
     SUNGLASSES = "SUNGLASSES"
     POSE_NOT_MET = "POSE_NOT_MET"
     EXPRESSION_NOT_MET = "EXPRESSION_NOT_MET"
+    NOT_LOOKING_STRAIGHT = "NOT_LOOKING_STRAIGHT"  # the neutral start needs a face toward the camera
     PREVIOUS_STEP_HELD = "PREVIOUS_STEP_HELD"  # the frame also meets an earlier step: no visible change
     REPEATED_FRAME = "REPEATED_FRAME"  # the very bytes of a frame this session already judged
     STEP_ALREADY_COMPLETED = "STEP_ALREADY_COMPLETED"  # another frame completed the step this one answered
+    # The step was met but the face did not match the reference at an angle where the comparison cannot tell
+    # (beyond COMPARE_MAX_DEGREES from the baseline): not a mismatch, and not accepted either.
+    FACE_NOT_COMPARABLE = "FACE_NOT_COMPARABLE"
     FACE_MISMATCH = "FACE_MISMATCH"
     # Frame-log only (the request itself answered an error): the session closed while the frame was analysed
     # (409 SESSION_CLOSED), or the frame could not be judged (a dependency failed: the request answered 503).
@@ -76,9 +85,11 @@ COACHING: dict[ReasonCode, str] = {
     ReasonCode.SUNGLASSES: "Please take off your sunglasses.",
     ReasonCode.POSE_NOT_MET: "Follow the instruction with your head a little further.",
     ReasonCode.EXPRESSION_NOT_MET: "Look straight at the camera and follow the instruction more clearly.",
+    ReasonCode.NOT_LOOKING_STRAIGHT: "Look straight at the camera with your head level.",
     ReasonCode.PREVIOUS_STEP_HELD: "Release the earlier movements, then do only what this step asks.",
     ReasonCode.REPEATED_FRAME: "This exact image was already sent: send a new camera frame.",
     ReasonCode.STEP_ALREADY_COMPLETED: "That step was already completed; follow the current instruction.",
+    ReasonCode.FACE_NOT_COMPARABLE: "Good, now do the same movement a little less far.",
     ReasonCode.FACE_MISMATCH: "The face does not match the one seen earlier in this session.",
     ReasonCode.SESSION_CLOSED: "The session closed while this frame was being checked.",
     ReasonCode.NOT_JUDGED: "This frame could not be checked; send another.",
@@ -89,7 +100,7 @@ COACHING: dict[ReasonCode, str] = {
 class Thresholds:
     """Every number the rules use; each has an environment variable (see settings.py and docs/sessions.md)."""
 
-    min_face_confidence: float = 90.0  # DetectFaces Confidence that this is a face
+    min_face_confidence: float = 90.0  # DetectFaces Confidence that this is a face (not how frontal it is)
     min_face_width: float = 0.15  # bounding-box width as a share of the frame width
     min_brightness: float = 25.0  # Quality.Brightness, 0-100
     min_sharpness: float = 15.0  # Quality.Sharpness, 0-100; webcams are often soft, so this is lenient
@@ -104,14 +115,22 @@ class Thresholds:
     # raised face must not pass LOOK_UP and then SMILE. It also stops a head tilted back from reading as closed eyes.
     expression_max_angle: float = 12.0
     min_similarity: float = 90.0  # CompareFaces similarity for the same person
+    # The neutral start: |yaw| and |pitch| from the camera at most this (roll within off_axis_max). Generous, as
+    # a camera below eye level tilts a straight look by 10-15 degrees; movements are then measured from it.
+    neutral_max_angle: float = 20.0
+    # A similarity below min_similarity fails the session (FACE_MISMATCH) only for a frame within this many
+    # degrees of yaw and pitch from the baseline, where the comparison is reliable; beyond, the embedded model's
+    # same-person scores collapse (measured: 3-31 at 38-42 degrees up), so the frame is only not accepted.
+    compare_max_angle: float = 30.0
 
     def to_json(self) -> dict[str, float]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Thresholds:
-        """The stored form (``to_json``); every field is required, so a stored copy is never half-defaults."""
-        return cls(**{item.name: float(raw[item.name]) for item in fields(cls)})
+        """The stored form (``to_json``). Every field stored is used; a field added later than the stored copy
+        (an item created before it existed) takes its default, which is what judged that session's frames."""
+        return cls(**{item.name: float(raw[item.name]) for item in fields(cls) if item.name in raw})
 
 
 def threshold_problems(t: Thresholds) -> list[str]:
@@ -127,6 +146,8 @@ def threshold_problems(t: Thresholds) -> list[str]:
       expression_max_angle < min(turn_yaw, tilt_pitch) (and > 0, or no expression could ever be met).
     Two expressions can both be met by one face (a grin); PREVIOUS_STEP_HELD covers that, not the windows."""
     problems = []
+    if t.neutral_max_angle <= 0 or t.compare_max_angle <= 0:
+        problems.append("NEUTRAL_MAX_DEGREES and COMPARE_MAX_DEGREES must be positive")
     if t.turn_yaw <= 0 or t.tilt_pitch <= 0 or t.off_axis_max <= 0:
         problems.append("TURN_YAW_DEGREES, TILT_PITCH_DEGREES and OFF_AXIS_MAX_DEGREES must be positive")
     if t.turn_yaw <= t.off_axis_max and t.tilt_pitch <= t.off_axis_max:
@@ -143,7 +164,9 @@ def threshold_problems(t: Thresholds) -> list[str]:
 
 
 def draw_steps(count: int, *, exclude_expressions: bool = False) -> tuple[StepCode, ...]:
-    """``count`` distinct steps in a random order, from the OS's CSPRNG so a client cannot predict them."""
+    """``count`` distinct steps in a random order, from the OS's CSPRNG so a client cannot predict them.
+
+    The neutral start is not among them: ``challenge`` puts it first."""
     pool = list(HEAD_MOVEMENTS if exclude_expressions else HEAD_MOVEMENTS + EXPRESSIONS)
     if not MIN_STEPS <= count <= max_steps(exclude_expressions):
         raise ValueError(f"count must be between {MIN_STEPS} and {max_steps(exclude_expressions)}")
@@ -151,6 +174,11 @@ def draw_steps(count: int, *, exclude_expressions: bool = False) -> tuple[StepCo
     for _ in range(count):
         drawn.append(pool.pop(secrets.randbelow(len(pool))))
     return tuple(drawn)
+
+
+def challenge(random_steps: tuple[StepCode, ...]) -> tuple[StepCode, ...]:
+    """The steps a session asks for: the neutral start, then the drawn steps."""
+    return (StepCode.LOOK_STRAIGHT, *random_steps)
 
 
 def max_steps(exclude_expressions: bool) -> int:
@@ -188,6 +216,47 @@ _CAMEL = {
     "mouth_open": "mouthOpen",
     "eyes_closed": "eyesClosed",
 }
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The person's own "straight": the pose of the accepted neutral frame, in the user's point of view."""
+
+    yaw: float
+    pitch: float
+    roll: float
+
+    @classmethod
+    def of(cls, measured: Measured) -> Baseline | None:
+        if measured.yaw is None or measured.pitch is None or measured.roll is None:
+            return None
+        return cls(yaw=measured.yaw, pitch=measured.pitch, roll=measured.roll)
+
+    def to_json(self) -> dict[str, float]:
+        return {"yaw": round(self.yaw, 2), "pitch": round(self.pitch, 2), "roll": round(self.roll, 2)}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Baseline:
+        return cls(yaw=float(raw["yaw"]), pitch=float(raw["pitch"]), roll=float(raw["roll"]))
+
+
+def relative_to(measured: Measured, baseline: Baseline | None) -> Measured:
+    """The pose as a movement from the person's baseline (unchanged without one: the neutral start itself)."""
+    if baseline is None or measured.yaw is None or measured.pitch is None or measured.roll is None:
+        return measured
+    return replace(
+        measured,
+        yaw=measured.yaw - baseline.yaw,
+        pitch=measured.pitch - baseline.pitch,
+        roll=measured.roll - baseline.roll,
+    )
+
+
+def comparison_reliable(movement: Measured, t: Thresholds) -> bool:
+    """Whether a face this far from the baseline can be told apart from another person by the comparison."""
+    if movement.yaw is None or movement.pitch is None:
+        return False
+    return max(abs(movement.yaw), abs(movement.pitch)) <= t.compare_max_angle
 
 
 def measure(face: FaceDetail, mirrored: bool) -> Measured:
@@ -239,11 +308,14 @@ def _is_true(attribute: Any, min_confidence: float) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Step rules: does a (gated) face perform the asked movement? ``measured`` is already mirror-corrected.
-# Head movements and expressions have disjoint windows (see Thresholds.expression_max_angle).
+# Step rules: does a (gated) face perform the asked movement? ``measured`` is already mirror-corrected and, for
+# every step after the neutral start, relative to the baseline (``relative_to``). Head movements and expressions
+# have disjoint windows (see Thresholds.expression_max_angle).
 
 
 def step_reason(step: StepCode, measured: Measured, t: Thresholds) -> ReasonCode | None:
+    if step is StepCode.LOOK_STRAIGHT:
+        return None if _neutral_met(measured, t) else ReasonCode.NOT_LOOKING_STRAIGHT
     if step in HEAD_MOVEMENTS:
         return None if _pose_met(step, measured, t) else ReasonCode.POSE_NOT_MET
     return None if _expression_met(step, measured, t) else ReasonCode.EXPRESSION_NOT_MET
@@ -256,11 +328,19 @@ def step_reason_after(
 
     A frame that meets this step AND an earlier one is rejected, so one still image (a smile with the mouth
     open, say) cannot answer two steps, adjacent or not: [SMILE, TURN_LEFT, OPEN_MOUTH] cannot be passed by
-    one grinning photo, another frame, and the grinning photo again (or a crop of it)."""
+    one grinning photo, another frame, and the grinning photo again (or a crop of it). The neutral start is not a
+    challenge (every expression is made near it), so it is not an earlier step here."""
     reason = step_reason(step, measured, t)
-    if reason is None and any(step_reason(other, measured, t) is None for other in earlier):
+    challenges = [other for other in earlier if other is not StepCode.LOOK_STRAIGHT]
+    if reason is None and any(step_reason(other, measured, t) is None for other in challenges):
         return ReasonCode.PREVIOUS_STEP_HELD
     return reason
+
+
+def _neutral_met(m: Measured, t: Thresholds) -> bool:
+    if m.yaw is None or m.pitch is None or m.roll is None:
+        return False
+    return max(abs(m.yaw), abs(m.pitch)) <= t.neutral_max_angle and abs(m.roll) <= t.off_axis_max
 
 
 def _pose_met(step: StepCode, m: Measured, t: Thresholds) -> bool:

@@ -79,16 +79,23 @@ def _shaped(value: Any) -> Any:
     return value.to_rekognition() if value is not None else None
 
 
+def _lower_keys(value: Any) -> dict[str, Any] | None:
+    """The seed's handler answers ``agerange`` and ``pose`` with lower-case keys ({"low", "high"}, {"roll", "yaw",
+    "pitch"}), unlike its other fields; a frontend written for it reads those keys."""
+    shaped = _shaped(value)
+    return {key.lower(): item for key, item in shaped.items()} if shaped is not None else None
+
+
 def detection_response(detection: Detection, request_id: str) -> dict[str, Any]:
-    """The workshop frontend's fields, unchanged, plus what a real client needs."""
+    """The workshop frontend's fields, spelled as the seed spells them, plus what a real client needs."""
     face = detection.face
     return {
         # The livedetector contract: Rekognition's own shapes.
         "gender": _shaped(face.gender),
         "smile": _shaped(face.smile),
         "eyesOpen": _shaped(face.eyes_open),
-        "agerange": _shaped(face.age_range),
-        "pose": _shaped(face.pose),
+        "agerange": _lower_keys(face.age_range),
+        "pose": _lower_keys(face.pose),
         "mouthOpen": _shaped(face.mouth_open),
         "encoded_face_image": base64.b64encode(detection.face_jpeg).decode("ascii"),
         # Additions.

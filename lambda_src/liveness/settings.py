@@ -51,6 +51,7 @@ SESSION_ENV = {
     "STEP_TIME_LIMIT_SECONDS": "step_time_limit_seconds",
     "SESSION_TTL_SECONDS": "session_ttl_seconds",
     "SESSION_MAX_FRAMES": "max_frames",
+    "STEP_MAX_FRAMES": "step_max_frames",
     "SESSION_RETENTION_SECONDS": "retention_seconds",
 }
 # Environment variable -> Thresholds field.
@@ -67,6 +68,8 @@ THRESHOLD_ENV = {
     "EXPRESSION_CONFIDENCE": "expression_confidence",
     "EXPRESSION_MAX_ANGLE_DEGREES": "expression_max_angle",
     "MIN_SIMILARITY": "min_similarity",
+    "NEUTRAL_MAX_DEGREES": "neutral_max_angle",
+    "COMPARE_MAX_DEGREES": "compare_max_angle",
 }
 
 
@@ -80,8 +83,10 @@ def session_limits_from_env(env: dict[str, str]) -> SessionLimits:
     limits = SessionLimits(**values)
     if not MIN_STEPS <= limits.step_count <= MAX_STEPS:
         raise ValueError(f"STEP_COUNT must be between {MIN_STEPS} and {MAX_STEPS}, not {limits.step_count}")
-    if min(limits.step_time_limit_seconds, limits.session_ttl_seconds, limits.max_frames) < 1:
-        raise ValueError("STEP_TIME_LIMIT_SECONDS, SESSION_TTL_SECONDS and SESSION_MAX_FRAMES must be positive")
+    if min(limits.step_time_limit_seconds, limits.session_ttl_seconds, limits.max_frames, limits.step_max_frames) < 1:
+        raise ValueError(
+            "STEP_TIME_LIMIT_SECONDS, SESSION_TTL_SECONDS, SESSION_MAX_FRAMES and STEP_MAX_FRAMES must be positive"
+        )
     if limits.max_frames > MAX_FRAMES_CAP:
         raise ValueError(f"SESSION_MAX_FRAMES must be at most {MAX_FRAMES_CAP}, not {limits.max_frames}")
     return limits

@@ -18,7 +18,7 @@ def test_a_real_face_round_trip(start_server: StartServer, mesh_analyzer: Any, d
     assert reply.status == 200, reply.raw
     body = reply.json
     assert body["faceCount"] == 1
-    assert set(body["pose"]) == {"Yaw", "Pitch", "Roll"}
+    assert set(body["pose"]) == {"yaw", "pitch", "roll"}
     assert is_jpeg(base64.b64decode(body["encoded_face_image"]))
     assert body["requestId"] == reply.header("x-amzn-RequestId")
     assert reply.header("Access-Control-Allow-Origin") == ALLOWED_ORIGIN

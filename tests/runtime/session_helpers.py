@@ -97,6 +97,7 @@ def face_for(step: StepCode | str, *, mirrored: bool = False) -> FaceDetail:
     step = StepCode(step)
     sign = -1.0 if mirrored else 1.0  # raw yaw of a mirrored frame is the opposite of the user's turn
     return {
+        StepCode.LOOK_STRAIGHT: lambda: face(),
         StepCode.TURN_LEFT: lambda: face(yaw=sign * 35.0),
         StepCode.TURN_RIGHT: lambda: face(yaw=sign * -35.0),
         StepCode.LOOK_UP: lambda: face(pitch=22.0),

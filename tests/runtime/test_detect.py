@@ -118,8 +118,8 @@ def test_detect_describes_crops_and_archives_the_face(backend: Backend, image: s
     assert body["smile"] == {"Value": False, "Confidence": 99.1}
     assert body["eyesOpen"] == {"Value": True, "Confidence": 99.9}
     assert body["mouthOpen"] == {"Value": False, "Confidence": 99.8}
-    assert body["agerange"] == {"Low": 26, "High": 43}
-    assert body["pose"] == {"Roll": -1.5, "Yaw": -10.9, "Pitch": -4.9}
+    assert body["agerange"] == {"low": 26, "high": 43}  # the seed's lower-case keys
+    assert body["pose"] == {"roll": -1.5, "yaw": -10.9, "pitch": -4.9}
     # Box 0.30x0.45 of 640x480 plus a 15% margin each side, edges rounded: x 195..445, y 64..344.
     face = decoded_face(body)
     assert face.shape == (280, 250, 3)

@@ -97,6 +97,7 @@ def created_response(session: Session, deps: Dependencies, request_id: str) -> d
         "expiresAt": session.expires_at.isoformat(),
         "stepTimeLimitSeconds": session.limits.step_time_limit_seconds,
         "maxFrames": session.limits.max_frames,
+        "stepMaxFrames": session.limits.step_max_frames,
         "mirrored": session.mirrored,
         "frameConstraints": {
             "formats": list(SUPPORTED_TYPES),
@@ -124,6 +125,7 @@ def frame_response(result: FrameResult, request_id: str) -> dict[str, Any]:
         "currentStep": session.current_step,
         "failureReason": session.failure_reason.value if session.failure_reason else None,
         "samePersonCheck": session.same_person_check.value,
+        "baseline": session.baseline.to_json() if session.baseline is not None else None,
         "sessionVerdict": verdict_of(session) if not session.is_open else None,
         "requestId": request_id,
     }

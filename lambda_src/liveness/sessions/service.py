@@ -40,10 +40,13 @@ from ..challenges import (
     Measured,
     ReasonCode,
     Thresholds,
+    challenge,
+    comparison_reliable,
     draw_steps,
     gate_faces,
     max_steps,
     measure,
+    relative_to,
     step_reason_after,
 )
 from ..constants import METRICS_NAMESPACE
@@ -84,8 +87,9 @@ T = TypeVar("T")
 def create_session(body: dict[str, Any], deps: Dependencies, owner: str) -> Session:
     limits = deps.settings.session_limits
     exclude = bool(body.get("excludeExpressions", False))
-    # The count is the only say a client has; which steps, and their order, come from the CSPRNG.
-    steps = draw_steps(_step_count(body.get("steps"), limits, exclude), exclude_expressions=exclude)
+    # The count is the only say a client has; which steps, and their order, come from the CSPRNG. The neutral start
+    # comes first, whatever the client asks: it sets the reference face and the person's baseline pose.
+    steps = challenge(draw_steps(_step_count(body.get("steps"), limits, exclude), exclude_expressions=exclude))
     mirrored = bool(body.get("mirrored", False))
     session = new_session(
         str(uuid.uuid4()),
@@ -198,10 +202,12 @@ def _reserve(deps: Dependencies, session: Session, now: datetime, request_id: st
     after = _after_commit(deps, commit, request_id)
     if not commit.value:
         _ensure_open(after)
-        raise LivenessError(
-            ErrorCode.SESSION_CLOSED,
-            f"The session has used all its {after.limits.max_frames} frames (ATTEMPT_LIMIT); start a new session.",
-        )
+        # Open but out of slots: the last frames are still being judged, and the last of them closes the session.
+        if after.frames_received >= after.limits.max_frames:
+            budget = f"The session has used all its {after.limits.max_frames} frames"
+        else:
+            budget = f"This step has used all its {after.limits.step_max_frames} frames"
+        raise LivenessError(ErrorCode.SESSION_CLOSED, f"{budget} (ATTEMPT_LIMIT); start a new session.")
     return after
 
 
@@ -250,12 +256,13 @@ def _judge(
     """Judge the analysed frame against the session's current step (``session`` is the reserved state)."""
     face = faces[0] if len(faces) == 1 else None
     measured = measure(face, session.mirrored) if face else Measured()
+    movement = relative_to(measured, session.baseline)  # the neutral start itself is judged from the camera
     thresholds = _thresholds(deps, session)
     earlier = [step.code for step in session.steps[: session.current_step]]
     if is_repeated(session, digest):  # the same bytes as a frame already judged: never a new answer
         reason: ReasonCode | None = ReasonCode.REPEATED_FRAME
     else:
-        reason = gate_faces(faces, thresholds) or step_reason_after(session.step.code, earlier, measured, thresholds)
+        reason = gate_faces(faces, thresholds) or step_reason_after(session.step.code, earlier, movement, thresholds)
     comparison = None
     if reason is None and session.reference_frame_id is not None:
         comparison = _compare_with_reference(deps, session, frame)
@@ -271,6 +278,8 @@ def _judge(
         frame_key=key,
         comparison=comparison,
         sha256=digest,
+        comparable=comparison_reliable(movement, thresholds),
+        movement=movement if session.baseline is not None else None,
     )
 
 

@@ -6,8 +6,11 @@ stored version is still the one the transition started from.
 
 Lifecycle: IN_PROGRESS -> PASSED | FAILED | EXPIRED, and the last three are final.
 - EXPIRED: ``now >= expires_at`` (the whole session took too long).
-- FAILED: the current step timed out (STEP_TIMEOUT), the frame cap was reached (ATTEMPT_LIMIT), or a
-  later frame showed a different person than the reference face (FACE_MISMATCH).
+- FAILED: the current step timed out (STEP_TIMEOUT), the session's or the current step's frame budget was used
+  up (ATTEMPT_LIMIT), or a later frame showed a different person than the reference face (FACE_MISMATCH).
+
+Step 0 is the neutral start (LOOK_STRAIGHT): its accepted frame becomes the reference face and its pose the
+``baseline`` every later step is measured from.
 
 A frame takes two transitions. ``reserve_frame`` takes one of the session's ``max_frames`` slots BEFORE any
 analysis (so the cap bounds the analyzer calls and the archive, even for frames sent in parallel);
@@ -27,7 +30,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from ..challenges import INSTRUCTIONS, Measured, ReasonCode, StepCode, Thresholds
+from ..challenges import INSTRUCTIONS, Baseline, Measured, ReasonCode, StepCode, Thresholds
 from ..faces import FaceComparison
 
 
@@ -65,10 +68,13 @@ class Verdict(str, Enum):
 
 @dataclass(frozen=True)
 class SessionLimits:
-    step_count: int = 3
+    """Defaults sized for a person: 2-4 s per step at the 3-4 frames a second a client sends (README: Pace)."""
+
+    step_count: int = 3  # drawn steps, after the neutral start
     step_time_limit_seconds: int = 10
     session_ttl_seconds: int = 120
-    max_frames: int = 30  # per session, accepted and rejected alike; also bounds the frame log
+    max_frames: int = 60  # per session, accepted and rejected alike; bounds the analyzer spend and the frame log
+    step_max_frames: int = 20  # per step: about 5-7 s of frames at 3-4 a second, so one hard step cannot eat all
     retention_seconds: int = 86_400  # how long after expiry the DynamoDB TTL removes the item
 
 
@@ -79,6 +85,7 @@ class Step:
     started_at: datetime | None = None  # when the step became current (step 0: at the first frame)
     completed_at: datetime | None = None
     attempts: int = 0
+    frames_received: int = 0  # frame slots reserved while this step was current (its share of the budget)
     frame_id: str | None = None  # the accepted frame
     reason: str | None = None  # last rejection reason, or the failure reason
 
@@ -126,6 +133,8 @@ class Session:
     # The thresholds in force when the session was created: every frame is judged with them and the audit
     # record carries them. None only for items stored before they were kept (the caller's settings then apply).
     thresholds: Thresholds | None = None
+    # The person's own straight pose, from the accepted neutral frame; later steps are measured from it.
+    baseline: Baseline | None = None
 
     @property
     def is_open(self) -> bool:
@@ -145,7 +154,9 @@ class Session:
 class FrameEvaluation:
     """What the rules found in one frame against the step current when it arrived (computed by the service).
 
-    ``comparison`` is set only when the frame met the step and the session already has a reference face.
+    ``comparison`` is set only when the frame met the step and the session already has a reference face;
+    ``comparable`` says whether the frame's pose is close enough to the baseline for a low similarity to mean
+    another person (``challenges.comparison_reliable``).
     """
 
     frame_id: str
@@ -156,6 +167,8 @@ class FrameEvaluation:
     frame_key: str
     comparison: FaceComparison | None = None
     sha256: str | None = None
+    comparable: bool = True
+    movement: Measured | None = None  # ``measured`` relative to the baseline (None before the baseline is set)
 
 
 def new_session(
@@ -199,14 +212,23 @@ def reserve_frame(session: Session, now: datetime) -> tuple[Session, bool]:
     """Take one frame slot before the frame is analysed: ``(new state, True)``.
 
     ``(state, False)`` when the frame must not be analysed: the session is closed, a deadline has passed (the
-    state returned is then the closed one, to be saved), or every slot is taken (by frames judged or still
-    being analysed). The step timer of step 0 starts here, with the first frame's arrival."""
+    state returned is then the closed one, to be saved), or every slot of the session or of the current step is
+    taken (by frames judged or still being analysed). The step timer of step 0 starts here, with the first
+    frame's arrival."""
     due = close_if_due(session, now)
-    if due is not session or not session.is_open or session.frames_received >= session.limits.max_frames:
+    if due is not session or not session.is_open or out_of_frames(session):
         return due, False
-    step = replace(session.step, started_at=session.step.started_at or now)
+    step = replace(
+        session.step, started_at=session.step.started_at or now, frames_received=session.step.frames_received + 1
+    )
     reserved = _with_step(replace(session, frames_received=session.frames_received + 1), step)
     return _bumped(reserved, now), True
+
+
+def out_of_frames(session: Session) -> bool:
+    """Every frame slot of the session, or of its current step, is reserved."""
+    limits = session.limits
+    return session.frames_received >= limits.max_frames or session.step.frames_received >= limits.step_max_frames
 
 
 def is_repeated(session: Session, sha256: str | None) -> bool:
@@ -274,7 +296,12 @@ def _apply_superseded(
     It was analysed, so it took a frame slot; it is no attempt at the current step. A comparison it
     carries that shows another person still fails the session: a swap is a swap, whatever the step."""
     comparison = evaluation.comparison
-    if comparison is not None and comparison.similarity is not None and comparison.similarity < min_similarity:
+    if (
+        comparison is not None
+        and comparison.similarity is not None
+        and comparison.similarity < min_similarity
+        and evaluation.comparable
+    ):
         reason, similarity = ReasonCode.FACE_MISMATCH, comparison.similarity
         session = _fail_mismatch(session, now)
     else:
@@ -289,13 +316,13 @@ def _fail_mismatch(session: Session, now: datetime) -> Session:
 
 
 def _finish_frame(session: Session, record: FrameRecord, now: datetime) -> tuple[Session, FrameRecord]:
-    """Append to the bounded frame log, apply the frame cap, bump the version.
+    """Append to the bounded frame log, apply the frame budgets, bump the version.
 
-    The cap closes the session when every slot is taken and this was the last of them to settle, so the frame
-    that settles last is answered normally (and may still pass the last step)."""
+    A budget closes the session when every slot of the session (or of the still current step) is taken and this
+    was the last of them to settle, so the frame that settles last is answered normally (and may still pass)."""
     frames = (session.frames + (record,))[-session.limits.max_frames :]
     session = replace(session, frames=frames)
-    if session.is_open and session.frames_received >= session.limits.max_frames and session.settled:
+    if session.is_open and out_of_frames(session) and session.settled:
         session = _close(session, SessionStatus.FAILED, FailureReason.ATTEMPT_LIMIT, now)
     return _bumped(session, now), record
 
@@ -313,7 +340,7 @@ def _frame_reason(
         raise ValueError("a frame that meets a step after the first must carry a face comparison")
     similarity = evaluation.comparison.similarity
     if similarity is not None and similarity < min_similarity:
-        return ReasonCode.FACE_MISMATCH, similarity
+        return (ReasonCode.FACE_MISMATCH if evaluation.comparable else ReasonCode.FACE_NOT_COMPARABLE), similarity
     return None, similarity
 
 
@@ -323,6 +350,8 @@ def _accept(session: Session, evaluation: FrameEvaluation, now: datetime) -> Ses
     session = _count_comparison(session, evaluation.comparison)
     if session.reference_frame_id is None:
         session = replace(session, reference_frame_id=evaluation.frame_id)
+    if done.code is StepCode.LOOK_STRAIGHT:
+        session = replace(session, baseline=Baseline.of(evaluation.measured))
     if session.current_step + 1 == len(session.steps):
         return _pass(session, now)
     following = replace(session.steps[session.current_step + 1], started_at=now)
@@ -370,12 +399,21 @@ def _record(
         step_code=code,
         verdict=Verdict.ACCEPTED if reason is None else Verdict.REJECTED,
         reason=reason,
-        measured=evaluation.measured.to_json(),
+        measured=_measured_json(evaluation),
         similarity=similarity,
         mirrored=evaluation.mirrored,
         frame_key=evaluation.frame_key,
         sha256=evaluation.sha256,
     )
+
+
+def _measured_json(evaluation: FrameEvaluation) -> dict[str, Any]:
+    """The measured values; with a baseline, also the movement from it, which is what the step rules judged."""
+    measured: dict[str, Any] = evaluation.measured.to_json()
+    if evaluation.movement is not None:
+        movement = evaluation.movement.to_json()
+        measured["movement"] = {axis: movement[axis] for axis in ("yaw", "pitch", "roll")}
+    return measured
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -409,6 +447,7 @@ def session_to_dict(session: Session) -> dict[str, Any]:
             "stepTimeLimitSeconds": session.limits.step_time_limit_seconds,
             "sessionTtlSeconds": session.limits.session_ttl_seconds,
             "maxFrames": session.limits.max_frames,
+            "stepMaxFrames": session.limits.step_max_frames,
             "retentionSeconds": session.limits.retention_seconds,
         },
         "framesReceived": session.frames_received,
@@ -419,6 +458,7 @@ def session_to_dict(session: Session) -> dict[str, Any]:
         "failureReason": session.failure_reason.value if session.failure_reason else None,
         "auditWritten": session.audit_written,
         "thresholds": session.thresholds.to_json() if session.thresholds is not None else None,
+        "baseline": session.baseline.to_json() if session.baseline is not None else None,
     }
 
 
@@ -430,6 +470,7 @@ def _step_to_dict(step: Step) -> dict[str, Any]:
         "startedAt": _iso(step.started_at),
         "completedAt": _iso(step.completed_at),
         "attempts": step.attempts,
+        "framesReceived": step.frames_received,
         "frameId": step.frame_id,
         "reason": step.reason,
     }
@@ -471,6 +512,8 @@ def session_from_dict(raw: dict[str, Any]) -> Session:
             step_time_limit_seconds=int(limits["stepTimeLimitSeconds"]),
             session_ttl_seconds=int(limits["sessionTtlSeconds"]),
             max_frames=int(limits["maxFrames"]),
+            # Items stored before the per-step budget had none: their session cap alone bounds each step.
+            step_max_frames=int(limits.get("stepMaxFrames", limits["maxFrames"])),
             retention_seconds=int(limits["retentionSeconds"]),
         ),
         frames_received=int(raw["framesReceived"]),
@@ -481,6 +524,7 @@ def session_from_dict(raw: dict[str, Any]) -> Session:
         failure_reason=FailureReason(raw["failureReason"]) if raw.get("failureReason") else None,
         audit_written=bool(raw.get("auditWritten", False)),
         thresholds=Thresholds.from_json(raw["thresholds"]) if raw.get("thresholds") else None,
+        baseline=Baseline.from_json(raw["baseline"]) if raw.get("baseline") else None,
     )
 
 
@@ -491,6 +535,7 @@ def _step_from_dict(raw: dict[str, Any]) -> Step:
         started_at=_time(raw.get("startedAt")),
         completed_at=_time(raw.get("completedAt")),
         attempts=int(raw.get("attempts", 0)),
+        frames_received=int(raw.get("framesReceived", 0)),
         frame_id=raw.get("frameId"),
         reason=raw.get("reason"),
     )
