@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from liveness.challenges import StepCode
 from liveness.faces import BoolAttribute
 from liveness.sessions.keys import audit_key, face_crop_key, reference_face_key
-from liveness.sessions.state import SessionLimits, new_session
+from liveness.sessions.state import SessionLimits
 from liveness.settings import Settings
 from moto import mock_aws
 
@@ -31,13 +31,17 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     aws,
     aws_rig,
     data_url,
+    drawn_codes,
     face,
     face_for,
     fake_aws_env,
     file_rig,
+    look_straight,
     rig,
+    seeded_session,
     start_session,
     step_codes,
+    wrong_face_for,
 )
 
 
@@ -47,19 +51,11 @@ def _audit(rig: Rig, session_id: str) -> dict[str, Any]:
     return json.loads(raw)
 
 
-def _seeded(rig: Rig, *steps: StepCode, mirrored: bool = False) -> str:
-    """A session with chosen steps, stored as create_session would store it (the API never lets a client choose:
-    this is for testing rules that depend on which steps follow which)."""
-    session_id = str(uuid.uuid4())
-    limits = rig.deps.settings.session_limits
-    session = new_session(
-        session_id, OWNER, steps, mirrored=mirrored, analyzer="scripted", now=rig.clock(), limits=limits
-    )
-    rig.store.create(session)
-    return session_id
+_seeded = seeded_session  # the neutral start, then the chosen steps
 
 
 def _pass_all(rig: Rig, created: dict[str, Any], *, mirrored: bool = False) -> list[Any]:
+    """Answer every step in order, the neutral start included: frame ``index`` has seed ``index``."""
     replies = []
     for index, code in enumerate(step_codes(created)):
         rig.analyzer.script(face_for(code, mirrored=mirrored))
@@ -76,8 +72,12 @@ def test_create_returns_the_challenge(rig: Rig) -> None:
     assert reply.status == 201
     body = reply.body
     assert str(uuid.UUID(body["sessionId"])) == body["sessionId"]
-    assert len(body["steps"]) == 3 and len({step["code"] for step in body["steps"]}) == 3
+    # The neutral start, then the 3 drawn steps (STEP_COUNT counts the drawn ones).
+    assert len(body["steps"]) == 1 + 3 and len({step["code"] for step in body["steps"]}) == 1 + 3
+    assert body["steps"][0] == {"index": 0, "code": "LOOK_STRAIGHT", "instruction": "Look straight at the camera."}
+    assert "LOOK_STRAIGHT" not in drawn_codes(body) and [step["index"] for step in body["steps"]] == [0, 1, 2, 3]
     assert all(step["instruction"] for step in body["steps"])
+    assert body["maxFrames"] == 60 and body["stepMaxFrames"] == 20
     assert body["currentStep"] == 0 and body["status"] == "IN_PROGRESS"
     assert body["expiresAt"] == "2026-11-03T09:02:00+00:00" and body["stepTimeLimitSeconds"] == 10
     assert body["frameConstraints"] == {
@@ -92,8 +92,9 @@ def test_create_returns_the_challenge(rig: Rig) -> None:
 
 def test_create_honours_count_and_head_movements_only(aws: Rig) -> None:
     body = start_session(aws, steps=4, excludeExpressions=True)
-    assert sorted(step_codes(body)) == ["LOOK_DOWN", "LOOK_UP", "TURN_LEFT", "TURN_RIGHT"]
-    assert len(start_session(aws, steps=5)["steps"]) == 5
+    assert sorted(drawn_codes(body)) == ["LOOK_DOWN", "LOOK_UP", "TURN_LEFT", "TURN_RIGHT"]
+    assert step_codes(body)[0] == "LOOK_STRAIGHT"  # the neutral start is not one of the 4 asked for
+    assert len(drawn_codes(start_session(aws, steps=5))) == 5
     too_many = aws.client.create(steps=5, excludeExpressions=True)
     assert too_many.status == 400 and too_many.body["code"] == "INVALID_REQUEST"
 
@@ -107,12 +108,12 @@ def test_a_client_cannot_choose_steps(aws: Rig) -> None:
 def test_step_count_is_the_minimum_a_client_may_ask_for(fake_aws_env: None, tmp_path: Path) -> None:
     with mock_aws():
         rig = aws_rig(Settings(session_limits=SessionLimits(step_count=4)))
-        assert len(start_session(rig)["steps"]) == 4  # the default is the minimum
-        assert len(start_session(rig, steps=5)["steps"]) == 5  # more is fine
+        assert len(drawn_codes(start_session(rig))) == 4  # the default is the minimum (after the neutral start)
+        assert len(drawn_codes(start_session(rig, steps=5))) == 5  # more is fine
         fewer = rig.client.create(steps=3)
         assert (fewer.status, fewer.body["code"]) == (400, "INVALID_REQUEST")
         assert fewer.body["message"] == "Invalid request: steps must be at least 4 (this deployment's minimum)."
-        assert len(start_session(rig, excludeExpressions=True)["steps"]) == 4
+        assert len(drawn_codes(start_session(rig, excludeExpressions=True))) == 4
 
         strict = file_rig(tmp_path, Settings(session_limits=SessionLimits(step_count=5)))
         impossible = strict.client.create(excludeExpressions=True)  # only 4 head movements exist
@@ -138,32 +139,42 @@ def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
         rig.analyzer.script(face_for(code, mirrored=mirrored))  # the session default says how frames come
         rig.clock.advance(3)
         replies.append(rig.client.frame(session_id, seed=index))
-    assert [reply.status for reply in replies] == [200, 200, 200]
-    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 3
-    assert [reply.body["stepIndex"] for reply in replies] == [0, 1, 2]
-    assert [reply.body["status"] for reply in replies] == ["IN_PROGRESS", "IN_PROGRESS", "PASSED"]
-    assert replies[0].body["similarity"] is None and replies[1].body["similarity"] == 99.0
-    assert replies[2].body["sessionVerdict"] == {
+    # The neutral start, then the 3 drawn steps.
+    assert [reply.status for reply in replies] == [200, 200, 200, 200]
+    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 4
+    assert [reply.body["stepIndex"] for reply in replies] == [0, 1, 2, 3]
+    assert [reply.body["stepCode"] for reply in replies] == ["LOOK_STRAIGHT", *drawn_codes(created)]
+    assert [reply.body["status"] for reply in replies] == ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "PASSED"]
+    assert replies[0].body["similarity"] is None
+    assert [reply.body["similarity"] for reply in replies[1:]] == [99.0] * 3
+    # The neutral frame's pose is the baseline (a frontal face: 0/0/0), answered from then on.
+    assert [reply.body["baseline"] for reply in replies] == [{"yaw": 0.0, "pitch": 0.0, "roll": 0.0}] * 4
+    assert replies[3].body["sessionVerdict"] == {
         "status": "PASSED",
         "livenessPassed": True,
         "samePersonCheck": "passed",
         "samePersonVerified": True,
     }
-    assert len(rig.analyzer.compare_calls) == 2  # CompareFaces for each accepted frame after the first
+    assert len(rig.analyzer.compare_calls) == 3  # CompareFaces for each drawn step's frame, against the neutral one
 
     got = rig.client.get(session_id)
     assert got.status == 200
     body = got.body
     assert body["status"] == "PASSED" and body["samePersonCheck"] == "passed" and body["analyzer"] == "scripted"
-    assert [step["status"] for step in body["steps"]] == ["PASSED"] * 3
+    assert [step["status"] for step in body["steps"]] == ["PASSED"] * 4
     assert [step["completedAt"] for step in body["steps"]] == [
         "2026-11-03T09:00:03+00:00",
         "2026-11-03T09:00:06+00:00",
         "2026-11-03T09:00:09+00:00",
+        "2026-11-03T09:00:12+00:00",
     ]
+    assert [step["framesReceived"] for step in body["steps"]] == [1] * 4
+    stored = rig.store.get(session_id)
+    assert stored.baseline is not None and (stored.baseline.yaw, stored.baseline.pitch) == (0.0, 0.0)
     frame_ids = [reply.body["frameId"] for reply in replies]
     reference = base64.b64decode(body["referenceFace"]["base64"])
-    # The reference face is the first accepted frame's crop, written before the save that named it.
+    # The reference face is the neutral frame's crop (the first accepted frame), written before the save that
+    # named it.
     assert reference.startswith(b"\xff\xd8\xff")
     assert body["referenceFace"]["key"] == f"sessions/{session_id}/frames/{frame_ids[0]}-face.jpg"
     assert reference_face_key(session_id, frame_ids[0]) == face_crop_key(session_id, frame_ids[0])
@@ -180,7 +191,7 @@ def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
     assert audit["verdict"]["livenessPassed"] is True and audit["samePersonCheck"] == "passed"
     assert [frame["frameId"] for frame in audit["frames"]] == frame_ids
     assert audit["referenceFaceKey"] == face_crop_key(session_id, frame_ids[0]) and audit["owner"] == OWNER
-    assert [len(frame["sha256"]) for frame in audit["frames"]] == [64] * 3  # digests only, never image data
+    assert [len(frame["sha256"]) for frame in audit["frames"]] == [64] * 4  # digests only, never image data
     assert audit["thresholds"]["min_similarity"] == 90.0 and audit["analyzer"] == "scripted"
 
 
@@ -229,7 +240,8 @@ ANGLES = {"TURN_LEFT": (35.0, 0.0), "TURN_RIGHT": (-35.0, 0.0), "LOOK_UP": (0.0,
 
 def test_wrong_direction_reports_the_measured_angles(aws: Rig) -> None:
     created = start_session(aws, steps=4, excludeExpressions=True)
-    session_id, codes = created["sessionId"], step_codes(created)
+    session_id, codes = created["sessionId"], drawn_codes(created)
+    look_straight(aws, session_id)  # a frontal baseline: the movement is the measured pose
     shown = OPPOSITE[codes[0]]
     aws.analyzer.script(face_for(shown))
     reply = aws.client.frame(session_id)
@@ -246,6 +258,7 @@ def test_wrong_direction_reports_the_measured_angles(aws: Rig) -> None:
         "faceWidth": 0.35,
         "brightness": 80.0,
         "sharpness": 60.0,
+        "movement": {"yaw": yaw, "pitch": pitch, "roll": 0.0},  # what the rule judged: the pose minus the baseline
     }
 
 
@@ -253,7 +266,7 @@ def test_wrong_direction_reports_the_measured_angles(aws: Rig) -> None:
 def test_a_frame_may_repeat_the_sessions_mirroring(aws: Rig, mirrored: bool) -> None:
     created = start_session(aws, mirrored=mirrored)
     replies = _pass_all(aws, created, mirrored=mirrored)  # every frame says mirrored=<the session's value>
-    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 3
+    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 4  # the neutral start and 3 drawn steps
     assert aws.store.get(created["sessionId"]).status.value == "PASSED"
 
 
@@ -270,6 +283,7 @@ def test_a_frame_cannot_change_the_mirroring(rig: Rig, session_mirrored: bool) -
 def test_a_turn_cannot_be_reversed_by_declaring_the_frame_mirrored(aws: Rig) -> None:
     """The attack: see TURN_LEFT, turn RIGHT, and claim the frame is mirrored so the right turn reads as left."""
     session_id = _seeded(aws, StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_UP)
+    neutral = look_straight(aws, session_id)
     right_turn = face_for("TURN_RIGHT")  # raw yaw -35: the user turned to their own right
     aws.analyzer.script(right_turn)
     attack = aws.client.frame(session_id, mirrored=True)
@@ -277,9 +291,10 @@ def test_a_turn_cannot_be_reversed_by_declaring_the_frame_mirrored(aws: Rig) -> 
     aws.analyzer.script(right_turn)
     honest = aws.client.frame(session_id, seed=1)
     assert honest.body["verdict"] == "REJECTED" and honest.body["reasonCode"] == "POSE_NOT_MET"
-    assert honest.body["measured"]["yaw"] == -35.0 and honest.body["currentStep"] == 0
+    assert honest.body["measured"]["yaw"] == -35.0 and honest.body["currentStep"] == 1
     stored = aws.store.get(session_id)
-    assert stored.current_step == 0 and stored.frames_received == 1 and stored.reference_frame_id is None
+    assert stored.current_step == 1 and stored.frames_received == 2
+    assert stored.reference_frame_id == neutral.body["frameId"]  # the refused frames changed nothing
 
 
 # --- one image, one step -------------------------------------------------------------------------------------
@@ -289,25 +304,29 @@ def test_one_raised_smiling_image_cannot_pass_look_up_then_smile(aws: Rig) -> No
     """A static photo, chin up 18 degrees and smiling: it may answer LOOK_UP, never also the SMILE after it."""
     session_id = _seeded(aws, StepCode.LOOK_UP, StepCode.SMILE, StepCode.TURN_LEFT)
     photo = face(pitch=18.0, smile=True)
+    look_straight(aws, session_id)
     aws.analyzer.script(photo, photo)
     assert aws.client.frame(session_id).body["verdict"] == "ACCEPTED"
     aws.clock.advance(1)
     second = aws.client.frame(session_id, seed=1).body
     assert second["verdict"] == "REJECTED" and second["reasonCode"] == "EXPRESSION_NOT_MET"
-    assert second["stepCode"] == "SMILE" and second["currentStep"] == 1 and "camera" in second["message"]
+    assert second["stepCode"] == "SMILE" and second["currentStep"] == 2 and "camera" in second["message"]
 
 
 def test_a_frame_that_also_meets_the_previous_step_is_rejected(rig: Rig) -> None:
     session_id = _seeded(rig, StepCode.SMILE, StepCode.OPEN_MOUTH, StepCode.LOOK_UP)
     grin = face(smile=True, mouth_open=True)  # a wide grin is a smile AND an open mouth
+    look_straight(rig, session_id)  # not an earlier step for this rule: every expression is made near it
     rig.analyzer.script(grin, grin, face(mouth_open=True))
     assert rig.client.frame(session_id).body["verdict"] == "ACCEPTED"
     held = rig.client.frame(session_id, seed=1).body
     assert held["verdict"] == "REJECTED" and held["reasonCode"] == "PREVIOUS_STEP_HELD"
-    assert held["message"].startswith("Release the earlier movements") and held["currentStep"] == 1
+    assert held["message"].startswith("Release the earlier movements") and held["currentStep"] == 2
     changed = rig.client.frame(session_id, seed=2).body  # the smile released, the mouth still open
     assert changed["verdict"] == "ACCEPTED" and changed["stepCode"] == "OPEN_MOUTH"
-    assert len(rig.analyzer.compare_calls) == 1  # the held frame was never compared: it did not meet its step
+    # The SMILE and OPEN_MOUTH frames were compared with the neutral reference; the held frame never was: it did not
+    # meet its step.
+    assert len(rig.analyzer.compare_calls) == 2
 
 
 def test_one_photo_cannot_pass_two_non_adjacent_steps(rig: Rig) -> None:
@@ -315,11 +334,12 @@ def test_one_photo_cannot_pass_two_non_adjacent_steps(rig: Rig) -> None:
     session_id = _seeded(rig, StepCode.SMILE, StepCode.TURN_LEFT, StepCode.OPEN_MOUTH)
     grin = face(smile=True, mouth_open=True)
     photo = data_url(7)
+    look_straight(rig, session_id)
     rig.analyzer.script(grin, face(yaw=35), grin)
     assert rig.client.frame(session_id, image=photo).body["verdict"] == "ACCEPTED"
     assert rig.client.frame(session_id, seed=8).body["verdict"] == "ACCEPTED"
     again = rig.client.frame(session_id, image=photo).body  # the very same bytes
-    assert again["verdict"] == "REJECTED" and again["reasonCode"] == "REPEATED_FRAME" and again["currentStep"] == 2
+    assert again["verdict"] == "REJECTED" and again["reasonCode"] == "REPEATED_FRAME" and again["currentStep"] == 3
     assert again["message"].startswith("This exact image was already sent")
     # A cropped copy: other bytes, but the analyzer sees the same grin, which still meets SMILE two steps back.
     rig.analyzer.script(grin)
@@ -327,8 +347,8 @@ def test_one_photo_cannot_pass_two_non_adjacent_steps(rig: Rig) -> None:
     assert crop["verdict"] == "REJECTED" and crop["reasonCode"] == "PREVIOUS_STEP_HELD", crop
     assert rig.client.get(session_id).body["status"] == "IN_PROGRESS"
     stored = rig.store.get(session_id)
-    assert stored.current_step == 2 and stored.frames[2].sha256 == stored.frames[0].sha256
-    assert len(rig.analyzer.compare_calls) == 1  # neither refused frame was compared
+    assert stored.current_step == 3 and stored.frames[3].sha256 == stored.frames[1].sha256
+    assert len(rig.analyzer.compare_calls) == 2  # the two accepted steps; neither refused frame was compared
     rig.analyzer.script(face(mouth_open=True))
     assert rig.client.frame(session_id, seed=10).body["status"] == "PASSED"  # a real new frame still can
 
@@ -344,10 +364,11 @@ def test_a_frame_is_judged_with_the_thresholds_stored_at_creation_and_audited_wi
         session_limits=replace(rig.deps.settings.session_limits, max_frames=7),
     )
     replies = _pass_all(rig, created)  # face_for() meets the creation-time thresholds, not the new ones
-    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 3
+    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 4
     audit = _audit(rig, session_id)
     assert audit["thresholds"] == created_with.to_json() and audit["thresholds"]["turn_yaw"] == 25.0
-    assert audit["limits"]["maxFrames"] == 30
+    assert audit["thresholds"]["neutral_max_angle"] == 20.0 and audit["thresholds"]["compare_max_angle"] == 30.0
+    assert audit["limits"]["maxFrames"] == 60 and audit["limits"]["stepMaxFrames"] == 20
     assert rig.store.get(session_id).thresholds == created_with
     assert codes  # the steps were the drawn ones
 
@@ -372,7 +393,7 @@ def test_a_get_of_a_passed_session_reads_only_keys_that_exist(aws: Rig) -> None:
     s3.meta.events.register("before-call.s3.GetObject", missing_is_access_denied)
     created = start_session(aws)
     replies = _pass_all(aws, created)
-    assert [reply.status for reply in replies] == [200] * 3
+    assert [reply.status for reply in replies] == [200] * 4
     got = aws.client.get(created["sessionId"])
     assert got.status == 200 and got.body["status"] == "PASSED" and got.body["referenceFace"]["base64"]
     assert asked and all(key.endswith(f"{replies[0].body['frameId']}-face.jpg") for key in asked)
@@ -383,7 +404,7 @@ def test_a_committed_verdict_is_answered_even_if_the_audit_write_then_fails(aws:
     created = start_session(aws)
     watch.failing = True
     replies = _pass_all(aws, created)
-    assert [reply.status for reply in replies] == [200] * 3 and replies[-1].body["status"] == "PASSED"
+    assert [reply.status for reply in replies] == [200] * 4 and replies[-1].body["status"] == "PASSED"
     assert watch.puts == 1 and aws.store.get(created["sessionId"]).audit_written is False
 
 
@@ -391,12 +412,11 @@ def test_a_committed_verdict_is_answered_even_if_the_audit_write_then_fails(aws:
 
 
 def test_a_person_swap_fails_the_session(rig: Rig) -> None:
-    created = start_session(rig)
-    session_id, codes = created["sessionId"], step_codes(created)
-    rig.analyzer.script(face_for(codes[0]))
-    assert rig.client.frame(session_id).body["verdict"] == "ACCEPTED"
+    # A swap at an expression, near the baseline, where the comparison is reliable (see COMPARE_MAX_DEGREES).
+    session_id = _seeded(rig, StepCode.SMILE, StepCode.TURN_LEFT, StepCode.LOOK_UP)
+    look_straight(rig, session_id)
     rig.analyzer.similarity = 31.5
-    rig.analyzer.script(face_for(codes[1]))
+    rig.analyzer.script(face_for(StepCode.SMILE))
     swap = rig.client.frame(session_id, seed=1)
     assert swap.status == 200
     assert (
@@ -465,19 +485,31 @@ def test_get_reports_and_persists_expiry(aws: Rig) -> None:
 
 
 def test_attempt_cap_fails_the_session(aws: Rig) -> None:
+    """The session's budget (SESSION_MAX_FRAMES, 60) spread over its steps, none of which uses up its own (20):
+    the neutral start at once, 19 misses and a hit on each of two drawn steps, then 19 misses on the last."""
     created = start_session(aws)
-    session_id = created["sessionId"]
+    session_id, codes = created["sessionId"], drawn_codes(created)
     # Half-turned and half-raised: too little for a turn or a tilt, too much off-axis for the other; neutral face.
-    aws.analyzer.default_faces = [face(yaw=22, pitch=18)]
-    statuses = []
-    for index in range(30):
-        aws.clock.advance(0.2)
-        statuses.append(aws.client.frame(session_id, seed=index).body["status"])
-    assert statuses[:29] == ["IN_PROGRESS"] * 29 and statuses[29] == "FAILED"
+    aws.analyzer.default_faces = [wrong_face_for("any")]
+    plan = [StepCode.LOOK_STRAIGHT] + ([None] * 19 + [codes[0]]) + ([None] * 19 + [codes[1]]) + [None] * 19
+    assert len(plan) == 60
+    replies = []
+    for index, code in enumerate(plan):
+        if code is not None:
+            aws.analyzer.script(face_for(code))
+        aws.clock.advance(0.1)
+        replies.append(aws.client.frame(session_id, seed=index))
+    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED" if code else "REJECTED" for code in plan]
+    statuses = [reply.body["status"] for reply in replies]
+    assert statuses[:59] == ["IN_PROGRESS"] * 59 and statuses[59] == "FAILED"
     stored = aws.store.get(session_id)
-    assert stored.failure_reason.value == "ATTEMPT_LIMIT" and stored.frames_received == 30 and len(stored.frames) == 30
-    assert len(aws.keys(f"sessions/{session_id}/frames/")) == 30
-    assert aws.client.frame(session_id, seed=99).status == 409
+    assert stored.failure_reason.value == "ATTEMPT_LIMIT" and stored.frames_received == 60 and len(stored.frames) == 60
+    assert stored.current_step == 3 and stored.steps[3].frames_received == 19  # not the step's budget: the session's
+    assert [step.frames_received for step in stored.steps] == [1, 20, 20, 19]
+    # Every frame archived, plus the neutral frame's face crop (the reference).
+    assert len(aws.keys(f"sessions/{session_id}/frames/")) == 60 + 1
+    late = aws.client.frame(session_id, seed=99)
+    assert late.status == 409 and late.body["code"] == "SESSION_CLOSED" and "ATTEMPT_LIMIT" in late.body["message"]
 
 
 def test_a_closed_session_answers_409_whatever_the_mirroring(rig: Rig) -> None:
@@ -496,7 +528,7 @@ def test_replay_into_a_closed_session_changes_nothing(rig: Rig) -> None:
     keys = rig.keys(f"sessions/{session_id}/")
     audit = rig.stored(audit_key(session_id))
     rig.analyzer.script(face_for(step_codes(created)[-1]))
-    replay = rig.client.frame(session_id, seed=2)  # the very frame that passed the last step
+    replay = rig.client.frame(session_id, seed=len(step_codes(created)) - 1)  # the very frame that passed the last step
     assert replay.status == 409 and replay.body["code"] == "SESSION_CLOSED" and replay.body["requestId"]
     assert rig.store.get(session_id) == before
     assert rig.keys(f"sessions/{session_id}/") == keys and rig.stored(audit_key(session_id)) == audit
