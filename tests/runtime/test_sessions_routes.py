@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import cv2
+import numpy as np
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
@@ -610,3 +612,189 @@ def test_a_truncated_image_is_rejected_before_analysis(aws: Rig) -> None:
     reply = aws.client.call("POST", f"/sessions/{created['sessionId']}/frames", {"image": truncated})
     assert reply.status == 400 and reply.body["code"] == "INVALID_IMAGE"
     assert aws.analyzer.detect_calls == 0 and aws.keys(f"sessions/{created['sessionId']}/") == []
+
+
+# --- the neutral start, the baseline, the comparison range and the step budget (issue 7) ----------------------
+
+
+@pytest.mark.parametrize("first", ["TURN_LEFT", "TURN_RIGHT", "LOOK_UP", "LOOK_DOWN"])
+def test_a_session_cannot_skip_the_neutral_start(rig: Rig, first: str) -> None:
+    """Every created session starts with LOOK_STRAIGHT; a frame performing a drawn movement first is refused."""
+    created = start_session(rig, steps=4, excludeExpressions=True)
+    session_id = created["sessionId"]
+    assert step_codes(created)[0] == "LOOK_STRAIGHT" and created["currentStep"] == 0
+    rig.analyzer.script(face_for(first))
+    reply = rig.client.frame(session_id)
+    assert reply.status == 200 and reply.body["verdict"] == "REJECTED"
+    assert reply.body["reasonCode"] == "NOT_LOOKING_STRAIGHT" and reply.body["stepCode"] == "LOOK_STRAIGHT"
+    assert reply.body["message"] == "Look straight at the camera with your head level."
+    assert reply.body["currentStep"] == 0 and reply.body["status"] == "IN_PROGRESS" and reply.body["baseline"] is None
+    stored = rig.store.get(session_id)
+    assert stored.current_step == 0 and stored.reference_frame_id is None and stored.baseline is None
+    assert stored.steps[0].reason == "NOT_LOOKING_STRAIGHT" and rig.analyzer.compare_calls == []
+    neutral = look_straight(rig, session_id)
+    assert neutral.body["currentStep"] == 1 and neutral.body["baseline"] == {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
+
+
+def test_every_created_session_starts_with_the_neutral_step(aws: Rig) -> None:
+    for body in ({}, {"steps": 5}, {"excludeExpressions": True}, {"mirrored": True}):
+        created = start_session(aws, **body)
+        assert step_codes(created)[0] == "LOOK_STRAIGHT", body
+        assert "LOOK_STRAIGHT" not in drawn_codes(created), body
+        assert [step.code for step in aws.store.get(created["sessionId"]).steps][0] is StepCode.LOOK_STRAIGHT
+
+
+def test_the_reference_face_is_the_neutral_frames_crop(rig: Rig) -> None:
+    """Not the first frame sent (rejected), nor the first drawn step's frame: the accepted neutral frame."""
+    session_id = _seeded(rig, StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_UP)
+    rig.analyzer.script(face(yaw=30.0, width=0.6))  # refused: a wide, turned face
+    assert rig.client.frame(session_id, seed=1).body["reasonCode"] == "NOT_LOOKING_STRAIGHT"
+    rig.analyzer.script(face(width=0.5))  # the neutral frame: a crop of its own width
+    neutral = rig.client.frame(session_id, seed=2).body
+    assert neutral["verdict"] == "ACCEPTED" and neutral["stepCode"] == "LOOK_STRAIGHT"
+    crop = rig.stored(face_crop_key(session_id, neutral["frameId"]))
+    assert crop is not None and crop.startswith(b"\xff\xd8\xff")
+    for index, code in enumerate(("TURN_LEFT", "SMILE", "LOOK_UP"), start=3):
+        rig.analyzer.script(face_for(code))
+        assert rig.client.frame(session_id, seed=index).body["verdict"] == "ACCEPTED"
+    stored = rig.store.get(session_id)
+    assert stored.status.value == "PASSED" and stored.reference_frame_id == neutral["frameId"]
+    # Every drawn step's frame was compared with the neutral crop: its width (a face 0.5 of the frame wide), not the
+    # refused frame's (0.6) nor a drawn step's (0.35).
+    crop_width = cv2.imdecode(np.frombuffer(crop, np.uint8), cv2.IMREAD_COLOR).shape[1]
+    assert 0.5 * 640 < crop_width < 0.6 * 640 * 1.3
+    assert [reference for reference, _ in rig.analyzer.compare_calls] == [crop_width] * 3
+    got = rig.client.get(session_id).body
+    assert got["referenceFace"]["key"] == face_crop_key(session_id, neutral["frameId"])
+    assert base64.b64decode(got["referenceFace"]["base64"]) == crop
+    crops = [key for key in rig.keys(f"sessions/{session_id}/frames/") if key.endswith("-face.jpg")]
+    assert crops == [face_crop_key(session_id, neutral["frameId"])]  # no other frame's crop is kept
+
+
+@pytest.mark.parametrize(
+    ("baseline_pitch", "verdict"), [(-12.0, "ACCEPTED"), (0.0, "REJECTED")], ids=["camera-below", "camera-level"]
+)
+def test_look_up_is_judged_from_the_baseline(rig: Rig, baseline_pitch: float, verdict: str) -> None:
+    """The camera below eye level: a straight look reads pitch -12, so chin up to +5 is a 17 degree movement
+    (LOOK_UP needs 15). From a camera-level straight look the same +5 is too little."""
+    session_id = _seeded(rig, StepCode.LOOK_UP, StepCode.SMILE, StepCode.TURN_LEFT)
+    rig.analyzer.script(face(pitch=baseline_pitch))
+    neutral = rig.client.frame(session_id, seed=1).body
+    assert neutral["verdict"] == "ACCEPTED" and neutral["baseline"]["pitch"] == baseline_pitch
+    rig.analyzer.script(face(pitch=5.0))
+    reply = rig.client.frame(session_id, seed=2).body
+    assert reply["verdict"] == verdict and reply["stepCode"] == "LOOK_UP", reply
+    assert reply["measured"]["pitch"] == 5.0 and reply["measured"]["movement"]["pitch"] == 5.0 - baseline_pitch
+    assert reply["baseline"] == {"yaw": 0.0, "pitch": baseline_pitch, "roll": 0.0}
+    if verdict == "REJECTED":
+        assert reply["reasonCode"] == "POSE_NOT_MET" and reply["currentStep"] == 1
+
+
+@pytest.mark.parametrize(("baseline_yaw", "verdict"), [(-12.0, "ACCEPTED"), (0.0, "REJECTED")])
+def test_a_turn_is_judged_from_the_baseline_in_a_mirrored_session(rig: Rig, baseline_yaw: float, verdict: str) -> None:
+    """The same in yaw, from the user's point of view in a mirrored session (raw yaw has the opposite sign)."""
+    session_id = _seeded(rig, StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_UP, mirrored=True)
+    rig.analyzer.script(face(yaw=-baseline_yaw))  # raw, mirrored: the user's own baseline_yaw
+    assert rig.client.frame(session_id, seed=1).body["baseline"]["yaw"] == baseline_yaw
+    rig.analyzer.script(face(yaw=-14.0))  # the user's +14: a 26 degree turn to their left from -12
+    reply = rig.client.frame(session_id, seed=2).body
+    assert reply["verdict"] == verdict and reply["measured"]["movement"]["yaw"] == 14.0 - baseline_yaw, reply
+
+
+def test_an_expression_is_judged_near_the_baseline(rig: Rig) -> None:
+    """A smile made toward the person's own straight look (pitch -14 with a baseline of -12) counts, although it is
+    beyond EXPRESSION_MAX_ANGLE_DEGREES from the camera; a smile at the camera, 12 degrees from it, does not."""
+    session_id = _seeded(rig, StepCode.SMILE, StepCode.TURN_LEFT, StepCode.LOOK_UP)
+    rig.analyzer.script(face(pitch=-12.0))
+    assert rig.client.frame(session_id, seed=1).body["verdict"] == "ACCEPTED"
+    rig.analyzer.script(face(pitch=0.0, smile=True))
+    at_camera = rig.client.frame(session_id, seed=2).body
+    assert at_camera["verdict"] == "REJECTED" and at_camera["reasonCode"] == "EXPRESSION_NOT_MET"
+    rig.analyzer.script(face(pitch=-14.0, smile=True))
+    near = rig.client.frame(session_id, seed=3).body
+    assert (
+        near["verdict"] == "ACCEPTED" and near["stepCode"] == "SMILE" and near["measured"]["movement"]["pitch"] == -2.0
+    )
+
+
+def test_a_low_similarity_beyond_the_compare_range_is_rejected_without_failing(rig: Rig) -> None:
+    """A turn 35 degrees from the baseline (COMPARE_MAX_DEGREES is 30): the comparison cannot tell, so a low
+    similarity only refuses the frame. The same similarity on a 28 degree turn is another person."""
+    session_id = _seeded(rig, StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_UP)
+    look_straight(rig, session_id)
+    rig.analyzer.similarity = 31.5
+    rig.analyzer.script(face(yaw=35.0))
+    far = rig.client.frame(session_id, seed=1)
+    assert far.status == 200 and far.body["verdict"] == "REJECTED"
+    assert far.body["reasonCode"] == "FACE_NOT_COMPARABLE" and far.body["similarity"] == 31.5
+    assert far.body["message"] == "Good, now do the same movement a little less far."
+    assert far.body["status"] == "IN_PROGRESS" and far.body["currentStep"] == 1 and far.body["failureReason"] is None
+    assert far.body["samePersonCheck"] != "failed"
+    stored = rig.store.get(session_id)
+    assert stored.is_open and stored.steps[1].reason == "FACE_NOT_COMPARABLE" and stored.steps[1].attempts == 1
+    rig.analyzer.script(face(yaw=28.0))
+    near = rig.client.frame(session_id, seed=2).body
+    assert near["verdict"] == "REJECTED" and near["reasonCode"] == "FACE_MISMATCH" and near["similarity"] == 31.5
+    assert near["status"] == "FAILED" and near["failureReason"] == "FACE_MISMATCH"
+    assert near["samePersonCheck"] == "failed"
+    reasons = [frame["reasonCode"] for frame in _audit(rig, session_id)["frames"]]
+    assert reasons == [None, "FACE_NOT_COMPARABLE", "FACE_MISMATCH"]
+
+
+def test_a_far_turn_of_the_same_person_is_accepted(aws: Rig) -> None:
+    """The range only matters for a low similarity: the same person turning 35 degrees passes the step."""
+    session_id = _seeded(aws, StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_UP)
+    look_straight(aws, session_id)
+    aws.analyzer.script(face(yaw=35.0))
+    reply = aws.client.frame(session_id, seed=1).body
+    assert reply["verdict"] == "ACCEPTED" and reply["similarity"] == 99.0 and reply["currentStep"] == 2
+
+
+def test_a_step_that_uses_its_frame_budget_fails_the_session(aws: Rig) -> None:
+    """STEP_MAX_FRAMES (20) frames on the neutral start: the session fails ATTEMPT_LIMIT with 40 of its 60 frames
+    left. A frame sent while the 20th is still analysed is refused, naming the step's budget."""
+    created = start_session(aws)
+    session_id = created["sessionId"]
+    assert (created["maxFrames"], created["stepMaxFrames"]) == (60, 20)
+    aws.analyzer.default_faces = [wrong_face_for("LOOK_STRAIGHT")]
+    statuses = []
+    for index in range(19):
+        aws.clock.advance(0.1)
+        reply = aws.client.frame(session_id, seed=index)
+        assert reply.body["reasonCode"] == "NOT_LOOKING_STRAIGHT"
+        statuses.append(reply.body["status"])
+    assert statuses == ["IN_PROGRESS"] * 19
+    refused: list[Any] = []
+    aws.analyzer.during_next_detect = lambda: refused.append(aws.new_client().frame(session_id, seed=98))
+    last = aws.client.frame(session_id, seed=19)
+    assert (refused[0].status, refused[0].body["code"]) == (409, "SESSION_CLOSED")
+    assert refused[0].body["message"] == "This step has used all its 20 frames (ATTEMPT_LIMIT); start a new session."
+    assert last.status == 200 and last.body["status"] == "FAILED" and last.body["failureReason"] == "ATTEMPT_LIMIT"
+    stored = aws.store.get(session_id)
+    assert stored.failure_reason.value == "ATTEMPT_LIMIT" and stored.frames_received == 20 < stored.limits.max_frames
+    assert stored.steps[0].frames_received == 20 and len(stored.frames) == 20
+    assert aws.analyzer.detect_calls == 20  # the refused frame was never analysed
+    late = aws.client.frame(session_id, seed=99)
+    assert late.status == 409 and late.body["code"] == "SESSION_CLOSED" and "ATTEMPT_LIMIT" in late.body["message"]
+    assert _audit(aws, session_id)["limits"]["stepMaxFrames"] == 20
+
+
+def test_the_step_budget_is_configurable_and_per_step(fake_aws_env: None) -> None:
+    """STEP_MAX_FRAMES=3: three misses on one drawn step fail the session; the neutral start's frames and the
+    earlier steps' frames do not count toward it."""
+    with mock_aws():
+        rig = aws_rig(Settings.from_env({"STEP_MAX_FRAMES": "3"}))
+        session_id = _seeded(rig, StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_UP)
+        rig.analyzer.script(wrong_face_for("x"), wrong_face_for("x"), face())  # two misses, then the neutral start
+        rig.analyzer.script(wrong_face_for("x"), wrong_face_for("x"), face_for("TURN_LEFT"))
+        rig.analyzer.script(*[wrong_face_for("x")] * 3)
+        replies = [rig.client.frame(session_id, seed=index).body for index in range(9)]
+        assert [reply["verdict"] for reply in replies] == ["REJECTED", "REJECTED", "ACCEPTED"] * 2 + ["REJECTED"] * 3
+        assert [reply["status"] for reply in replies] == ["IN_PROGRESS"] * 8 + ["FAILED"]
+        assert replies[-1]["failureReason"] == "ATTEMPT_LIMIT" and replies[-1]["currentStep"] == 2
+        assert _limits_of(rig, session_id) == (60, 3)
+
+
+def _limits_of(rig: Rig, session_id: str) -> tuple[int, int]:
+    limits = rig.store.get(session_id).limits
+    return limits.max_frames, limits.step_max_frames

@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from liveness.challenges import Baseline, ReasonCode, StepCode, Thresholds, challenge, measure, relative_to
 from liveness.errors import LivenessError
 from liveness.faces import FaceComparison
@@ -27,7 +27,13 @@ from liveness.sessions.state import (
     session_to_dict,
     settle_frame,
 )
-from liveness.sessions.store import DynamoDbSessionStore, FileSessionStore, SessionConflict, _to_dynamo
+from liveness.sessions.store import (
+    DynamoDbSessionStore,
+    FileSessionStore,
+    SessionConflict,
+    _from_dynamo,
+    _to_dynamo,
+)
 from liveness.settings import MAX_FRAMES_CAP
 from moto import mock_aws
 
@@ -271,3 +277,41 @@ def test_a_frame_analysed_while_the_session_closed_is_logged_on_that_exact_close
         store.save(logged, expected_version=closed.version, expected_status=SessionStatus.FAILED)
     store.save(logged, expected_version=closed.version, expected_status=SessionStatus.EXPIRED)
     assert store.get(SESSION_ID) == logged and logged.settled
+
+
+def _as_stored_before_issue_7(raw: dict[str, Any]) -> dict[str, Any]:
+    """An item as written before the neutral start: no stepMaxFrames, baseline, steps' framesReceived, nor the
+    neutral and comparison thresholds."""
+    raw = json.loads(json.dumps(raw, default=str))
+    del raw["limits"]["stepMaxFrames"], raw["baseline"]
+    for step in raw["steps"]:
+        del step["framesReceived"]
+    for name in ("neutral_max_angle", "compare_max_angle"):
+        del raw["thresholds"][name]
+    return raw
+
+
+def test_items_stored_before_the_neutral_start_still_load(store: Any, tmp_path: Path) -> None:
+    session = _rejected(replace(_session(), limits=SessionLimits(max_frames=30)), "f1")  # the old default cap
+    store.create(session)
+    if isinstance(store, FileSessionStore):
+        path = tmp_path / f"{SESSION_ID}.json"
+        path.write_text(json.dumps(_as_stored_before_issue_7(json.loads(path.read_text()))))
+    else:
+        client = store._client
+        item = client.get_item(TableName=TABLE, Key={"sessionId": {"S": SESSION_ID}})["Item"]
+        plain = {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
+        old = _as_stored_before_issue_7(_from_dynamo(plain))
+        serializer = TypeSerializer()
+        client.put_item(
+            TableName=TABLE, Item={key: serializer.serialize(value) for key, value in _to_dynamo(old).items()}
+        )
+    loaded = store.get(SESSION_ID)
+    assert loaded.limits.step_max_frames == loaded.limits.max_frames == 30  # the session cap alone bounds a step
+    assert loaded.baseline is None and [step.frames_received for step in loaded.steps] == [0, 0, 0]
+    assert loaded.thresholds == Thresholds(turn_yaw=31.5)  # stored numbers kept, the new ones at their defaults
+    assert loaded.frames == session.frames and loaded.version == session.version
+    moved = _rejected(loaded, "f2")  # it still takes frames, and saves in the new shape
+    store.save(moved, expected_version=loaded.version)
+    again = store.get(SESSION_ID)
+    assert again == moved and again.steps[0].frames_received == 1 and again.limits.step_max_frames == 30
