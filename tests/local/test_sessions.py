@@ -18,7 +18,7 @@ from liveness.sessions import service as session_service
 
 from tests.local.conftest import StartServer
 from tests.local.support import astronaut_bgr, blank_bgr, call, data_url, jpeg
-from tests.runtime.session_helpers import ScriptedAnalyzer, face, face_for
+from tests.runtime.session_helpers import ScriptedAnalyzer, face, face_for, wrong_face_for
 
 ALICE, BOB = "alice", "bob"
 FRAME = data_url(jpeg(blank_bgr()))  # pixels the scripted analyzer ignores; still decoded and archived for real
@@ -71,24 +71,27 @@ def test_a_session_driven_by_frames(start_server: StartServer, data_dir: Path) -
     analyzer = ScriptedAnalyzer()
     server = start_server(analyzer)
     session = create(server, user=ALICE, steps=3)
-    assert session["status"] == "IN_PROGRESS" and len(session["steps"]) == 3
+    # The neutral start, then the 3 drawn steps.
+    assert session["status"] == "IN_PROGRESS" and len(session["steps"]) == 1 + 3
+    assert codes(session)[0] == "LOOK_STRAIGHT"
 
-    analyzer.script(face())  # a frontal, neutral face meets no step
+    analyzer.script(wrong_face_for("LOOK_STRAIGHT"))  # half-turned and half-raised: not looking straight
     missed = send_frame(server, session["sessionId"], fresh_frame(), user=ALICE).json
-    assert missed["verdict"] == "REJECTED" and missed["reasonCode"] in ("POSE_NOT_MET", "EXPRESSION_NOT_MET")
+    assert missed["verdict"] == "REJECTED" and missed["reasonCode"] == "NOT_LOOKING_STRAIGHT"
 
     answers = perform(server, analyzer, session, codes(session), user=ALICE)
-    assert [answer["verdict"] for answer in answers] == ["ACCEPTED"] * 3
+    assert [answer["verdict"] for answer in answers] == ["ACCEPTED"] * 4
     assert answers[-1]["status"] == "PASSED"
 
     reply = get(server, session["sessionId"], user=ALICE)
     assert reply.status == 200
     state = reply.json
     assert state["status"] == "PASSED" and state["verdict"]["livenessPassed"] is True
-    assert [step["status"] for step in state["steps"]] == ["PASSED"] * 3
+    assert [step["status"] for step in state["steps"]] == ["PASSED"] * 4
     archived = data_dir / "archive" / "sessions" / session["sessionId"]
     reference_key = f"sessions/{session['sessionId']}/frames/{answers[0]['frameId']}-face.jpg"
-    assert state["referenceFace"]["key"] == reference_key  # the first accepted frame's crop, no separate copy
+    assert answers[0]["stepCode"] == "LOOK_STRAIGHT"
+    assert state["referenceFace"]["key"] == reference_key  # the neutral frame's crop, no separate copy
     assert base64.b64decode(state["referenceFace"]["base64"]) == (data_dir / "archive" / reference_key).read_bytes()
     assert not (archived / "reference-face.jpg").exists()
     audit = data_dir / "archive" / "audit" / "sessions" / f"{session['sessionId']}.json"
@@ -139,7 +142,8 @@ def test_a_restart_loses_nothing(start_server: StartServer, data_dir: Path) -> N
 # The astronaut photo looks down ~21 degrees (LOOK_DOWN needs 15) and smiles. Expressions count only on a face
 # within EXPRESSION_MAX_ANGLE_DEGREES (12) of the camera, so the same photo can never also pass SMILE: one
 # still image cannot answer a head movement and an expression. Head turns, looking up, an open mouth and closed
-# eyes cannot be made from one photo at all.
+# eyes cannot be made from one photo at all. The embedded analyzer reads the photo as near frontal (pitch about
+# -7), so another encoding of it answers the neutral start, and every later step is judged from that baseline.
 
 
 def draw_session(server: Any, monkeypatch: pytest.MonkeyPatch, *steps: str) -> dict[str, Any]:
@@ -149,8 +153,17 @@ def draw_session(server: Any, monkeypatch: pytest.MonkeyPatch, *steps: str) -> d
     drawn = tuple(StepCode(code) for code in steps)
     monkeypatch.setattr(session_service, "draw_steps", lambda count, *, exclude_expressions=False: drawn[:count])
     session = create(server, steps=len(drawn))
-    assert codes(session) == list(steps)
+    assert codes(session) == ["LOOK_STRAIGHT", *steps]  # the neutral start is never drawn: it always comes first
     return session
+
+
+def look_straight_with_the_photo(server: Any, session: dict[str, Any]) -> dict[str, Any]:
+    """Answer the neutral start with the astronaut photo in another encoding (other bytes than the photo the test
+    sends next): its crop becomes the reference, its pose the baseline."""
+    neutral = send_frame(server, session["sessionId"], data_url(jpeg(astronaut_bgr(), quality=80))).json
+    assert neutral["verdict"] == "ACCEPTED" and neutral["stepCode"] == "LOOK_STRAIGHT", neutral
+    assert neutral["baseline"]["pitch"] == neutral["measured"]["pitch"] and abs(neutral["measured"]["pitch"]) <= 20
+    return neutral
 
 
 def _off_centre(bgr: np.ndarray, top: int) -> np.ndarray:
@@ -168,10 +181,13 @@ def test_the_real_analyzer_accepts_a_smile_and_no_photo_trick_passes_look_down(
 ) -> None:
     server = start_server(mesh_analyzer, STEP_COUNT="2")
     session = draw_session(server, monkeypatch, "SMILE", "LOOK_DOWN")
+    look_straight_with_the_photo(server, session)
     photo = data_url(jpeg(astronaut_bgr()))
     first = send_frame(server, session["sessionId"], photo).json
     assert first["verdict"] == "ACCEPTED" and first["stepCode"] == "SMILE", first
     assert abs(first["measured"]["pitch"]) < 12 and first["measured"]["smile"] >= 80
+    assert abs(first["measured"]["movement"]["pitch"]) < 12  # judged near the baseline
+    assert first["similarity"] >= 90  # compared with the neutral frame's crop: the same face
     again = send_frame(server, session["sessionId"], photo).json  # the very same bytes: refused before any rule
     assert again["verdict"] == "REJECTED" and again["reasonCode"] == "REPEATED_FRAME", again
     # The same photo re-encoded, then pasted off-centre (which used to read as a head bent down): still no.
@@ -179,9 +195,11 @@ def test_the_real_analyzer_accepts_a_smile_and_no_photo_trick_passes_look_down(
         answer = send_frame(server, session["sessionId"], data_url(picture)).json
         assert answer["verdict"] == "REJECTED" and answer["reasonCode"] == "POSE_NOT_MET", answer
         assert answer["stepCode"] == "LOOK_DOWN" and answer["measured"]["pitch"] > -15
+        assert answer["measured"]["movement"]["pitch"] > -15  # what the rule judged: no movement from the baseline
     state = get(server, session["sessionId"]).json
-    assert state["analyzer"] == "local-mesh" and [step["status"] for step in state["steps"]] == ["PASSED", "PENDING"]
-    assert state["steps"][1]["reason"] == "POSE_NOT_MET"
+    statuses = [step["status"] for step in state["steps"]]
+    assert state["analyzer"] == "local-mesh" and statuses == ["PASSED", "PASSED", "PENDING"]
+    assert state["steps"][2]["reason"] == "POSE_NOT_MET"
 
 
 @pytest.mark.parametrize("turn", ["TURN_LEFT", "TURN_RIGHT"])
@@ -190,6 +208,8 @@ def test_the_real_analyzer_rejects_a_turn_it_does_not_see(
 ) -> None:
     server = start_server(mesh_analyzer, STEP_COUNT="2")
     session = draw_session(server, monkeypatch, turn, "SMILE")
+    look_straight_with_the_photo(server, session)
     answer = send_frame(server, session["sessionId"], data_url(jpeg(astronaut_bgr()))).json
     assert answer["verdict"] == "REJECTED" and answer["reasonCode"] == "POSE_NOT_MET"
-    assert abs(answer["measured"]["yaw"]) < 25 and answer["currentStep"] == 0
+    assert abs(answer["measured"]["yaw"]) < 25 and answer["currentStep"] == 1
+    assert abs(answer["measured"]["movement"]["yaw"]) < 25

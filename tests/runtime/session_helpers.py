@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import traceback
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,9 +32,10 @@ from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from liveness.archive import FileArchive, S3Archive
-from liveness.challenges import StepCode
+from liveness.challenges import StepCode, challenge
 from liveness.faces import FaceComparison, FaceDetail, Frame
 from liveness.handler import create_app
+from liveness.sessions.state import new_session
 from liveness.sessions.store import DynamoDbSessionStore, FileSessionStore
 from liveness.settings import Settings
 from liveness.wiring import Dependencies
@@ -494,12 +496,44 @@ def start_session(rig: Rig, **body: Any) -> dict[str, Any]:
 
 
 def step_codes(created: dict[str, Any]) -> list[str]:
+    """Every step of the session, in order: the neutral start (LOOK_STRAIGHT) first, then the drawn steps."""
     return [step["code"] for step in created["steps"]]
 
 
+def drawn_codes(created: dict[str, Any]) -> list[str]:
+    """The randomly drawn steps only (what ``steps`` and STEP_COUNT count): every step after the neutral start."""
+    codes = step_codes(created)
+    assert codes[0] == StepCode.LOOK_STRAIGHT.value, codes  # every session starts with the neutral step
+    return codes[1:]
+
+
+def look_straight(rig: Rig, session_id: str, seed: int = 1000, client: Client | None = None, **extra: Any) -> Reply:
+    """Answer the neutral start with a frontal face (the reference face and a baseline of 0/0/0) and check it was
+    accepted. ``seed`` picks the frame's bytes; the default stays clear of the small seeds tests use."""
+    rig.analyzer.script(face_for(StepCode.LOOK_STRAIGHT))
+    reply = (client or rig.client).frame(session_id, seed=seed, **extra)
+    assert reply.status == 200 and reply.body["verdict"] == "ACCEPTED", reply.body
+    assert reply.body["stepCode"] == "LOOK_STRAIGHT" and reply.body["stepIndex"] == 0, reply.body
+    return reply
+
+
+def seeded_session(rig: Rig, *steps: StepCode, mirrored: bool = False) -> str:
+    """A session with chosen drawn steps, stored as create_session would store it: the neutral start first, then
+    ``steps`` (the API never lets a client choose: this is for rules that depend on which steps follow which)."""
+    session_id = str(uuid.uuid4())
+    limits = rig.deps.settings.session_limits
+    session = new_session(
+        session_id, OWNER, challenge(steps), mirrored=mirrored, analyzer="scripted", now=rig.clock(), limits=limits
+    )
+    rig.store.create(session)
+    return session_id
+
+
 def wrong_face_for(step: str) -> FaceDetail:
-    """A clean, frontal, neutral face: passes every gate and meets no step."""
-    return face()
+    """A clean face that passes every gate and meets no step, the neutral start included (from a baseline of 0):
+    half-turned and half-raised, too little for a turn or a tilt, too far off-axis for the other, too far from the
+    camera for the neutral start or an expression."""
+    return face(yaw=22.0, pitch=18.0)
 
 
 class S3PutWatch:

@@ -300,7 +300,7 @@ def test_a_failed_audit_write_is_repaired_by_the_next_read(aws: Rig) -> None:
     watch.failing = False
     assert aws.client.get(session_id).body["status"] == "PASSED"
     record = json.loads(aws.stored(audit_key(session_id)))
-    assert record["status"] == "PASSED" and [frame["verdict"] for frame in record["frames"]] == ["ACCEPTED"] * 3
+    assert record["status"] == "PASSED" and [frame["verdict"] for frame in record["frames"]] == ["ACCEPTED"] * 4
     assert aws.store.get(session_id).audit_written is True
     puts = watch.puts
     aws.client.get(session_id)

@@ -22,11 +22,11 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     Rig,
     S3PutWatch,
     aws_rig,
-    face,
     face_for,
     fake_aws_env,
     start_session,
     step_codes,
+    wrong_face_for,
 )
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
@@ -93,7 +93,7 @@ def audit_versions(rig: Rig, session_id: str) -> list[dict[str, Any]]:
 def abandoned_session(rig: Rig) -> str:
     """A session with one rejected frame, then nobody came back: no frame, no GET closes it."""
     created = start_session(rig)
-    rig.analyzer.script(face())
+    rig.analyzer.script(wrong_face_for("LOOK_STRAIGHT"))  # not even the neutral start is met
     assert rig.client.frame(created["sessionId"]).body["verdict"] == "REJECTED"
     return created["sessionId"]
 

@@ -52,8 +52,10 @@ def test_session_logs_carry_ids_and_verdicts_but_no_image_data(
 
     logs = structured_logs.getvalue() + capsys.readouterr().out  # Powertools logs plus EMF metric records
     frame_lines = [json.loads(line) for line in logs.splitlines() if '"message":"Frame evaluated"' in line]
-    assert len(frame_lines) == 3 and {line["sessionId"] for line in frame_lines} == {session_id}
-    assert [line["verdict"] for line in frame_lines] == ["ACCEPTED"] * 3
+    # The neutral start and the 3 drawn steps.
+    assert created["steps"][0]["code"] == "LOOK_STRAIGHT"
+    assert len(frame_lines) == 4 and {line["sessionId"] for line in frame_lines} == {session_id}
+    assert [line["verdict"] for line in frame_lines] == ["ACCEPTED"] * 4
     assert all(line["latencyMs"] >= 0 for line in frame_lines)
     assert '"Name":"FrameLatency","Unit":"Milliseconds"' in logs  # the per-frame latency metric was flushed
     assert '"message":"Session closed"' in logs and '"status":"PASSED"' in logs

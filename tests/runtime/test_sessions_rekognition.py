@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -25,10 +26,12 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
 )
 
 FRONTAL = {"Yaw": 0.0, "Pitch": 0.0, "Roll": 0.0}
-# What DetectFaces reports for a user performing each step in an unmirrored frame (Rekognition's signs).
+# What DetectFaces reports for a user performing each step in an unmirrored frame (Rekognition's signs). Every
+# pose is within COMPARE_MAX_DEGREES (30) of the frontal neutral start, so a low similarity on any step is a mismatch.
 DETAIL_FOR = {
-    "TURN_LEFT": {"Pose": {"Yaw": 35.0, "Pitch": 2.0, "Roll": -1.0}},
-    "TURN_RIGHT": {"Pose": {"Yaw": -35.0, "Pitch": 2.0, "Roll": 1.0}},
+    "LOOK_STRAIGHT": {"Pose": FRONTAL},
+    "TURN_LEFT": {"Pose": {"Yaw": 28.0, "Pitch": 2.0, "Roll": -1.0}},
+    "TURN_RIGHT": {"Pose": {"Yaw": -28.0, "Pitch": 2.0, "Roll": 1.0}},
     "LOOK_UP": {"Pose": {"Yaw": 3.0, "Pitch": 22.0, "Roll": 0.5}},
     "LOOK_DOWN": {"Pose": {"Yaw": -3.0, "Pitch": -22.0, "Roll": 0.5}},
     "SMILE": {"Pose": FRONTAL, "Smile": {"Value": True, "Confidence": 97.0}},
@@ -88,9 +91,11 @@ def _data_url(raw: bytes, media_type: str = "image/jpeg") -> str:
 
 
 def _first_step(rig: Rig, stub: Stubbed) -> tuple[dict[str, Any], bytes]:
-    """Start a session and pass its first step; returns the session and the reference crop it produced."""
+    """Start a session and pass its first step, the neutral start; returns the session and the reference crop it
+    produced."""
     created = start_session(rig)
     upload = jpeg_bytes(seed=0)
+    assert step_codes(created)[0] == "LOOK_STRAIGHT"
     stub.detect(upload, step_codes(created)[0])
     reply = rig.client.frame(created["sessionId"], image=_data_url(upload))
     assert reply.body["verdict"] == "ACCEPTED" and reply.body["similarity"] is None, reply.body
@@ -111,7 +116,11 @@ def test_a_session_passes_through_the_real_analyzer(rekognition: tuple[Rig, Stub
     third = jpeg_bytes(seed=3)
     stub.detect(third, codes[2])
     stub.compare(crop, third, 98.1)
-    last = rig.client.frame(created["sessionId"], image=_data_url(third))
+    assert rig.client.frame(created["sessionId"], image=_data_url(third)).body["verdict"] == "ACCEPTED"
+    fourth = jpeg_bytes(seed=4)
+    stub.detect(fourth, codes[3])
+    stub.compare(crop, fourth, 97.5)
+    last = rig.client.frame(created["sessionId"], image=_data_url(fourth))
     assert last.body["status"] == "PASSED" and last.body["sessionVerdict"]["samePersonVerified"] is True
     assert rig.store.get(created["sessionId"]).analyzer == "rekognition"
 
@@ -140,7 +149,13 @@ def test_a_throttled_comparison_answers_503_and_changes_nothing(rekognition: tup
     assert reply.headers.get("Retry-After") == ["2"]
     after = rig.store.get(created["sessionId"])  # the slot is taken and the frame logged; nothing else moved
     assert after.frames_received == before.frames_received + 1 and after.frames[-1].reason.value == "NOT_JUDGED"
-    assert after.current_step == before.current_step and after.steps == before.steps
+    assert after.current_step == before.current_step
+    # The step's share of the budget counts the slot too (STEP_MAX_FRAMES); nothing else about the steps moved.
+    current = after.current_step
+    assert after.steps[current].frames_received == before.steps[current].frames_received + 1
+    assert after.steps == tuple(
+        replace(step, frames_received=after.steps[index].frames_received) for index, step in enumerate(before.steps)
+    )
 
     stub.detect(second, step_codes(created)[1])  # the client retries the same frame
     stub.compare(crop, second, 99.0)

@@ -9,15 +9,21 @@ from datetime import timedelta
 
 import pytest
 from liveness.challenges import (
+    COACHING,
     EXPRESSIONS,
     HEAD_MOVEMENTS,
+    INSTRUCTIONS,
+    Baseline,
     Measured,
     ReasonCode,
     StepCode,
     Thresholds,
+    challenge,
+    comparison_reliable,
     draw_steps,
     gate_faces,
     measure,
+    relative_to,
     step_reason,
     step_reason_after,
 )
@@ -61,7 +67,9 @@ def test_draw_without_expressions_uses_head_movements_only() -> None:
 
 def test_draw_covers_the_whole_pool_in_varied_orders() -> None:
     firsts = Counter(draw_steps(3)[0] for _ in range(700))
-    assert set(firsts) == set(StepCode)  # every step can come first: the order is not fixed
+    # Every challenge step can come first among the drawn ones: the order is not fixed. The neutral start is never
+    # drawn (``challenge`` puts it before them).
+    assert set(firsts) == set(StepCode) - {StepCode.LOOK_STRAIGHT} == set(HEAD_MOVEMENTS + EXPRESSIONS)
     assert max(firsts.values()) < 200  # ~100 each expected; a biased draw would pile up
 
 
@@ -153,9 +161,16 @@ def test_missing_pose_never_meets_a_head_movement() -> None:
 
 @pytest.mark.parametrize("step", list(StepCode))
 def test_the_helper_faces_meet_exactly_their_own_step(step: StepCode) -> None:
+    """Among the drawn steps, each helper face meets its own step only. The neutral start is met by the frontal
+    face and by the expressions (made toward the camera), never by a head movement."""
     for mirrored in (False, True):
         met = {other for other in StepCode if _met(other, face_for(step, mirrored=mirrored), mirrored) is None}
-        assert met == {step}
+        if step is StepCode.LOOK_STRAIGHT:
+            assert met == {step}
+        elif step in EXPRESSIONS:
+            assert met == {step, StepCode.LOOK_STRAIGHT}
+        else:
+            assert met == {step}
 
 
 # --- state machine -----------------------------------------------------------------------------------------
@@ -490,3 +505,274 @@ def test_the_settings_refuse_every_threshold_set_whose_windows_overlap() -> None
     with pytest.raises(ValueError, match="must be above OFF_AXIS_MAX_DEGREES"):
         Settings.from_env({"TURN_YAW_DEGREES": "18"})
     assert Settings.from_env({}).thresholds == Thresholds()  # 25 > 20 separates the defaults
+
+
+# --- the neutral start, the baseline and the comparison range (issue 7) ---------------------------------------
+
+
+def test_a_challenge_always_starts_with_the_neutral_step_which_is_never_drawn() -> None:
+    for _ in range(200):
+        drawn = draw_steps(3)
+        assert StepCode.LOOK_STRAIGHT not in drawn
+        assert challenge(drawn) == (StepCode.LOOK_STRAIGHT, *drawn)
+    assert INSTRUCTIONS[StepCode.LOOK_STRAIGHT] == "Look straight at the camera."
+
+
+@pytest.mark.parametrize(
+    ("yaw", "pitch", "roll", "met"),
+    [
+        (0.0, 0.0, 0.0, True),
+        (20.0, -20.0, 0.0, True),  # NEUTRAL_MAX_DEGREES itself: a camera below eye level tilts a straight look
+        (-20.0, 20.0, -20.0, True),  # roll within OFF_AXIS_MAX_DEGREES
+        (20.1, 0.0, 0.0, False),
+        (0.0, -20.1, 0.0, False),
+        (0.0, 0.0, 20.1, False),  # head leaning sideways
+        (35.0, 0.0, 0.0, False),  # a turn
+        (0.0, 22.0, 0.0, False),  # looking up
+    ],
+)
+def test_the_neutral_step_needs_a_face_toward_the_camera(yaw: float, pitch: float, roll: float, met: bool) -> None:
+    reason = _met(StepCode.LOOK_STRAIGHT, face(yaw=yaw, pitch=pitch, roll=roll))
+    assert reason is (None if met else ReasonCode.NOT_LOOKING_STRAIGHT)
+    assert _met(StepCode.LOOK_STRAIGHT, replace(face(), pose=None)) is ReasonCode.NOT_LOOKING_STRAIGHT
+
+
+def _from(baseline: Baseline | None, **pose: float) -> Measured:
+    return relative_to(measure(face(**pose), False), baseline)
+
+
+def test_movements_are_judged_relative_to_the_baseline() -> None:
+    """A camera below eye level: the person's straight look reads as pitch -12. Chin up to +5 is a 17 degree
+    movement (LOOK_UP needs 15); the same +5 from a camera-level straight look (baseline 0) is not enough."""
+    below = Baseline(yaw=0.0, pitch=-12.0, roll=0.0)
+    level = Baseline(yaw=0.0, pitch=0.0, roll=0.0)
+    assert _from(below, pitch=5.0).pitch == 17.0
+    assert step_reason(StepCode.LOOK_UP, _from(below, pitch=5.0), T) is None
+    assert step_reason(StepCode.LOOK_UP, _from(level, pitch=5.0), T) is ReasonCode.POSE_NOT_MET
+    # And LOOK_DOWN: -16 is a real tilt from a level look, only 4 degrees from the camera-below baseline.
+    assert step_reason(StepCode.LOOK_DOWN, _from(level, pitch=-16.0), T) is None
+    assert step_reason(StepCode.LOOK_DOWN, _from(below, pitch=-16.0), T) is ReasonCode.POSE_NOT_MET
+    # Yaw: a person whose straight look reads 12 degrees to their right turns left to +14: a 26 degree turn.
+    aside = Baseline(yaw=-12.0, pitch=0.0, roll=0.0)
+    assert step_reason(StepCode.TURN_LEFT, _from(aside, yaw=14.0), T) is None
+    assert step_reason(StepCode.TURN_LEFT, _from(level, yaw=14.0), T) is ReasonCode.POSE_NOT_MET
+    assert step_reason(StepCode.TURN_RIGHT, _from(level, yaw=-26.0), T) is None
+    assert step_reason(StepCode.TURN_RIGHT, _from(aside, yaw=-26.0), T) is ReasonCode.POSE_NOT_MET  # 14 degrees
+    # Roll too: leaning is measured from the person's own roll.
+    tilted = Baseline(yaw=0.0, pitch=0.0, roll=15.0)
+    assert step_reason(StepCode.TURN_LEFT, _from(tilted, yaw=35.0, roll=30.0), T) is None
+    assert step_reason(StepCode.TURN_LEFT, _from(level, yaw=35.0, roll=30.0), T) is ReasonCode.POSE_NOT_MET
+
+
+def test_expressions_are_judged_near_the_baseline() -> None:
+    """With the camera below eye level (baseline pitch -12) a smile at pitch -14 is made toward the person's own
+    straight look; from the camera it would be beyond EXPRESSION_MAX_ANGLE_DEGREES."""
+    below = Baseline(yaw=0.0, pitch=-12.0, roll=0.0)
+    level = Baseline(yaw=0.0, pitch=0.0, roll=0.0)
+    assert step_reason(StepCode.SMILE, _from(below, pitch=-14.0, smile=True), T) is None
+    assert step_reason(StepCode.SMILE, _from(level, pitch=-14.0, smile=True), T) is ReasonCode.EXPRESSION_NOT_MET
+    # A smile at the camera (pitch 0) is 12 degrees from that baseline: not near it any more.
+    assert step_reason(StepCode.SMILE, _from(below, pitch=0.0, smile=True), T) is ReasonCode.EXPRESSION_NOT_MET
+
+
+def test_without_a_baseline_the_pose_is_unchanged() -> None:
+    measured = measure(face(yaw=10.0, pitch=-5.0, roll=3.0), False)
+    assert relative_to(measured, None) == measured
+    moved = relative_to(measured, Baseline(yaw=4.0, pitch=-8.0, roll=1.0))
+    assert (moved.yaw, moved.pitch, moved.roll) == (6.0, 3.0, 2.0) and moved.smile == measured.smile
+
+
+def test_the_neutral_step_is_not_an_earlier_step_for_the_held_rule() -> None:
+    """Every expression is made near the neutral pose: a frontal smile meets LOOK_STRAIGHT too, which must not
+    hold it back (the neutral step comes before every drawn step)."""
+    smile = measure(face(smile=True), False)
+    assert step_reason(StepCode.LOOK_STRAIGHT, smile, T) is None  # the smile does meet the neutral rule
+    assert step_reason_after(StepCode.SMILE, [StepCode.LOOK_STRAIGHT], smile, T) is None
+    earlier = [StepCode.LOOK_STRAIGHT, StepCode.OPEN_MOUTH]  # still held by a real earlier step
+    grin = measure(face(smile=True, mouth_open=True), False)
+    assert step_reason_after(StepCode.SMILE, earlier, grin, T) is ReasonCode.PREVIOUS_STEP_HELD
+
+
+@pytest.mark.parametrize(
+    ("yaw", "pitch", "reliable"),
+    [(0.0, 0.0, True), (30.0, 0.0, True), (0.0, -30.0, True), (30.1, 0.0, False), (0.0, 30.1, False)],
+)
+def test_the_comparison_is_reliable_only_within_the_compare_range(yaw: float, pitch: float, reliable: bool) -> None:
+    assert comparison_reliable(Measured(yaw=yaw, pitch=pitch, roll=0.0), T) is reliable
+    assert comparison_reliable(Measured(yaw=-yaw, pitch=-pitch, roll=0.0), T) is reliable
+    assert comparison_reliable(Measured(), T) is False  # no pose: nothing says the comparison can be trusted
+
+
+NEUTRAL_STEPS = challenge(STEPS)  # LOOK_STRAIGHT, TURN_LEFT, SMILE, LOOK_UP
+
+
+def _neutral_session(limits: SessionLimits = LIMITS):
+    return new_session("s-2", "owner", NEUTRAL_STEPS, mirrored=False, analyzer="scripted", now=START, limits=limits)
+
+
+def _seen(session, detail, *, similarity: float | None = 99.0, frame_id: str = "f", reason=None, step_index=None):
+    """The evaluation the service makes of ``detail`` against the session's current step (or ``step_index``)."""
+    measured = measure(detail, False)
+    movement = relative_to(measured, session.baseline)
+    compared = reason is None and session.reference_frame_id is not None
+    return FrameEvaluation(
+        frame_id=frame_id,
+        step_index=session.current_step if step_index is None else step_index,
+        reason=reason,
+        measured=measured,
+        mirrored=False,
+        frame_key=f"k/{frame_id}",
+        comparison=FaceComparison(similarity, "scripted") if compared else None,
+        comparable=comparison_reliable(movement, T),
+        movement=movement if session.baseline is not None else None,
+    )
+
+
+def test_the_neutral_frame_sets_the_reference_and_the_baseline() -> None:
+    session = _neutral_session()
+    session, record = _apply(session, _seen(session, face(pitch=-12.0, yaw=3.0, roll=1.5), frame_id="n"), _at(1))
+    assert record.verdict.value == "ACCEPTED" and record.step_code is StepCode.LOOK_STRAIGHT
+    assert "movement" not in record.measured  # the neutral frame is judged from the camera
+    assert session.reference_frame_id == "n" and session.current_step == 1
+    assert session.baseline == Baseline(yaw=3.0, pitch=-12.0, roll=1.5)
+    # The next frame is judged and recorded as a movement from that baseline.
+    session, turn = _apply(session, _seen(session, face(yaw=35.0, pitch=-12.0), frame_id="t"), _at(2))
+    assert turn.verdict.value == "ACCEPTED" and turn.measured["movement"] == {"yaw": 32.0, "pitch": 0.0, "roll": -1.5}
+    assert session.reference_frame_id == "n" and session.baseline == Baseline(yaw=3.0, pitch=-12.0, roll=1.5)
+    assert session_from_dict(session_to_dict(session)) == session
+
+
+def test_a_low_similarity_beyond_the_compare_range_is_not_a_mismatch() -> None:
+    session = _neutral_session(replace(LIMITS, max_frames=10))
+    session, _ = _apply(session, _seen(session, face(), frame_id="n"), _at(1))
+    far = _seen(session, face(yaw=35.0), similarity=31.5, frame_id="far")  # 35 degrees from the baseline
+    assert far.comparable is False
+    session, record = _apply(session, far, _at(2))
+    assert record.verdict.value == "REJECTED" and record.reason is ReasonCode.FACE_NOT_COMPARABLE
+    assert record.similarity == 31.5 and COACHING[ReasonCode.FACE_NOT_COMPARABLE]
+    assert session.status is SessionStatus.IN_PROGRESS and session.current_step == 1
+    assert session.same_person_check is not SamePersonCheck.FAILED and session.step.reason == "FACE_NOT_COMPARABLE"
+    assert session.step.attempts == 1 and session.step.status is StepStatus.PENDING
+    # The same similarity on a turn within the range (28 degrees) is another person.
+    near = _seen(session, face(yaw=28.0), similarity=31.5, frame_id="near")
+    assert near.comparable is True
+    failed, record = _apply(session, near, _at(3))
+    assert record.reason is ReasonCode.FACE_MISMATCH and record.similarity == 31.5
+    assert failed.status is SessionStatus.FAILED and failed.failure_reason is FailureReason.FACE_MISMATCH
+    assert failed.same_person_check is SamePersonCheck.FAILED
+
+
+def test_the_compare_range_is_measured_from_the_baseline() -> None:
+    """Raw yaw 36 is beyond 30 from the camera, but only 28 from a baseline of yaw 8: a reliable comparison."""
+    session = _neutral_session()
+    session, _ = _apply(session, _seen(session, face(yaw=8.0), frame_id="n"), _at(1))
+    evaluation = _seen(session, face(yaw=36.0), similarity=31.5, frame_id="x")
+    assert evaluation.comparable is True
+    failed, record = _apply(session, evaluation, _at(2))
+    assert record.reason is ReasonCode.FACE_MISMATCH and failed.failure_reason is FailureReason.FACE_MISMATCH
+
+
+@pytest.mark.parametrize(
+    ("yaw", "reason"), [(35.0, ReasonCode.STEP_ALREADY_COMPLETED), (28.0, ReasonCode.FACE_MISMATCH)]
+)
+def test_a_superseded_frame_fails_the_session_only_within_the_compare_range(yaw: float, reason: ReasonCode) -> None:
+    session = _neutral_session()
+    session, _ = _apply(session, _seen(session, face(), frame_id="n"), _at(1))
+    late = _seen(session, face(yaw=yaw), similarity=31.5, frame_id="late")  # judged against TURN_LEFT, step 1
+    advanced, _ = _apply(session, _seen(session, face(yaw=30.0), frame_id="won"), _at(2))
+    assert advanced.current_step == 2
+    after, record = _apply(advanced, late, _at(2.5))
+    assert record.reason is reason and record.step_code is StepCode.TURN_LEFT
+    if reason is ReasonCode.FACE_MISMATCH:
+        assert after.failure_reason is FailureReason.FACE_MISMATCH and record.similarity == 31.5
+    else:
+        assert after.is_open and after.same_person_check is not SamePersonCheck.FAILED and record.similarity is None
+
+
+def test_each_step_has_its_own_frame_budget() -> None:
+    """STEP_MAX_FRAMES: slots reserved while a step is current. Used up (and settled), the session fails even
+    though the session's own budget has slots left; the next step starts with a fresh budget."""
+    limits = replace(LIMITS, max_frames=20, step_max_frames=3)
+    session = _neutral_session(limits)
+    session, _ = _apply(session, _seen(session, face(), frame_id="n"), _at(1))
+    assert session.steps[0].frames_received == 1 and session.step.frames_received == 0
+    for index in range(2):
+        session, _ = _apply(
+            session, _seen(session, face(), frame_id=f"m{index}", reason=ReasonCode.POSE_NOT_MET), _at(2)
+        )
+    assert session.is_open and session.step.frames_received == 2
+    reserved, ok = reserve_frame(session, _at(3))
+    assert ok and reserved.step.frames_received == 3 and reserved.frames_received == 4
+    refused, ok = reserve_frame(reserved, _at(3))  # the step's budget is taken, the session's is not
+    assert not ok and refused is reserved and reserved.frames_received < limits.max_frames
+    assert reserved.is_open and not reserved.settled  # the third frame is still being analysed
+    last = _seen(reserved, face(), frame_id="m2", reason=ReasonCode.POSE_NOT_MET)
+    failed, _ = settle_frame(reserved, last, _at(3), 90)
+    assert failed.status is SessionStatus.FAILED and failed.failure_reason is FailureReason.ATTEMPT_LIMIT
+    assert failed.frames_received == 4 and [step.frames_received for step in failed.steps] == [1, 3, 0, 0]
+
+
+def test_the_last_frame_of_a_step_budget_may_still_pass_the_step() -> None:
+    limits = replace(LIMITS, max_frames=20, step_max_frames=2)
+    session = _neutral_session(limits)
+    session, _ = _apply(session, _seen(session, face(), frame_id="n"), _at(1))
+    session, _ = _apply(session, _seen(session, face(), frame_id="miss", reason=ReasonCode.POSE_NOT_MET), _at(2))
+    session, record = _apply(session, _seen(session, face(yaw=30.0), frame_id="turn"), _at(3))
+    assert record.verdict.value == "ACCEPTED" and session.is_open and session.current_step == 2
+    assert session.step.frames_received == 0 and reserve_frame(session, _at(4))[1]  # a fresh budget for SMILE
+
+
+def test_items_stored_before_the_neutral_start_still_load() -> None:
+    """An item written before stepMaxFrames, baseline, the steps' framesReceived and the new thresholds existed."""
+    session, _ = _apply(_session(), _frame(_session(), ReasonCode.LOW_QUALITY), _at(1))
+    session = replace(session, thresholds=Thresholds(turn_yaw=31.5))
+    raw = session_to_dict(session)
+    del raw["limits"]["stepMaxFrames"], raw["baseline"]
+    for step in raw["steps"]:
+        del step["framesReceived"]
+    for name in ("neutral_max_angle", "compare_max_angle"):
+        del raw["thresholds"][name]
+    loaded = session_from_dict(raw)
+    assert loaded.limits.step_max_frames == loaded.limits.max_frames == 5  # the session cap alone bounds a step
+    assert loaded.baseline is None and [step.frames_received for step in loaded.steps] == [0, 0, 0]
+    assert loaded.thresholds == Thresholds(turn_yaw=31.5)  # the stored numbers kept, the new ones at their defaults
+    assert loaded.thresholds.neutral_max_angle == 20.0 and loaded.thresholds.compare_max_angle == 30.0
+    unknown = tuple(replace(step, frames_received=0) for step in session.steps)  # not counted before
+    assert loaded == replace(session, limits=replace(session.limits, step_max_frames=5), steps=unknown)
+    assert Thresholds.from_json({"min_similarity": 95}) == Thresholds(min_similarity=95.0)
+    assert reserve_frame(loaded, _at(2))[1]  # and it still takes frames
+
+
+def test_the_plain_data_form_carries_the_new_fields() -> None:
+    session = _neutral_session()
+    session, _ = _apply(session, _seen(session, face(pitch=-12.0), frame_id="n"), _at(1))
+    raw = session_to_dict(session)
+    assert raw["limits"]["stepMaxFrames"] == LIMITS.step_max_frames
+    assert raw["baseline"] == {"yaw": 0.0, "pitch": -12.0, "roll": 0.0}
+    assert [step["framesReceived"] for step in raw["steps"]] == [1, 0, 0, 0]
+    assert session_from_dict(raw) == session
+
+
+def test_settings_read_the_new_limits_and_thresholds_from_env() -> None:
+    settings = Settings.from_env({"STEP_MAX_FRAMES": "12", "NEUTRAL_MAX_DEGREES": "15", "COMPARE_MAX_DEGREES": "25"})
+    assert settings.session_limits.step_max_frames == 12
+    assert (settings.thresholds.neutral_max_angle, settings.thresholds.compare_max_angle) == (15.0, 25.0)
+    defaults = Settings.from_env({})
+    assert (defaults.session_limits.max_frames, defaults.session_limits.step_max_frames) == (60, 20)
+    assert (defaults.thresholds.neutral_max_angle, defaults.thresholds.compare_max_angle) == (20.0, 30.0)
+
+
+@pytest.mark.parametrize(
+    "env,message",
+    [
+        ({"NEUTRAL_MAX_DEGREES": "0"}, "NEUTRAL_MAX_DEGREES and COMPARE_MAX_DEGREES must be positive"),
+        ({"NEUTRAL_MAX_DEGREES": "-5"}, "NEUTRAL_MAX_DEGREES and COMPARE_MAX_DEGREES must be positive"),
+        ({"COMPARE_MAX_DEGREES": "0"}, "NEUTRAL_MAX_DEGREES and COMPARE_MAX_DEGREES must be positive"),
+        ({"COMPARE_MAX_DEGREES": "-30"}, "NEUTRAL_MAX_DEGREES and COMPARE_MAX_DEGREES must be positive"),
+        ({"STEP_MAX_FRAMES": "0"}, "STEP_MAX_FRAMES must be positive"),
+        ({"STEP_MAX_FRAMES": "-1"}, "STEP_MAX_FRAMES must be positive"),
+    ],
+)
+def test_settings_refuse_non_positive_new_limits(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env)

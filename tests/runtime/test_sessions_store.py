@@ -12,8 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.types import TypeSerializer
-from liveness.challenges import ReasonCode, StepCode, Thresholds, measure
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from liveness.challenges import Baseline, ReasonCode, StepCode, Thresholds, challenge, measure, relative_to
 from liveness.errors import LivenessError
 from liveness.faces import FaceComparison
 from liveness.sessions.state import (
@@ -27,7 +27,13 @@ from liveness.sessions.state import (
     session_to_dict,
     settle_frame,
 )
-from liveness.sessions.store import DynamoDbSessionStore, FileSessionStore, SessionConflict, _to_dynamo
+from liveness.sessions.store import (
+    DynamoDbSessionStore,
+    FileSessionStore,
+    SessionConflict,
+    _from_dynamo,
+    _to_dynamo,
+)
 from liveness.settings import MAX_FRAMES_CAP
 from moto import mock_aws
 
@@ -142,7 +148,8 @@ def test_file_store_refuses_paths_that_are_not_session_ids(tmp_path: Path) -> No
 def test_file_store_read_modify_write_races_lose_nothing(tmp_path: Path) -> None:
     """Two store instances (as two processes would) and 12 threads each add 3 frames with retries."""
     stores = [FileSessionStore(tmp_path), FileSessionStore(tmp_path)]
-    stores[0].create(replace(_session(), limits=SessionLimits(max_frames=100)))
+    # Every frame misses step 0: its own budget must not stop the 36 either.
+    stores[0].create(replace(_session(), limits=SessionLimits(max_frames=100, step_max_frames=100)))
     conflicts = []
 
     def add_frames(worker: int) -> None:
@@ -179,9 +186,11 @@ def test_a_restarted_local_server_continues_the_session(tmp_path: Path, fake_aws
         after.analyzer.script(face_for(code))
         reply = after.client.frame(created["sessionId"], seed=index)
         assert reply.body["verdict"] == "ACCEPTED", reply.body
+        assert reply.body["baseline"] == {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}  # the baseline survived too
     got = after.client.get(created["sessionId"]).body
     assert got["status"] == "PASSED" and got["referenceFace"]["base64"]
-    assert len(after.analyzer.compare_calls) == 2  # the reference written before the restart was used
+    # The reference (the neutral frame) written before the restart was used for each drawn step's frame.
+    assert codes[0] == "LOOK_STRAIGHT" and len(after.analyzer.compare_calls) == len(codes) - 1 == 3
 
 
 def test_the_audit_flag_is_stored_only_on_that_exact_closed_state(store: Any) -> None:
@@ -213,21 +222,27 @@ def test_file_store_locks_do_not_grow_with_sessions(tmp_path: Path) -> None:
 
 
 def _biggest_session():
-    """Every field at its largest: 5 steps, the frame cap of frames, each with every measure and a similarity."""
-    steps = (StepCode.TURN_LEFT, StepCode.TURN_RIGHT, StepCode.LOOK_UP, StepCode.LOOK_DOWN, StepCode.SMILE)
-    limits = SessionLimits(step_count=5, max_frames=MAX_FRAMES_CAP)
-    session = new_session(SESSION_ID, "x" * 128, steps, mirrored=True, analyzer="rekognition", now=START, limits=limits)
-    session = replace(session, reference_frame_id=str(uuid.uuid4()))
+    """Every field at its largest: the neutral start and 5 drawn steps, a baseline, the frame cap of frames (all on
+    one step, whose budget is as large), each with every measure, a movement and a similarity."""
+    drawn = (StepCode.TURN_LEFT, StepCode.TURN_RIGHT, StepCode.LOOK_UP, StepCode.LOOK_DOWN, StepCode.SMILE)
+    limits = SessionLimits(step_count=5, max_frames=MAX_FRAMES_CAP, step_max_frames=MAX_FRAMES_CAP)
+    session = new_session(
+        SESSION_ID, "x" * 128, challenge(drawn), mirrored=True, analyzer="rekognition", now=START, limits=limits
+    )
+    baseline = Baseline(yaw=-12.35, pitch=-13.33, roll=-7.78)  # at its stored precision (two decimals)
+    session = replace(session, reference_frame_id=str(uuid.uuid4()), current_step=1, baseline=baseline)
+    measured = measure(face(yaw=-12.345678, pitch=33.333333, roll=-7.777777), True)
     for index in range(MAX_FRAMES_CAP):  # the last one closes the session (ATTEMPT_LIMIT)
         evaluation = FrameEvaluation(
             frame_id=str(uuid.uuid4()),
             step_index=session.current_step,
             reason=ReasonCode.EXPRESSION_NOT_MET,
-            measured=measure(face(yaw=-12.345678, pitch=33.333333, roll=-7.777777), True),
+            measured=measured,
             mirrored=True,
             frame_key=f"sessions/{SESSION_ID}/frames/{uuid.uuid4()}.jpg",
             comparison=FaceComparison(similarity=99.123456, method="rekognition:CompareFaces"),
             sha256="f" * 64,
+            movement=relative_to(measured, baseline),
         )
         now = START + timedelta(seconds=index / 10)
         session, _ = apply_frame(reserve_frame(session, now)[0], evaluation, now, 90)
@@ -237,6 +252,7 @@ def _biggest_session():
 def test_an_item_at_the_frame_cap_is_far_below_dynamodbs_400_kb(dynamo: Any) -> None:
     session = _biggest_session()
     assert len(session.frames) == MAX_FRAMES_CAP and session.failure_reason.value == "ATTEMPT_LIMIT"
+    assert session.baseline is not None and all("movement" in frame.measured for frame in session.frames)
     typed = {key: TypeSerializer().serialize(value) for key, value in _to_dynamo(session_to_dict(session)).items()}
     # The typed JSON over-counts DynamoDB's item size (type tags, quotes, punctuation): a safe upper bound.
     size = len(json.dumps(typed, default=str).encode("utf-8"))
@@ -261,3 +277,41 @@ def test_a_frame_analysed_while_the_session_closed_is_logged_on_that_exact_close
         store.save(logged, expected_version=closed.version, expected_status=SessionStatus.FAILED)
     store.save(logged, expected_version=closed.version, expected_status=SessionStatus.EXPIRED)
     assert store.get(SESSION_ID) == logged and logged.settled
+
+
+def _as_stored_before_issue_7(raw: dict[str, Any]) -> dict[str, Any]:
+    """An item as written before the neutral start: no stepMaxFrames, baseline, steps' framesReceived, nor the
+    neutral and comparison thresholds."""
+    raw = json.loads(json.dumps(raw, default=str))
+    del raw["limits"]["stepMaxFrames"], raw["baseline"]
+    for step in raw["steps"]:
+        del step["framesReceived"]
+    for name in ("neutral_max_angle", "compare_max_angle"):
+        del raw["thresholds"][name]
+    return raw
+
+
+def test_items_stored_before_the_neutral_start_still_load(store: Any, tmp_path: Path) -> None:
+    session = _rejected(replace(_session(), limits=SessionLimits(max_frames=30)), "f1")  # the old default cap
+    store.create(session)
+    if isinstance(store, FileSessionStore):
+        path = tmp_path / f"{SESSION_ID}.json"
+        path.write_text(json.dumps(_as_stored_before_issue_7(json.loads(path.read_text()))))
+    else:
+        client = store._client
+        item = client.get_item(TableName=TABLE, Key={"sessionId": {"S": SESSION_ID}})["Item"]
+        plain = {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
+        old = _as_stored_before_issue_7(_from_dynamo(plain))
+        serializer = TypeSerializer()
+        client.put_item(
+            TableName=TABLE, Item={key: serializer.serialize(value) for key, value in _to_dynamo(old).items()}
+        )
+    loaded = store.get(SESSION_ID)
+    assert loaded.limits.step_max_frames == loaded.limits.max_frames == 30  # the session cap alone bounds a step
+    assert loaded.baseline is None and [step.frames_received for step in loaded.steps] == [0, 0, 0]
+    assert loaded.thresholds == Thresholds(turn_yaw=31.5)  # stored numbers kept, the new ones at their defaults
+    assert loaded.frames == session.frames and loaded.version == session.version
+    moved = _rejected(loaded, "f2")  # it still takes frames, and saves in the new shape
+    store.save(moved, expected_version=loaded.version)
+    again = store.get(SESSION_ID)
+    assert again == moved and again.steps[0].frames_received == 1 and again.limits.step_max_frames == 30
