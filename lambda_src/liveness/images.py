@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import ErrorCode, LivenessError
+from .errors import ErrorCode, LivenessError, clip
 from .faces import BoundingBox, Frame
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -82,7 +82,8 @@ def _strip_data_url(value: str) -> str:
     media_type = (match.group("media_type") or "").lower()
     if media_type not in SUPPORTED_TYPES:
         raise LivenessError(
-            ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"Only image/jpeg and image/png are accepted, not {media_type or 'none'}."
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            f"Only image/jpeg and image/png are accepted, not {clip(media_type) or 'none'}.",
         )
     return _without_whitespace(payload)
 
