@@ -60,6 +60,7 @@ class _FunctionWithOwnRole(Construct):
         memory_mb: int,
         timeout_seconds: int,
         environment: dict[str, str],
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -80,6 +81,7 @@ class _FunctionWithOwnRole(Construct):
             log_group=self.log_group,
             description=description,
             environment={**shared.environment, **environment},
+            reserved_concurrent_executions=reserved_concurrency,
         )
         self.log_group.grant_write(self.role)
 
@@ -109,6 +111,7 @@ class LivenessFunction(_FunctionWithOwnRole):
         memory_mb: int,
         timeout_seconds: int,
         anonymous_caller: str = "",
+        reserved_concurrency: int | None = None,
     ) -> None:
         environment = {"ANALYZER": analyzer, "ALLOWED_ORIGINS": ",".join(allowed_origins)}
         if anonymous_caller:
@@ -122,6 +125,7 @@ class LivenessFunction(_FunctionWithOwnRole):
             memory_mb=memory_mb,
             timeout_seconds=timeout_seconds,
             environment=environment,
+            reserved_concurrency=reserved_concurrency,
         )
         if analyzer == "rekognition":  # the private mode (ANALYZER=local) never calls Rekognition
             self._allow_face_analysis()
@@ -179,7 +183,15 @@ class SessionExpiryFunction(_FunctionWithOwnRole):
             "FailedBatches",
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="expiry-failures/",
-            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(failure_retention_days))],
+            # The only copy of batches that could not be audited: versioned, so neither an overwrite nor a
+            # deletion loses one before the audit retention ends.
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=cdk.Duration.days(failure_retention_days),
+                    noncurrent_version_expiration=cdk.Duration.days(failure_retention_days),
+                )
+            ],
         )
         acknowledge(
             self.role,

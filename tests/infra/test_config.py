@@ -58,3 +58,15 @@ def test_tuning_is_checked_by_the_functions_own_rules_at_synth(tuning: dict[str,
 def test_sound_tuning_is_accepted() -> None:
     tuning = {"TURN_YAW_DEGREES": "30", "STEP_COUNT": "4", "MIN_SIMILARITY": "95"}
     assert LivenessConfig(allowed_origins=("https://kyc.example.com",), session_tuning=tuning).session_tuning == tuning
+
+
+@pytest.mark.parametrize("reserved", [-1, 1001])
+def test_reserved_concurrency_is_bounded(reserved: int) -> None:
+    with pytest.raises(ConfigError, match="reservedConcurrency"):
+        LivenessConfig(allowed_origins=("https://kyc.example.com",), reserved_concurrency=reserved)
+
+
+@pytest.mark.parametrize("timeout", [0, 30, 900])
+def test_the_function_timeout_fits_api_gateways_29_seconds(timeout: int) -> None:
+    with pytest.raises(ConfigError, match="timeoutSeconds"):
+        LivenessConfig(allowed_origins=("https://kyc.example.com",), timeout_seconds=timeout)
