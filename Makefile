@@ -4,15 +4,17 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov pins its own boto3, so it lives in a virtual environment of its own.
+CHECKOV_VENV := .venv-checkov
 NODE_BIN := $(CURDIR)/node_modules/.bin
 # jsii (the CDK's bridge to Node) and the CDK CLI use the Node 24 pinned in package.json, not the machine's.
 export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup test lint synth deploy run summary bench bench-analyzer bench-same-person clean
+.PHONY: setup test fuzz lint synth deploy run summary bench bench-analyzer bench-same-person clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt layer/requirements-models.txt requirements-embedding.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -25,12 +27,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt layer/requirements-mod
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-embedding.txt
 	touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
 test: setup
 	$(PY) -m pytest
+
+# The long fuzz run (the "fuzz" Hypothesis profile; make test runs the short "ci" one) and how many cases ran.
+FUZZ_EXAMPLES ?= 2000
+fuzz: setup
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/fuzz --hypothesis-profile=fuzz \
+		--hypothesis-show-statistics -q
 
 lint: setup
 	$(VENV)/bin/ruff check .

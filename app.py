@@ -6,6 +6,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from cdk_app.checkov_skips import CheckovSkips
 from cdk_app.config import LivenessConfig
 from cdk_app.stack import LivenessStack
 
@@ -13,13 +14,14 @@ from cdk_app.stack import LivenessStack
 def build_app(app: cdk.App | None = None) -> cdk.App:
     app = app or cdk.App()
     config = LivenessConfig.from_context(app.node)
-    LivenessStack(
+    stack = LivenessStack(
         app,
         "KycLiveness",
         config=config,
         description="Self-service KYC liveness backend (API Gateway, Lambda, Rekognition, S3)",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    cdk.Aspects.of(stack).add(CheckovSkips(stack))  # checkov's accepted findings, with their reasons
     return app
 
 

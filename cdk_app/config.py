@@ -46,6 +46,12 @@ DEFAULT_LAYER_ARN_PARAMETER = "/kyc-liveness/opencv-layer/arn"
 _SSM_PARAMETER_NAME = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
 _SSM_MAX_LEVELS = 15
 _SSM_MAX_NAME_LENGTH = 1011
+API_GATEWAY_TIMEOUT_SECONDS = 29
+# The stage's default burst (20 requests at once): every request it lets through finds an environment, and no
+# more than 20 x 1 GB environments (and their Rekognition calls) ever run at once. A frame takes well under a
+# second, so 20 environments also serve the default 10 requests/s with room to spare.
+DEFAULT_RESERVED_CONCURRENCY = 20
+MAX_RESERVED_CONCURRENCY = 1000  # Lambda's default account quota; a reservation must leave 100 unreserved
 
 
 # CloudWatch Logs accepts only these retention periods (days -> CDK enum member).
@@ -95,6 +101,8 @@ class LivenessConfig:
     analyzer: str = "rekognition"
     memory_mb: int = 1024
     timeout_seconds: int = 20
+    # At most this many environments of the API function run at once (None: no reservation). See the README.
+    reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY
     session_tuning: dict[str, str] = field(default_factory=dict)
     layer_arn_parameter: str = DEFAULT_LAYER_ARN_PARAMETER
 
@@ -119,6 +127,14 @@ class LivenessConfig:
             if not arn.startswith("arn:") or ":iam::" not in arn:
                 raise ConfigError(f"{PREFIX}auditReaderArns: {arn!r} is not an IAM principal ARN")
         log_retention(self.log_retention_days)  # fails early on a value CloudWatch Logs rejects
+        if not 1 <= self.timeout_seconds <= API_GATEWAY_TIMEOUT_SECONDS:
+            # API Gateway cuts every request at 29 s: a longer function would only run on after its answer, and
+            # the session repair (sessions/repair.py) counts on no request living longer.
+            raise ConfigError(f"{PREFIX}timeoutSeconds must be between 1 and {API_GATEWAY_TIMEOUT_SECONDS}")
+        if self.reserved_concurrency is not None and not 1 <= self.reserved_concurrency <= MAX_RESERVED_CONCURRENCY:
+            raise ConfigError(
+                f"{PREFIX}reservedConcurrency must be between 1 and {MAX_RESERVED_CONCURRENCY}, or 0/null for none"
+            )
         unknown = set(self.session_tuning) - set(SESSION_TUNING_KEYS)
         if unknown:
             raise ConfigError(f"{PREFIX}sessionTuning: unknown keys {sorted(unknown)}; known: {SESSION_TUNING_KEYS}")
@@ -145,6 +161,9 @@ class LivenessConfig:
             analyzer=str(value("analyzer", "rekognition")).lower(),
             memory_mb=_as_int(value("memoryMb", 1024), "memoryMb"),
             timeout_seconds=_as_int(value("timeoutSeconds", 20), "timeoutSeconds"),
+            reserved_concurrency=_as_optional_count(
+                node.try_get_context(PREFIX + "reservedConcurrency"), "reservedConcurrency"
+            ),
             session_tuning=_as_tuning(value("sessionTuning", {})),
             layer_arn_parameter=str(value("layerArnParameter", DEFAULT_LAYER_ARN_PARAMETER)),
         )
@@ -216,6 +235,17 @@ def _as_int(raw: Any, key: str) -> int:
         return int(raw)
     except (TypeError, ValueError):
         raise ConfigError(f"{PREFIX}{key} must be an integer, not {raw!r}") from None
+
+
+def _as_optional_count(raw: Any, key: str) -> int | None:
+    """Absent: the default. ``null``, ``0`` or ``"none"``: no reservation (accounts whose concurrency quota is
+    still the new-account default of 10 cannot reserve any)."""
+    if raw is None:
+        return DEFAULT_RESERVED_CONCURRENCY
+    if isinstance(raw, str) and raw.strip().lower() in ("", "0", "none", "null"):
+        return None
+    count = _as_int(raw, key)
+    return count or None
 
 
 def _as_bool(raw: Any) -> bool:

@@ -62,6 +62,7 @@ class _FunctionWithOwnRole(Construct):
         memory_mb: int,
         timeout_seconds: int,
         environment: dict[str, str],
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -82,6 +83,7 @@ class _FunctionWithOwnRole(Construct):
             log_group=self.log_group,
             description=description,
             environment={**shared.environment, **environment},
+            reserved_concurrent_executions=reserved_concurrency,
         )
         self.log_group.grant_write(self.role)
 
@@ -111,6 +113,7 @@ class LivenessFunction(_FunctionWithOwnRole):
         memory_mb: int,
         timeout_seconds: int,
         anonymous_caller: str = "",
+        reserved_concurrency: int | None = None,
     ) -> None:
         environment = {"ANALYZER": analyzer, "ALLOWED_ORIGINS": ",".join(allowed_origins)}
         if anonymous_caller:
@@ -124,6 +127,7 @@ class LivenessFunction(_FunctionWithOwnRole):
             memory_mb=memory_mb,
             timeout_seconds=timeout_seconds,
             environment=environment,
+            reserved_concurrency=reserved_concurrency,
         )
         if analyzer == "rekognition":  # the private mode (ANALYZER=local) never calls Rekognition
             self._allow_face_analysis()
@@ -181,7 +185,15 @@ class SessionExpiryFunction(_FunctionWithOwnRole):
             "FailedBatches",
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="expiry-failures/",
-            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(failure_retention_days))],
+            # The only copy of batches that could not be audited: versioned, so neither an overwrite nor a
+            # deletion loses one before the audit retention ends.
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=cdk.Duration.days(failure_retention_days),
+                    noncurrent_version_expiration=cdk.Duration.days(failure_retention_days),
+                )
+            ],
         )
         acknowledge(
             self.role,

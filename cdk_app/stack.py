@@ -65,6 +65,7 @@ class LivenessStack(cdk.Stack):
             memory_mb=config.memory_mb,
             timeout_seconds=config.timeout_seconds,
             anonymous_caller=DEMO_CALLER if config.disable_auth else "",
+            reserved_concurrency=config.reserved_concurrency,
         )
         expiry = SessionExpiryFunction(
             self,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastjsonschema
+from liveness.errors import clip
 from liveness.http import validator_for
 from liveness.routes import CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS, Route
 
@@ -53,6 +54,32 @@ def payload_too_large(size: int | None) -> GatewayError:
         "PAYLOAD_TOO_LARGE",
         f"The request exceeds the {LAMBDA_MAX_PAYLOAD_BYTES // (1024 * 1024)} MB payload limit of a synchronous Lambda invocation.",
     )
+
+
+# The HTTP server's own refusals, before any route is matched (local mode only: in AWS, CloudFront and API
+# Gateway answer these themselves).
+_HTTP_ERRORS = {
+    400: ("INVALID_REQUEST", "The HTTP request is malformed."),
+    408: ("REQUEST_TIMEOUT", "The request was not received in time."),
+    411: ("INVALID_REQUEST", "The request needs a Content-Length."),
+    413: ("PAYLOAD_TOO_LARGE", "Request Too Long"),
+    414: ("URI_TOO_LONG", "The request URI is too long."),
+    431: ("HEADERS_TOO_LARGE", "The request headers are too large or too many."),
+    501: ("NOT_IMPLEMENTED", "The HTTP method is not supported."),
+    505: ("HTTP_VERSION_NOT_SUPPORTED", "The HTTP version is not supported."),
+}
+
+
+def http_error(status: int) -> GatewayError:
+    """An HTTP-level error as the API's JSON error: a stable code, a fixed message (never the request line)."""
+    code, message = _HTTP_ERRORS.get(
+        status,
+        (
+            "INTERNAL_ERROR" if status >= 500 else "INVALID_REQUEST",
+            "Internal error." if status >= 500 else "The HTTP request is malformed.",
+        ),
+    )
+    return GatewayError(status, code, message)
 
 
 def integration_failure() -> GatewayError:
@@ -158,7 +185,9 @@ def _validation_message(error: fastjsonschema.JsonSchemaValueException) -> str:
     elif rule == "additionalProperties":
         allowed = set((error.definition or {}).get("properties", {}))
         extra = sorted(name for name in value if name not in allowed) if isinstance(value, dict) else []
-        text = f"object instance has properties which are not allowed by the schema: {json.dumps(extra)}"
+        # The names are the client's: each one, and how many, are bounded (API Gateway's own list is not).
+        shown = [clip(name) for name in extra[:3]] + ([f"... {len(extra) - 3} more"] if len(extra) > 3 else [])
+        text = f"object instance has properties which are not allowed by the schema: {json.dumps(shown)}"
     elif rule == "type":
         allowed = limit if isinstance(limit, list) else [limit]
         text = f"instance type ({_json_type(value)}) does not match any allowed primitive type (allowed: {json.dumps(allowed)})"
@@ -172,7 +201,7 @@ def _validation_message(error: fastjsonschema.JsonSchemaValueException) -> str:
         text = f"string is too long (length: {len(value)}, maximum allowed: {limit})"
     else:
         text = (error.message or "invalid").replace(error.name or "data", "instance", 1)
-    return f"{text} (at {where})" if where else text
+    return f"{text} (at {clip(where)})" if where else text
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from liveness import handler
+from liveness.errors import clip
 from liveness.routes import ROUTES, STAGE
 from liveness.settings import Settings
 from liveness.wiring import Dependencies, build_dependencies
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.utils import send_from_directory
 from werkzeug.wrappers import Request, Response
@@ -44,6 +45,7 @@ from .gateway import (
     caller_sub,
     check_declared_size,
     check_event_size,
+    http_error,
     integration_failure,
     missing_authentication_token,
     payload_too_large,
@@ -110,6 +112,11 @@ class LocalApi:
             response = self._answer(request, request_id)
         except GatewayError as error:
             response = _to_response(error.reply(request_id, self.cors))
+        except HTTPException as error:  # Werkzeug's own refusals while reading the request, as JSON
+            response = _to_response(http_error(error.code or 400).reply(request_id, self.cors))
+        except Exception:  # a bug in the front itself: the API's shape, never Werkzeug's HTML page
+            log.exception("The local front failed on %s %s", request.method, request.path)
+            response = _to_response(http_error(500).reply(request_id, self.cors))
         response.headers["x-amzn-RequestId"] = request_id
         log.info(
             "%s %s %d %.0fms",
@@ -171,11 +178,16 @@ def _read_body(request: Request) -> bytes:
     chunked body (no Content-Length) as soon as it grows past the limit."""
     chunks: list[bytes] = []
     total = 0
-    while chunk := request.stream.read(_READ_CHUNK_BYTES):
-        total += len(chunk)
-        if total > LAMBDA_MAX_PAYLOAD_BYTES:
-            raise payload_too_large(None)  # the server discards the rest after answering
-        chunks.append(chunk)
+    try:
+        while chunk := request.stream.read(_READ_CHUNK_BYTES):
+            total += len(chunk)
+            if total > LAMBDA_MAX_PAYLOAD_BYTES:
+                raise payload_too_large(None)  # the server discards the rest after answering
+            chunks.append(chunk)
+    except (HTTPException, ValueError, OSError):
+        # A body shorter than its Content-Length (Werkzeug: ClientDisconnected) or a malformed chunked body
+        # (ValueError from its chunk parser): what API Gateway refuses as a bad request.
+        raise GatewayError(400, "INVALID_REQUEST", "The request body is malformed or shorter than declared.") from None
     return b"".join(chunks)
 
 
@@ -205,6 +217,29 @@ def _to_response(reply: HttpReply) -> Response:
 class _RequestHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Silenced: LocalApi logs each request itself, with its latency."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The HTTP server's refusals of a request it cannot parse (a space in the target, a URI over 64 KB,
+        oversized headers, an unknown method or HTTP version), in the API's JSON error shape instead of an HTML
+        page. Their text quotes the request line, so it is logged bounded and never sent back."""
+        log.info("HTTP %d before routing: %s", code, clip(message or "", 120))
+        api = getattr(self.server, "app", None)
+        cors = api.cors if isinstance(api, LocalApi) else Cors(())
+        reply = http_error(code).reply(new_request_id(), cors)
+        # A request line that failed to parse leaves http.server's default "HTTP/0.9", which would send the body
+        # without a status line or headers; nobody speaks 0.9, so answer in HTTP/1.1 and close.
+        self.request_version = "HTTP/1.1"
+        self.close_connection = True
+        self.send_response(code)
+        self.send_header("Connection", "close")
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        body = reply.body if code >= 200 and code not in (204, 205, 304) else b""
+        if body:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
 
 
 class LocalServer:

@@ -6,6 +6,8 @@ overwrites an object: S3 writes use ``If-None-Match: *`` and files are created e
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import uuid
 from dataclasses import dataclass
@@ -13,9 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import ErrorCode, unavailable
+from .errors import ErrorCode, LivenessError, unavailable
+
+_logger = Logger(service="liveness")  # shares the handler's configuration; never given image data
 
 DETECTIONS_PREFIX = "detections"
 SESSIONS_PREFIX = "sessions"
@@ -117,16 +122,42 @@ class FileArchive:
     def put_new(self, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
         # Content type and metadata are implied by the key's extension and the session/audit records locally.
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise ArchiveConflict(key) from None
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                raise ArchiveConflict(key) from None
+            try:
+                with os.fdopen(descriptor, "wb") as handle:
+                    handle.write(body)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except BaseException:
+                # A full disk fails after the file was created: remove the partial object, so an object that
+                # exists is always whole (as with S3, where a failed PUT stores nothing).
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise
+        except OSError as error:  # read-only or full disk, a folder replaced by a file: S3's 503, locally
+            raise _file_error(error) from None
 
     def get(self, key: str) -> bytes | None:
         path = self._path(key)
-        return path.read_bytes() if path.exists() else None
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise _file_error(error) from None
+
+
+def _file_error(error: OSError) -> Exception:
+    return file_storage_error(error, "The evidence archive")
+
+
+def file_storage_error(error: OSError, what: str) -> LivenessError:
+    """A read-only or full disk, or a folder replaced by a file: the local twin of an S3 or DynamoDB outage,
+    answered with the same 503. The errno's name is logged, never the path or the data."""
+    _logger.warning("File storage failed", extra={"what": what, "errno": errno.errorcode.get(error.errno or 0, "")})
+    return unavailable(ErrorCode.STORAGE_UNAVAILABLE, what)

@@ -23,6 +23,7 @@ class ErrorCode(str, Enum):
     INVALID_REQUEST = ("INVALID_REQUEST", 400)
     INVALID_IMAGE = ("INVALID_IMAGE", 400)
     IMAGE_TOO_SMALL = ("IMAGE_TOO_SMALL", 400)
+    IMAGE_TOO_COMPLEX = ("IMAGE_TOO_COMPLEX", 400)
     # 401/403/404/405/409
     UNAUTHORIZED = ("UNAUTHORIZED", 401)
     NOT_FOUND = ("NOT_FOUND", 404)
@@ -43,6 +44,13 @@ class ErrorCode(str, Enum):
 
 
 RETRY_AFTER_SECONDS = 2
+ECHO_MAX_CHARS = 64  # the most of any client-supplied text (a key, a media type) an error message repeats
+MESSAGE_MAX_CHARS = 512  # and the most any message can be, whatever built it
+
+
+def clip(text: str, limit: int = ECHO_MAX_CHARS) -> str:
+    """Client input quoted in a message, bounded: a 500 KB key must not come back as a 500 KB answer."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 class LivenessError(Exception):
@@ -62,7 +70,7 @@ class LivenessError(Exception):
         return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
 
     def body(self, request_id: str) -> dict[str, str]:
-        return {"code": self.code.value, "message": self.message, "requestId": request_id}
+        return {"code": self.code.value, "message": clip(self.message, MESSAGE_MAX_CHARS), "requestId": request_id}
 
 
 def unavailable(code: ErrorCode, what: str) -> LivenessError:

@@ -39,6 +39,7 @@ from .archive import Archive
 from .challenges import Thresholds
 from .constants import METRICS_NAMESPACE
 from .sessions.audit import write_audit
+from .sessions.repair import settle_abandoned
 from .sessions.state import close_if_due
 from .sessions.store import session_from_item
 from .settings import Settings
@@ -115,6 +116,8 @@ def audit_removed_session(record: DynamoDBRecord, *, runtime: ExpiryRuntime, req
         logger.info("Expired session already audited", extra={"sessionId": session.session_id})
         return
     closed = close_if_due(session, session.expires_at)  # at its deadline, as if read late: EXPIRED if still open
+    # A day after expiry, a frame slot still unsettled belongs to a request that died: log it as NOT_JUDGED.
+    closed = settle_abandoned(closed, closed.closed_at or session.expires_at)
     try:
         written = write_audit(
             runtime.archive, closed, thresholds=runtime.thresholds, request_id=request_id, written_at=runtime.clock()

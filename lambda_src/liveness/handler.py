@@ -19,6 +19,7 @@ from .constants import METRICS_NAMESPACE
 from .detection import detect, detection_response
 from .errors import ErrorCode, LivenessError
 from .http import json_body_of, json_response, request_id_of
+from .routes import ROUTES
 from .sessions import routes as session_routes
 from .settings import Settings
 from .wiring import Dependencies, build_dependencies
@@ -61,6 +62,15 @@ def create_app(deps: Dependencies) -> APIGatewayRestResolver:
 
     @app.not_found
     def on_not_found(_: Exception) -> Response:
+        event = app.current_event
+        if any(
+            route.path_parameters and (route.method, route.resource) == (event.http_method, event.resource)
+            for route in ROUTES
+        ):
+            # API Gateway matched the route, but the id holds characters the resolver's pattern refuses (a quote,
+            # "?", an emoji): an invalid id, 400 like every other malformed id, not a missing route.
+            error = LivenessError(ErrorCode.INVALID_REQUEST, "The session id must be a UUID.")
+            return error_response(error, request_id())
         return error_response(LivenessError(ErrorCode.NOT_FOUND, "No such route."), request_id())
 
     @app.exception_handler(Exception)

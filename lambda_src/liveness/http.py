@@ -11,7 +11,7 @@ import fastjsonschema
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from .errors import ErrorCode, LivenessError
+from .errors import ErrorCode, LivenessError, clip
 from .schemas import load_schema
 
 
@@ -55,9 +55,18 @@ def validator_for(schema_name: str) -> Callable[[Any], Any]:
 
 
 def _schema_message(error: fastjsonschema.JsonSchemaValueException) -> str:
-    # fastjsonschema names the field and the rule ("data.width must be integer"), never the value.
+    # fastjsonschema names the field and the rule ("data.width must be integer"), never the value; but an
+    # unknown property is named by the client ("must not contain {'<key>'} properties"), so it is bounded.
+    if error.rule == "additionalProperties" and isinstance(error.value, dict):
+        allowed = set((error.definition or {}).get("properties", {}))
+        extra = [name for name in error.value if name not in allowed]
+        where = (error.name or "data").replace("data", "body", 1)
+        named = ", ".join(repr(clip(str(name))) for name in extra[:3]) + (
+            f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        )
+        return f"Invalid request: {where} must not contain the properties {named}."
     detail = (error.message or "invalid request").replace("data.", "", 1).replace("data ", "body ", 1)
-    return f"Invalid request: {detail}."
+    return f"Invalid request: {clip(detail, 200)}."
 
 
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:

@@ -83,3 +83,15 @@ def test_a_parameter_name_per_deployment_is_accepted() -> None:
         allowed_origins=("https://kyc.example.com",), layer_arn_parameter="/kyc-staging/layer_v2.arn"
     )
     assert config.layer_arn_parameter == "/kyc-staging/layer_v2.arn"
+
+
+@pytest.mark.parametrize("reserved", [-1, 1001])
+def test_reserved_concurrency_is_bounded(reserved: int) -> None:
+    with pytest.raises(ConfigError, match="reservedConcurrency"):
+        LivenessConfig(allowed_origins=("https://kyc.example.com",), reserved_concurrency=reserved)
+
+
+@pytest.mark.parametrize("timeout", [0, 30, 900])
+def test_the_function_timeout_fits_api_gateways_29_seconds(timeout: int) -> None:
+    with pytest.raises(ConfigError, match="timeoutSeconds"):
+        LivenessConfig(allowed_origins=("https://kyc.example.com",), timeout_seconds=timeout)

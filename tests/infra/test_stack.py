@@ -93,7 +93,13 @@ def test_archive_bucket_is_private_encrypted_versioned_logged_and_expiring(templ
 
 def lifecycle_rules(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
     buckets = resources_of(template_json, "AWS::S3::Bucket").values()
-    (evidence,) = [b for b in buckets if "VersioningConfiguration" in b["Properties"]]
+    # The evidence bucket: the versioned one with a rule per prefix (the failed-batch bucket is versioned too).
+    (evidence,) = [
+        b
+        for b in buckets
+        if "VersioningConfiguration" in b["Properties"]
+        and all("Prefix" in rule for rule in b["Properties"]["LifecycleConfiguration"]["Rules"])
+    ]
     return {rule["Prefix"]: rule for rule in evidence["Properties"]["LifecycleConfiguration"]["Rules"]}
 
 
@@ -221,6 +227,17 @@ def test_failed_expiry_batches_are_kept_whole_in_a_private_bucket(template_json:
     assert bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
     assert bucket["LoggingConfiguration"]["LogFilePrefix"] == "expiry-failures/"
     assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 1827
+    # The only copy of what could not be audited: versioned, and old versions kept as long as the batches.
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1827}
+
+
+def test_the_api_function_has_reserved_concurrency_from_context(template_json: dict[str, Any], tmp_path) -> None:
+    assert the_function(template_json)["ReservedConcurrentExecutions"] == 20
+    assert "ReservedConcurrentExecutions" not in expiry_function(template_json)  # one stream, small batches
+    for value, expected in ((5, 5), (0, None), ("none", None)):
+        function = the_function(synth_template(tmp_path / str(value), **{"liveness:reservedConcurrency": value}))
+        assert function.get("ReservedConcurrentExecutions") == expected, value
 
 
 def test_expiry_function_can_only_write_audit_records(template_json: dict[str, Any]) -> None:

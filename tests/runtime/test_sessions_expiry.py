@@ -248,3 +248,16 @@ def test_a_removal_without_an_old_image_fails_loudly(aws: Rig) -> None:
     record = stream_record(stored_item(aws, session_id), "600")
     del record["dynamodb"]["OldImage"]  # a stream configured KEYS_ONLY
     assert invoke(record) == {"batchItemFailures": [{"itemIdentifier": "600"}]}
+
+
+def test_an_expired_session_with_an_abandoned_frame_slot_is_audited_with_it_settled(aws: Rig) -> None:
+    """A frame whose request died between its reservation and its verdict (a storage outage): the TTL removal
+    still audits the session, with that slot logged as NOT_JUDGED, so framesReceived matches the frame log."""
+    session_id = abandoned_session(aws)
+    session = aws.store.get(session_id)
+    unsettled = replace(session, frames_received=session.frames_received + 1, version=session.version + 1)
+    aws.store.save(unsettled, expected_version=session.version)
+    assert invoke(stream_record(stored_item(aws, session_id), "300")) == {"batchItemFailures": []}
+    record = json.loads(aws.stored(audit_key(session_id)))
+    assert record["framesReceived"] == 2 and len(record["frames"]) == 2
+    assert record["frames"][-1]["reasonCode"] == "NOT_JUDGED" and record["frames"][-1]["frameKey"] == ""

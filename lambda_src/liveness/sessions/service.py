@@ -57,6 +57,7 @@ from ..settings import MAX_FRAMES_CAP
 from ..wiring import Dependencies
 from .audit import write_audit
 from .keys import face_crop_key, frame_key
+from .repair import has_abandoned_frames, settle_abandoned
 from .state import (
     FrameEvaluation,
     FrameRecord,
@@ -140,6 +141,8 @@ class SessionView:
 
 def read_session(session_id: str, deps: Dependencies, owner: str, request_id: str) -> SessionView:
     session = _owned(deps, session_id, owner)
+    # Before any write of this request: a slot is abandoned when the session's LAST write is old enough.
+    session = _repair_abandoned(deps, session, deps.clock(), request_id)
     # A client polling an abandoned session sees it EXPIRED (and that is persisted), not IN_PROGRESS forever.
     session = _commit_due(deps, session, deps.clock(), request_id)
     if not session.is_open and session.settled:
@@ -167,6 +170,7 @@ class FrameResult:
 def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owner: str, request_id: str) -> FrameResult:
     now = deps.clock()  # one instant per frame: the time it arrived, whatever the analysis takes
     session = _owned(deps, session_id, owner)
+    session = _repair_abandoned(deps, session, now, request_id)  # before any write of this request
     session = _commit_due(deps, session, now, request_id)
     _ensure_open(session)  # a closed session answers 409 whatever the body says, and costs no analysis
     _check_mirroring(body, session)
@@ -188,7 +192,21 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
         _settle_unjudged(deps, session, frame_id, archived, digest, now, request_id)
         raise
     thresholds = _thresholds(deps, session)
-    commit = _commit(deps, session, lambda current: settle_frame(current, evaluation, now, thresholds.min_similarity))
+
+    def settle(current: Session) -> tuple[Session, FrameRecord]:
+        if current.settled:  # this request outlived ABANDONED_AFTER_SECONDS and its slot was repaired meanwhile
+            raise LivenessError(
+                ErrorCode.CONFLICT, "The frame took too long to be judged; send it again.", retry_after=1
+            )
+        return settle_frame(current, evaluation, now, thresholds.min_similarity)
+
+    try:
+        commit = _commit(deps, session, settle)
+    except LivenessError:
+        # The verdict was not saved (the store failed or stayed busy): try to log the frame as NOT_JUDGED, with
+        # its archive key; if that fails too, the slot is repaired later (_repair_abandoned).
+        _settle_unjudged(deps, session, frame_id, archived, digest, now, request_id)
+        raise
     after = _after_commit(deps, commit, request_id)  # from here on only best-effort writes: never an error
     record = commit.value
     if record.reason is ReasonCode.SESSION_CLOSED:  # logged, but the session had closed meanwhile
@@ -224,13 +242,35 @@ def _settle_unjudged(
         sha256=digest,
     )
     try:
-        commit = _commit(deps, session, lambda current: settle_frame(current, evaluation, now, 0.0))
+        commit = _commit(
+            deps,
+            session,
+            lambda current: (current, None) if current.settled else settle_frame(current, evaluation, now, 0.0),
+        )
         _after_commit(deps, commit, request_id)
     except Exception as error:  # the original error is what the client gets; this one is only logged
         logger.warning(
             "Frame not logged",
             extra={"sessionId": session.session_id, "frameId": frame_id, "error": type(error).__name__},
         )
+
+
+def _repair_abandoned(deps: Dependencies, session: Session, now: datetime, request_id: str) -> Session:
+    """Settle the slots of frames whose request died before saving a verdict (see repair.py); a closed session
+    is then audited by ``_after_commit``."""
+    if not has_abandoned_frames(session, now):
+        return session
+    commit = _commit(
+        deps,
+        session,
+        lambda current: (settle_abandoned(current, now) if has_abandoned_frames(current, now) else current, None),
+    )
+    if commit.wrote:
+        logger.warning(
+            "Abandoned frames settled",
+            extra={"sessionId": session.session_id, "frames": commit.after.frames_received - len(session.frames)},
+        )
+    return _after_commit(deps, commit, request_id)
 
 
 def _check_mirroring(body: dict[str, Any], session: Session) -> None:

@@ -11,11 +11,13 @@ exists, conditional on the stored session being that very closed state.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any, Protocol
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..archive import file_storage_error
 from ..errors import ErrorCode, LivenessError, unavailable
 from .state import Session, SessionStatus, session_from_dict, session_to_dict
 
@@ -203,10 +206,11 @@ class FileSessionStore:
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._root.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # a missing or read-only folder answers 503 per request, not at start
+            self._root.mkdir(parents=True, exist_ok=True)
 
     def create(self, session: Session) -> None:
-        with self._locked(session.session_id):
+        with _file_faults(), self._locked(session.session_id):
             if self._path(session.session_id).exists():
                 raise SessionConflict(session.session_id)
             self._write(session)
@@ -214,7 +218,7 @@ class FileSessionStore:
     def save(
         self, session: Session, expected_version: int, expected_status: SessionStatus = SessionStatus.IN_PROGRESS
     ) -> None:
-        with self._locked(session.session_id):
+        with _file_faults(), self._locked(session.session_id):
             current = self.get(session.session_id)
             if current is None or current.version != expected_version or current.status is not expected_status:
                 raise SessionConflict(session.session_id)
@@ -223,7 +227,7 @@ class FileSessionStore:
     def record_audit_written(self, session: Session) -> None:
         if session.is_open:
             raise ValueError("only a closed session has an audit record")
-        with self._locked(session.session_id):
+        with _file_faults(), self._locked(session.session_id):
             current = self.get(session.session_id)
             if current is None or current.version != session.version or current.status is not session.status:
                 raise SessionConflict(session.session_id)
@@ -231,10 +235,11 @@ class FileSessionStore:
 
     def get(self, session_id: str) -> Session | None:
         path = self._path(session_id)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
+        with _file_faults():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None
         return session_from_dict(json.loads(text))
 
     def _path(self, session_id: str) -> Path:
@@ -245,11 +250,17 @@ class FileSessionStore:
     def _write(self, session: Session) -> None:
         path = self._path(session.session_id)
         temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(session_to_dict(session), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)  # atomic on POSIX and Windows
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump(session_to_dict(session), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)  # atomic on POSIX and Windows
+        except BaseException:
+            # A full disk fails the write after the file was created: never leave the empty temp file behind.
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
 
     def _locked(self, session_id: str) -> _StoreLock:
         path = self._path(session_id)
@@ -257,6 +268,16 @@ class FileSessionStore:
         digest = hashlib.blake2b(str(path.resolve()).encode("utf-8"), digest_size=8).digest()
         stripe = _LOCK_STRIPES[int.from_bytes(digest, "big") % len(_LOCK_STRIPES)]
         return _StoreLock(stripe, self._root / _LOCK_FILE)
+
+
+@contextlib.contextmanager
+def _file_faults() -> Iterator[None]:
+    """A read-only or full disk, or a folder replaced by a file: the local twin of a DynamoDB outage, a 503.
+    (``FileNotFoundError`` of a session that does not exist is handled where it means "no such session".)"""
+    try:
+        yield
+    except OSError as error:
+        raise file_storage_error(error, "The session store") from None
 
 
 class _StoreLock:

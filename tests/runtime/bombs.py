@@ -1,0 +1,79 @@
+"""Hostile images made in the test from real encoder output: the fuzzing run's bombs, rebuilt.
+
+- ``scan_bomb``: a progressive JPEG whose cheapest full-image scan (a chroma AC refinement of 14 bytes that
+  libjpeg still runs over every block) is repeated thousands of times: 0.57 MB that decodes for minutes.
+- ``png_length_bomb``: a PNG whose second chunk declares 0xFFFFFFFF bytes: the decoder allocates them.
+- ``header_only_jpeg``: a real 6000x6600 header with its scan header and no data: a 40 MP decode of nothing.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+
+
+def jpeg_segments(raw: bytes) -> list[tuple[int, int, int]]:
+    """(marker, start, end) of every segment of an encoder's JPEG; a scan's end includes its entropy data."""
+    position, found = 2, []
+    while position < len(raw):
+        marker = raw[position + 1]
+        if marker == 0xD9:
+            found.append((marker, position, position + 2))
+            break
+        end = position + 2 + struct.unpack(">H", raw[position + 2 : position + 4])[0]
+        if marker == 0xDA:
+            while True:
+                end = raw.index(b"\xff", end)
+                if raw[end + 1] == 0 or 0xD0 <= raw[end + 1] <= 0xD7:
+                    end += 2
+                    continue
+                break
+        found.append((marker, position, end))
+        position = end
+    return found
+
+
+def patterned(width: int, height: int) -> np.ndarray:
+    """Flat with a sparse dot pattern: compresses to little, but every block still has a few coefficients."""
+    image = np.full((height, width, 3), 90, np.uint8)
+    image[::7, ::5] = (200, 120, 40)
+    return image
+
+
+def progressive_jpeg(image: np.ndarray, quality: int = 50) -> bytes:
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok
+    return buffer.tobytes()
+
+
+def scan_bomb(width: int = 4000, height: int = 4000, repeats: int = 40_000) -> bytes:
+    raw = progressive_jpeg(patterned(width, height))
+    scans = [(start, end) for marker, start, end in jpeg_segments(raw) if marker == 0xDA]
+    start, end = min(scans, key=lambda scan: scan[1] - scan[0])  # the cheapest complete scan
+    return raw[:-2] + raw[start:end] * repeats + b"\xff\xd9"
+
+
+def png_chunk(kind: bytes, body: bytes, declared: int | None = None) -> bytes:
+    length = len(body) if declared is None else declared
+    return struct.pack(">I", length) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_length_bomb(declared: int = 0xFFFFFFFF, total: int = 153) -> bytes:
+    ok, buffer = cv2.imencode(".png", patterned(640, 480))
+    assert ok
+    raw = buffer.tobytes()
+    after_header = 8 + 25  # signature, IHDR
+    bomb = raw[:after_header] + struct.pack(">I", declared) + b"IDAT" + raw[after_header + 8 :]
+    return bomb[:total]
+
+
+def header_only_jpeg(width: int = 6000, height: int = 6600) -> bytes:
+    raw = progressive_jpeg(patterned(320, 240))
+    sof = next(start for marker, start, _ in jpeg_segments(raw) if marker in (0xC0, 0xC2))
+    raw = raw[: sof + 5] + struct.pack(">HH", height, width) + raw[sof + 9 :]
+    first_scan = next((start, end) for marker, start, end in jpeg_segments(raw) if marker == 0xDA)
+    header_end = first_scan[0] + 2 + struct.unpack(">H", raw[first_scan[0] + 2 : first_scan[0] + 4])[0]
+    return raw[:header_end] + b"\xff\xd9"

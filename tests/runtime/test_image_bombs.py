@@ -1,0 +1,210 @@
+"""Image bombs are refused by the container walk, before the decoder runs: counted, and bounded in a child
+process with CPU and address-space limits that the bombs would blow through if they were decoded."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from liveness import images
+from liveness.errors import ErrorCode, LivenessError
+from liveness.images import MAX_JPEG_SCANS, inspect_container, load_frame
+
+from tests.runtime.bombs import (
+    header_only_jpeg,
+    jpeg_segments,
+    patterned,
+    png_chunk,
+    png_length_bomb,
+    progressive_jpeg,
+    scan_bomb,
+)
+from tests.runtime.fakes import jpeg_bytes, png_bytes, scene_bgr
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the decoder's calls (and the bytes it was given): a refused bomb must cost none."""
+    calls: list[int] = []
+    real = cv2.imdecode
+
+    def counting(buffer: np.ndarray, flags: int) -> Any:
+        calls.append(len(buffer))
+        return real(buffer, flags)
+
+    monkeypatch.setattr(images.cv2, "imdecode", counting)
+    return calls
+
+
+def refused(raw: bytes) -> LivenessError:
+    with pytest.raises(LivenessError) as raised:
+        load_frame(raw)
+    return raised.value
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda: scan_bomb(), ErrorCode.IMAGE_TOO_COMPLEX),
+        (lambda: png_length_bomb(0xFFFFFFFF), ErrorCode.INVALID_IMAGE),
+        (lambda: png_length_bomb(0x7FFFFFFF), ErrorCode.INVALID_IMAGE),
+        (lambda: header_only_jpeg(), ErrorCode.INVALID_IMAGE),
+    ],
+    ids=["jpeg-40000-scans", "png-chunk-4GB", "png-chunk-2GB", "jpeg-40MP-header-no-data"],
+)
+def test_bombs_are_refused_without_decoding(make: Any, code: ErrorCode, decodes: list[int]) -> None:
+    error = refused(make())
+    assert error.code is code and error.status == 400
+    assert decodes == []
+
+
+def test_a_normal_progressive_jpeg_is_decoded_once(decodes: list[int]) -> None:
+    raw = progressive_jpeg(scene_bgr(640, 480), quality=90)
+    layout = inspect_container(raw, "image/jpeg")
+    assert layout.scans == 10  # libjpeg's standard progressive script for colour
+    assert load_frame(raw).width == 640 and decodes == [len(raw)]
+
+
+def test_the_scan_cap_counts_scans(decodes: list[int]) -> None:
+    raw = progressive_jpeg(patterned(320, 240))
+    scans = [(start, end) for marker, start, end in jpeg_segments(raw) if marker == 0xDA]
+    start, end = min(scans, key=lambda scan: scan[1] - scan[0])
+    at_cap = raw[:-2] + raw[start:end] * (MAX_JPEG_SCANS - len(scans)) + b"\xff\xd9"
+    assert inspect_container(at_cap, "image/jpeg").scans == MAX_JPEG_SCANS
+    over = raw[:-2] + raw[start:end] * (MAX_JPEG_SCANS - len(scans) + 1) + b"\xff\xd9"
+    assert refused(over).code is ErrorCode.IMAGE_TOO_COMPLEX and decodes == []
+
+
+def test_decode_work_is_bounded_by_pixels_times_scans(decodes: list[int]) -> None:
+    """Pixels x scans is bounded: 41 scans of a 4000x1000 frame exceed it (40 would just fit)."""
+    raw = progressive_jpeg(patterned(4000, 1000))
+    base = len([marker for marker, _, _ in jpeg_segments(raw) if marker == 0xDA])
+    scans = [(start, end) for marker, start, end in jpeg_segments(raw) if marker == 0xDA]
+    start, end = min(scans, key=lambda scan: scan[1] - scan[0])
+    heavy = raw[:-2] + raw[start:end] * (41 - base) + b"\xff\xd9"
+    error = refused(heavy)
+    assert error.code is ErrorCode.IMAGE_TOO_COMPLEX and "41 scans over 4000x1000" in error.message
+    assert decodes == []
+
+
+def _png(width: int, height: int, chunks: list[bytes]) -> bytes:
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    return images.PNG_SIGNATURE + header + b"".join(chunks) + png_chunk(b"IEND", b"")
+
+
+def _idat(width: int, height: int) -> bytes:
+    return png_chunk(b"IDAT", zlib.compress(bytes((1 + 3 * width) * height), 9))
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "fragment"),
+    [
+        (_png(640, 480, [png_chunk(b"tEXt", b"x" * 10)] * (images.MAX_PNG_CHUNKS + 1)), "IMAGE_TOO_COMPLEX", "chunks"),
+        (_png(640, 480, [png_chunk(b"zTXt", b"k\0\0" + b"x" * 300_000), _idat(640, 480)]), "IMAGE_TOO_COMPLEX", "KB"),
+        (_png(640, 480, [png_chunk(b"acTL", bytes(8)), _idat(640, 480)]), "UNSUPPORTED_MEDIA_TYPE", "Animated"),
+        (_png(0, 480, [_idat(640, 480)]), "INVALID_IMAGE", "IHDR"),
+        (_png(640, 480, [png_chunk(b"IDAT", zlib.compress(bytes(100)))]), "INVALID_IMAGE", "too little image data"),
+        (images.PNG_SIGNATURE + png_chunk(b"IDAT", b"") + png_chunk(b"IEND", b""), "INVALID_IMAGE", "IHDR"),
+        (png_bytes()[:-12], "INVALID_IMAGE", "truncated"),
+    ],
+    ids=["too-many-chunks", "huge-metadata", "animated", "zero-width", "no-data-for-size", "no-ihdr", "no-iend"],
+)
+def test_png_structure_is_checked_before_decoding(raw: bytes, code: str, fragment: str, decodes: list[int]) -> None:
+    error = refused(raw)
+    assert error.code.value == code and fragment in error.message
+    assert decodes == []
+
+
+def test_a_flat_png_at_deflates_best_ratio_is_still_accepted() -> None:
+    """The plausibility bound is deflate's own limit (1032:1), so even the flattest real image passes."""
+    flat = cv2.imencode(".png", np.zeros((480, 640, 3), np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes()
+    assert load_frame(flat).width == 640
+
+
+@pytest.mark.parametrize("marker", [0xC3, 0xC9, 0xCA, 0xC5])
+def test_lossless_arithmetic_and_hierarchical_jpegs_are_refused(marker: int, decodes: list[int]) -> None:
+    raw = jpeg_bytes()
+    sof = next(start for found, start, _ in jpeg_segments(raw) if found == 0xC0)
+    error = refused(raw[: sof + 1] + bytes([marker]) + raw[sof + 2 :])
+    assert error.code is ErrorCode.UNSUPPORTED_MEDIA_TYPE and decodes == []
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_every_cut_of_a_jpeg_with_its_end_marker_put_back_is_refused(progressive: bool) -> None:
+    """Truncated means: the entropy-coded data ends before every block of every scan is decoded. libjpeg
+    notices it (and warns); before, 87 of 100 such cuts of a 640x480 face passed."""
+    raw = cv2.imencode(".jpg", scene_bgr(640, 480), [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])[1].tobytes()
+    assert load_frame(raw).width == 640
+    accepted = []
+    for percent in range(1, 100):
+        cut = raw[: len(raw) * percent // 100] + b"\xff\xd9"
+        try:
+            load_frame(cut)
+            accepted.append(percent)
+        except LivenessError as error:
+            assert error.code is ErrorCode.INVALID_IMAGE
+    assert accepted == []
+
+
+def test_a_grey_background_is_not_mistaken_for_missing_data() -> None:
+    """Missing JPEG blocks decode as mid-grey; a real mid-grey picture is complete and accepted."""
+    canvas = np.full((480, 640, 3), 128, np.uint8)
+    canvas[100:300, 200:400] = scene_bgr(200, 200)
+    for progressive in (0, 1):
+        raw = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_PROGRESSIVE, progressive])[1].tobytes()
+        assert load_frame(raw).width == 640
+
+
+_CHILD = r"""
+import json, resource, sys
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/lambda_src"]
+from tests.runtime.bombs import header_only_jpeg, png_length_bomb, scan_bomb
+from tests.runtime.fakes import jpeg_bytes
+from liveness.errors import LivenessError
+from liveness.images import load_frame
+bombs = {"scan": scan_bomb(), "png4g": png_length_bomb(0xFFFFFFFF), "png2g": png_length_bomb(0x7FFFFFFF),
+         "header": header_only_jpeg()}
+normal = jpeg_bytes()
+load_frame(normal)  # warm up: the decoder's own buffers are not the bombs' cost
+with open("/proc/self/status") as status:
+    vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+# 128 MB of address space and 5 s of CPU beyond what the process holds: a 4 GB chunk, a 40 MP raster or
+# minutes of scans cannot fit.
+resource.setrlimit(resource.RLIMIT_AS, (vm + 128 * 2**20, vm + 128 * 2**20))
+used = resource.getrusage(resource.RUSAGE_SELF)
+resource.setrlimit(resource.RLIMIT_CPU, (int(used.ru_utime + used.ru_stime) + 5,) * 2)
+answers = {}
+for name, raw in bombs.items():
+    try:
+        load_frame(raw)
+        answers[name] = "accepted"
+    except LivenessError as error:
+        answers[name] = error.code.value
+    answers[name + "-then-normal"] = load_frame(normal).width
+after = resource.getrusage(resource.RUSAGE_SELF)
+answers["cpu_seconds"] = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
+answers["maxrss_growth_mb"] = (after.ru_maxrss - used.ru_maxrss) / 1024
+print(json.dumps(answers))
+"""
+
+
+def test_bombs_fit_in_tight_cpu_and_memory_limits_while_normal_frames_keep_working() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(ROOT)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answers = json.loads(done.stdout)
+    assert answers["scan"] == "IMAGE_TOO_COMPLEX"
+    assert answers["png4g"] == answers["png2g"] == answers["header"] == "INVALID_IMAGE"
+    assert all(answers[f"{name}-then-normal"] == 640 for name in ("scan", "png4g", "png2g", "header"))
+    assert answers["maxrss_growth_mb"] < 64
