@@ -7,6 +7,7 @@ Each request: route match -> limits and identity -> schema validation -> API Gat
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -54,6 +55,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = REPO_ROOT / ".local-data"
 DEFAULT_WEB_DIR = REPO_ROOT / "web"
+LOCAL_CONFIG_NAME = "config.json"
+# The web client's runtime configuration in local mode: the API on the same origin, no sign-in.
+LOCAL_WEB_CONFIG: dict[str, Any] = {"apiUrl": "", "mode": "local"}
 
 _READ_CHUNK_BYTES = 256 * 1024
 _SHUTDOWN_POLL_SECONDS = 0.05  # how soon stop() takes effect (tests start and stop many servers)
@@ -154,10 +158,16 @@ class LocalApi:
         raise integration_failure()
 
     def _static_file(self, request: Request) -> Response | None:
-        """The web client, from the same origin; API routes were matched first, so they take precedence."""
+        """The web client, from the same origin; API routes were matched first, so they take precedence.
+
+        ``/config.json`` is the page's runtime configuration: the stack writes it at deploy time; locally it
+        says "this origin, no sign-in" (the caller is the local identity)."""
         if self.web_dir is None or request.method not in ("GET", "HEAD"):
             return None
         relative = request.path.lstrip("/")
+        if relative == LOCAL_CONFIG_NAME and not (self.web_dir / relative).is_file():
+            body = json.dumps(LOCAL_WEB_CONFIG).encode("utf-8")
+            return Response(body, status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
         if relative == "" or (self.web_dir / relative).is_dir():
             relative = f"{relative.rstrip('/')}/index.html".lstrip("/")
         try:
