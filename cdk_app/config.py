@@ -85,6 +85,8 @@ class LivenessConfig:
     memory_mb: int = 1024
     timeout_seconds: int = 20
     session_tuning: dict[str, str] = field(default_factory=dict)
+    web_client: bool = True
+    cognito_domain: str = ""
 
     def __post_init__(self) -> None:
         if not self.allowed_origins:
@@ -111,6 +113,13 @@ class LivenessConfig:
         if unknown:
             raise ConfigError(f"{PREFIX}sessionTuning: unknown keys {sorted(unknown)}; known: {SESSION_TUNING_KEYS}")
         _check_tuning_with_the_runtime(self.session_tuning)
+        if self.cognito_domain and not _is_allowed_origin(self.cognito_domain):
+            raise ConfigError(f"{PREFIX}cognitoDomain must be an https:// origin, like https://login.example.com")
+        if self.web_client and self.cognito_user_pool_id and not self.disable_auth and not self.cognito_domain:
+            raise ConfigError(
+                f"{PREFIX}cognitoUserPoolId imports a pool: also set {PREFIX}cognitoDomain to its sign-in domain "
+                f"(https://<prefix>.auth.<region>.amazoncognito.com) for the web client, or {PREFIX}webClient=false"
+            )
 
     @classmethod
     def from_context(cls, node: Node) -> LivenessConfig:
@@ -133,6 +142,8 @@ class LivenessConfig:
             memory_mb=_as_int(value("memoryMb", 1024), "memoryMb"),
             timeout_seconds=_as_int(value("timeoutSeconds", 20), "timeoutSeconds"),
             session_tuning=_as_tuning(value("sessionTuning", {})),
+            web_client=_as_bool(value("webClient", True)),
+            cognito_domain=str(value("cognitoDomain", "")).rstrip("/"),
         )
 
 
