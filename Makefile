@@ -51,6 +51,7 @@ lint: setup
 synth: setup
 	$(NODE_BIN)/cdk synth --quiet
 	@echo "Template: cdk.out/KycLiveness.template.json"
+	@echo "OpenAPI:  cdk.out/openapi.json"
 
 deploy: setup
 	$(NODE_BIN)/cdk deploy KycLiveness
