@@ -263,7 +263,6 @@ def _csp(api_origin: str, sign_in_url: str) -> str:
             "form-action 'self'",
             "base-uri 'none'",
             "frame-ancestors 'none'",
-            "upgrade-insecure-requests",
         ]
     )
 

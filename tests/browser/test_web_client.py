@@ -275,6 +275,35 @@ def test_the_page_fits_320_px_in_portrait_and_honours_reduced_motion(
     assert page.evaluate("getComputedStyle(document.getElementById('cue')).animationName") == "none"
 
 
+def test_the_page_runs_under_the_deployed_content_security_policy(
+    launch: Launch, start_server: StartServer, mesh_analyzer: Any
+) -> None:
+    """The CSP CloudFront adds (cdk_app/web_hosting.py), with this server as the API: no inline code, no CDN."""
+    from cdk_app.web_hosting import _csp
+
+    csp = _csp(api_origin="", sign_in_url="")
+    server = web_server(start_server, mesh_analyzer)
+    page = launch().new_page()
+    page.add_init_script(
+        "window.__violations = [];"
+        "document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective));"
+    )
+
+    def with_csp(route: Any) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": csp})
+
+    page.route(f"{server.url}/", with_csp)
+    watch = PageWatch(page)
+    page.goto(f"{server.url}/")
+    page.wait_for_selector("body[data-ready='true']")
+    page.get_by_role("button", name="Start").click()
+    # (a locator, not wait_for_function: Playwright evaluates those with eval, which this CSP forbids)
+    page.locator("#coaching", has_text="cannot see a face").wait_for()
+    assert page.evaluate("window.__violations") == []
+    assert watch.errors == []
+
+
 def test_a_head_movements_only_session_passes_with_the_headturn_clip(
     launch: Launch, tmp_path: Path, mesh_analyzer: Any
 ) -> None:
