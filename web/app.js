@@ -385,7 +385,7 @@ async function frameLoop(run) {
     if (answer.currentStep !== run.current) {
       run.current = answer.currentStep;
       run.stepFrames = 0;
-      run.stepStartedAt = 0;
+      run.stepStartedAt = Date.now(); // the server starts the next step's clock when it accepts the previous one
       renderSteps(run);
     }
     coach(coachingFor(answer, step));

@@ -178,9 +178,30 @@ def _response_schemas() -> dict[str, Any]:
                 "currentStep": _INT,
                 "failureReason": _nullable(_ref("FailureReason")),
                 "samePersonCheck": _STR,
+                "baseline": {
+                    **_nullable(_obj({"yaw": _NUM, "pitch": _NUM, "roll": _NUM})),
+                    "description": "The pose measured at the neutral start, when the server records one.",
+                },
                 "sessionVerdict": _nullable(_ref("SessionVerdict")),
                 "requestId": _STR,
-            }
+            },
+            required=[
+                "sessionId",
+                "frameId",
+                "verdict",
+                "reasonCode",
+                "message",
+                "stepIndex",
+                "stepCode",
+                "measured",
+                "similarity",
+                "status",
+                "currentStep",
+                "failureReason",
+                "samePersonCheck",
+                "sessionVerdict",
+                "requestId",
+            ],
         ),
         "SessionState": _obj(
             {
