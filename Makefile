@@ -12,9 +12,21 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup test fuzz lint synth deploy run summary bench bench-analyzer bench-same-person clean
+.PHONY: setup browser test fuzz lint synth deploy run summary bench bench-analyzer bench-same-person clean
 
-setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed browser
+
+# The browser tests (tests/browser) drive the operating system's Chromium. As root on Debian or Ubuntu this
+# installs it with apt-get when it is missing; anywhere else it says why the browser tests will skip (CI
+# fails instead of skipping). CHROMIUM=/path/to/chromium names another build.
+browser:
+	@if [ -n "$$CHROMIUM" ] || [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && grep -qiE '^(ID|ID_LIKE)=.*(debian|ubuntu)' /etc/os-release 2>/dev/null; then \
+		echo "Installing Chromium for the browser tests: apt-get install chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "No Chromium and cannot install it here (needs root on Debian/Ubuntu): the browser tests will skip. Install chromium, or set CHROMIUM=/path/to/chromium."; \
+	fi
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt layer/requirements-models.txt requirements-embedding.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -52,6 +64,7 @@ lint: setup
 synth: setup
 	$(NODE_BIN)/cdk synth --quiet
 	@echo "Template: cdk.out/KycLiveness.template.json"
+	@echo "OpenAPI:  cdk.out/openapi.json"
 
 deploy: setup
 	$(NODE_BIN)/cdk deploy KycLiveness

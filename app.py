@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
@@ -25,5 +29,19 @@ def build_app(app: cdk.App | None = None) -> cdk.App:
     return app
 
 
+def write_openapi(outdir: str | Path) -> Path:
+    """The API's OpenAPI document beside the template (generated from the same route table and schemas)."""
+    lambda_src = str(Path(__file__).resolve().parent / "lambda_src")
+    if lambda_src not in sys.path:
+        sys.path.append(lambda_src)
+    from liveness.openapi import openapi_document
+
+    path = Path(outdir) / "openapi.json"
+    path.write_text(json.dumps(openapi_document(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 if __name__ == "__main__":
-    build_app().synth()
+    app = build_app()
+    app.synth()
+    write_openapi(app.outdir)

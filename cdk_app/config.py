@@ -105,6 +105,8 @@ class LivenessConfig:
     reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY
     session_tuning: dict[str, str] = field(default_factory=dict)
     layer_arn_parameter: str = DEFAULT_LAYER_ARN_PARAMETER
+    web_client: bool = True
+    cognito_domain: str = ""
 
     def __post_init__(self) -> None:
         if not self.allowed_origins:
@@ -140,6 +142,13 @@ class LivenessConfig:
             raise ConfigError(f"{PREFIX}sessionTuning: unknown keys {sorted(unknown)}; known: {SESSION_TUNING_KEYS}")
         _check_tuning_with_the_runtime(self.session_tuning)
         _check_ssm_parameter_name(self.layer_arn_parameter, "layerArnParameter")
+        if self.cognito_domain and not _is_allowed_origin(self.cognito_domain):
+            raise ConfigError(f"{PREFIX}cognitoDomain must be an https:// origin, like https://login.example.com")
+        if self.web_client and self.cognito_user_pool_id and not self.disable_auth and not self.cognito_domain:
+            raise ConfigError(
+                f"{PREFIX}cognitoUserPoolId imports a pool: also set {PREFIX}cognitoDomain to its sign-in domain "
+                f"(https://<prefix>.auth.<region>.amazoncognito.com) for the web client, or {PREFIX}webClient=false"
+            )
 
     @classmethod
     def from_context(cls, node: Node) -> LivenessConfig:
@@ -166,6 +175,8 @@ class LivenessConfig:
             ),
             session_tuning=_as_tuning(value("sessionTuning", {})),
             layer_arn_parameter=str(value("layerArnParameter", DEFAULT_LAYER_ARN_PARAMETER)),
+            web_client=_as_bool(value("webClient", True)),
+            cognito_domain=str(value("cognitoDomain", "")).rstrip("/"),
         )
 
 

@@ -16,6 +16,7 @@ from .liveness_function import METRICS_NAMESPACE, FunctionRuntime, LivenessFunct
 from .monitoring import LivenessMonitoring
 from .nag import acknowledge
 from .sessions_table import SessionsTable
+from .web_hosting import WebHosting, api_origin_of
 
 # With the authorizer switched off (demos only), every caller shares this identity.
 DEMO_CALLER = "demo-anonymous"
@@ -54,13 +55,33 @@ class LivenessStack(cdk.Stack):
                 **config.session_tuning,
             },
         )
+        identity = (
+            None
+            if config.disable_auth
+            else CallerIdentity(self, "Identity", existing_user_pool_id=config.cognito_user_pool_id)
+        )
+        # The web client (on by default; liveness:webClient=false leaves it out). Its CloudFront origin joins
+        # the API's CORS allow-list FIRST: API Gateway's own error responses (401, 429, ...) can name one origin
+        # only, and the hosted page must be able to read them (a 429's Retry-After above all).
+        web = (
+            WebHosting(
+                self,
+                "Web",
+                user_pool=identity.user_pool if identity else None,
+                cognito_domain_url=config.cognito_domain,
+                access_logs=archive.access_logs,
+            )
+            if config.web_client
+            else None
+        )
+        allowed_origins = (web.origin, *config.allowed_origins) if web else config.allowed_origins
         function = LivenessFunction(
             self,
             "Liveness",
             shared=shared,
             archive_bucket=archive.bucket,
             sessions_table=sessions.table,
-            allowed_origins=config.allowed_origins,
+            allowed_origins=allowed_origins,
             analyzer=config.analyzer,
             memory_mb=config.memory_mb,
             timeout_seconds=config.timeout_seconds,
@@ -77,16 +98,11 @@ class LivenessStack(cdk.Stack):
             failure_retention_days=config.audit_retention_days,
         )
         archive.restrict_reads_to([function.role, *config.audit_reader_arns])
-        identity = (
-            None
-            if config.disable_auth
-            else CallerIdentity(self, "Identity", existing_user_pool_id=config.cognito_user_pool_id)
-        )
         api = LivenessApi(
             self,
             "Api",
             handler=function.function,
-            allowed_origins=config.allowed_origins,
+            allowed_origins=allowed_origins,
             throttle_rate_limit=config.throttle_rate_limit,
             throttle_burst_limit=config.throttle_burst_limit,
             log_retention=log_retention(config.log_retention_days),
@@ -103,6 +119,13 @@ class LivenessStack(cdk.Stack):
             expiry_function=expiry.function,
         )
         self._suppress_api_gateway_account_role(api)
+        if web:
+            web.connect_api(api_url=api.rest_api.url, api_origin=api_origin_of(api.rest_api.rest_api_id))
+            web.publish(retention_days=config.retention_days, audit_retention_days=config.audit_retention_days)
+            cdk.CfnOutput(self, "WebUrl", value=f"{web.url}/", description="The web client")
+            if web.client is not None:
+                cdk.CfnOutput(self, "WebSignInDomain", value=web.sign_in_url)
+                cdk.CfnOutput(self, "WebClientId", value=web.client.user_pool_client_id)
 
         cdk.CfnOutput(self, "ApiUrl", value=api.rest_api.url, description="Base URL of the liveness API")
         if identity and identity.client:

@@ -88,6 +88,8 @@ def print_banner(server: LocalServer, settings: Settings, web_dir: Path) -> None
     print(f"  origins:    {', '.join(settings.allowed_origins)}")
     print(f"  web client: {web}")
     print("  caller:     local-dev-user (send the X-Local-User header to act as someone else)")
+    if web_dir.is_dir():
+        print(f"open {server.url}  (the web client: no sign-in, you are local-dev-user)")
     print("Press Ctrl-C to stop.", flush=True)
 
 

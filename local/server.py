@@ -1,12 +1,13 @@
 """The local HTTP front: a threaded Werkzeug WSGI server that plays API Gateway in front of the REAL handler.
 
 Each request: route match -> limits and identity -> schema validation -> API Gateway proxy event ->
-``liveness.handler.lambda_handler`` -> HTTP. Paths that are not API routes fall back to the static web client
-(``web/``) when it exists. One log line per request (method, path, status, ms); never a body.
+``liveness.handler.lambda_handler`` -> HTTP. ``/openapi.json`` is the API's contract. Paths that are not API
+routes fall back to the static web client (``web/``) when it exists. One log line per request (method, path, status, ms); never a body.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 
 from liveness import handler
 from liveness.errors import clip
+from liveness.openapi import openapi_document
 from liveness.routes import ROUTES, STAGE
 from liveness.settings import Settings
 from liveness.wiring import Dependencies, build_dependencies
@@ -56,6 +58,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = REPO_ROOT / ".local-data"
 DEFAULT_WEB_DIR = REPO_ROOT / "web"
+LOCAL_CONFIG_NAME = "config.json"
+OPENAPI_PATH = "/openapi.json"
+# The web client's runtime configuration in local mode: the API on the same origin, no sign-in.
+LOCAL_WEB_CONFIG: dict[str, Any] = {"apiUrl": "", "mode": "local"}
 
 _READ_CHUNK_BYTES = 256 * 1024
 _SHUTDOWN_POLL_SECONDS = 0.05  # how soon stop() takes effect (tests start and stop many servers)
@@ -134,6 +140,8 @@ class LocalApi:
                 HttpReply(status=204, headers=self.cors.preflight_headers(request.headers.get("Origin")), body=b"")
             )
         route = match.route if match is not None else None
+        if match is None and request.method in ("GET", "HEAD") and request.path == OPENAPI_PATH:
+            return self._openapi()
         if match is None or route is None:
             static = self._static_file(request)
             if static is None:
@@ -160,11 +168,23 @@ class LocalApi:
             log.exception("The function raised for %s", match.resource)
         raise integration_failure()
 
+    def _openapi(self) -> Response:
+        """The contract (liveness/openapi.py), generated from the same route table and schemas as this front."""
+        document = openapi_document({"url": "/", "description": "This local server (no sign-in)"})
+        body = json.dumps(document, indent=2).encode("utf-8")
+        return Response(body, status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
+
     def _static_file(self, request: Request) -> Response | None:
-        """The web client, from the same origin; API routes were matched first, so they take precedence."""
+        """The web client, from the same origin; API routes were matched first, so they take precedence.
+
+        ``/config.json`` is the page's runtime configuration: the stack writes it at deploy time; locally it
+        says "this origin, no sign-in" (the caller is the local identity)."""
         if self.web_dir is None or request.method not in ("GET", "HEAD"):
             return None
         relative = request.path.lstrip("/")
+        if relative == LOCAL_CONFIG_NAME and not (self.web_dir / relative).is_file():
+            body = json.dumps(LOCAL_WEB_CONFIG).encode("utf-8")
+            return Response(body, status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
         if relative == "" or (self.web_dir / relative).is_dir():
             relative = f"{relative.rstrip('/')}/index.html".lstrip("/")
         try:

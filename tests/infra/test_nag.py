@@ -33,11 +33,12 @@ def violations(outdir: Path) -> list[dict]:
     "overrides",
     [
         {},
-        {"liveness:cognitoUserPoolId": "eu-west-1_AbCdEf123"},
+        {"liveness:cognitoUserPoolId": "eu-west-1_AbCdEf123", "liveness:cognitoDomain": "https://login.example.com"},
         {"liveness:disableAuthDemoOnly": True},
         {"liveness:analyzer": "local"},
+        {"liveness:webClient": False},
     ],
-    ids=["default", "imported-pool", "demo-no-auth", "local-analyzer"],
+    ids=["default", "imported-pool", "demo-no-auth", "local-analyzer", "no-web-client"],
 )
 def test_stack_has_no_unacknowledged_findings(tmp_path: Path, overrides: dict) -> None:
     synth_with(tmp_path, **overrides)  # raises on any unacknowledged error-level finding

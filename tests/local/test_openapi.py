@@ -1,0 +1,120 @@
+"""The OpenAPI contract (liveness/openapi.py) cannot drift from the routes, the schemas, the error codes or the
+answers the server really gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from liveness.errors import ErrorCode
+from liveness.openapi import GATEWAY_ERRORS, OPERATIONS, ROUTE_STATUSES, openapi_document
+from liveness.routes import ROUTES
+from liveness.schemas import load_schema
+
+from tests.local.conftest import StartServer
+from tests.local.support import call
+from tests.runtime.session_helpers import ScriptedAnalyzer, data_url, face, face_for
+
+DOCUMENT = openapi_document()
+SCHEMAS = DOCUMENT["components"]["schemas"]
+
+
+def test_the_paths_and_methods_are_exactly_the_route_table() -> None:
+    documented = {(method.upper(), path) for path, item in DOCUMENT["paths"].items() for method in item}
+    assert documented == {(route.method, route.resource) for route in ROUTES}
+    assert set(OPERATIONS) == set(ROUTE_STATUSES) == documented
+
+
+def test_request_bodies_are_the_schema_files() -> None:
+    for route in ROUTES:
+        operation = DOCUMENT["paths"][route.resource][route.method.lower()]
+        if route.schema is None:
+            assert "requestBody" not in operation
+            continue
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        schema = dict(load_schema(route.schema))
+        schema.pop("$schema")
+        assert SCHEMAS[ref.rsplit("/", 1)[1]] == schema
+
+
+def test_every_error_code_is_documented_with_its_status() -> None:
+    enum = set(SCHEMAS["ErrorCode"]["enum"])
+    assert enum == {code.value for code in ErrorCode} | set(GATEWAY_ERRORS)
+    statuses = {
+        int(status)
+        for item in DOCUMENT["paths"].values()
+        for operation in item.values()
+        for status in operation["responses"]
+    }
+    for code in ErrorCode:
+        assert int(code.status) in statuses, code  # type: ignore[attr-defined]
+    for status in (429, 503):
+        operation = DOCUMENT["paths"]["/sessions/{id}/frames"]["post"]
+        assert "Retry-After" in operation["responses"][str(status)]["headers"]
+
+
+def test_every_reference_resolves() -> None:
+    text = json.dumps(DOCUMENT)
+    for part in text.split('"$ref": "#/components/schemas/')[1:]:
+        assert part.split('"', 1)[0] in SCHEMAS
+
+
+def test_the_local_server_serves_it(start_server: StartServer) -> None:
+    server = start_server(ScriptedAnalyzer())
+    reply = call(server.url, "GET", "/openapi.json")
+    assert reply.status == 200 and reply.header("Content-Type") == "application/json"
+    served = reply.json
+    assert served["servers"] == [{"url": "/", "description": "This local server (no sign-in)"}]
+    assert {**served, "servers": DOCUMENT["servers"]} == DOCUMENT
+
+
+def test_make_synth_writes_it_beside_the_template(tmp_path: Path) -> None:
+    from app import write_openapi
+
+    path = write_openapi(tmp_path)
+    assert path == tmp_path / "openapi.json"
+    assert json.loads(path.read_text()) == DOCUMENT
+
+
+def _check(answer: dict[str, Any], schema_name: str) -> None:
+    schema = SCHEMAS[schema_name]
+    assert set(answer) <= set(schema["properties"]), set(answer) - set(schema["properties"])
+    assert set(schema["required"]) <= set(answer), set(schema["required"]) - set(answer)
+
+
+def test_the_response_schemas_match_real_answers(start_server: StartServer) -> None:
+    analyzer = ScriptedAnalyzer()
+    analyzer.default_faces = [face()]
+    server = start_server(analyzer)
+    created = call(server.url, "POST", "/sessions", {})
+    assert created.status == 201
+    _check(created.json, "SessionCreated")
+    session = created.json
+    for step in session["steps"]:
+        assert step["code"] in SCHEMAS["StepCode"]["enum"]
+    answer = None
+    for index, step in enumerate(session["steps"]):
+        try:
+            analyzer.script(face_for(step["code"]))
+        except (KeyError, ValueError):  # a neutral step (or one this helper does not know): a frontal face
+            analyzer.script(face())
+        answer = call(server.url, "POST", f"/sessions/{session['sessionId']}/frames", {"image": data_url(index)})
+        assert answer.status == 200, answer.json
+        _check(answer.json, "FrameAnswer")
+    assert answer is not None and answer.json["status"] == "PASSED"
+    state = call(server.url, "GET", f"/sessions/{session['sessionId']}")
+    _check(state.json, "SessionState")
+    assert set(state.json["referenceFace"]) == set(SCHEMAS["SessionState"]["properties"]["referenceFace"]["properties"])
+    missing = call(server.url, "GET", "/sessions/00000000-0000-4000-8000-000000000000")
+    _check(missing.json, "Error")
+    assert missing.json["code"] in SCHEMAS["ErrorCode"]["enum"]
+
+
+def test_the_detect_schema_matches_a_real_answer(start_server: StartServer) -> None:
+    analyzer = ScriptedAnalyzer()
+    analyzer.default_faces = [face()]
+    server = start_server(analyzer)
+    reply = call(server.url, "POST", "/detect", {"image_bytes": data_url(1)})
+    assert reply.status == 200, reply.json
+    _check(reply.json, "DetectResponse")
