@@ -27,11 +27,11 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
 
 FRONTAL = {"Yaw": 0.0, "Pitch": 0.0, "Roll": 0.0}
 # What DetectFaces reports for a user performing each step in an unmirrored frame (Rekognition's signs). Every
-# pose is within COMPARE_MAX_DEGREES (30) of the frontal neutral start, so a low similarity on any step is a mismatch.
+# pose is within COMPARE_MAX_DEGREES (25) of the frontal neutral start, so a low similarity on any step is a mismatch.
 DETAIL_FOR = {
     "LOOK_STRAIGHT": {"Pose": FRONTAL},
-    "TURN_LEFT": {"Pose": {"Yaw": 28.0, "Pitch": 2.0, "Roll": -1.0}},
-    "TURN_RIGHT": {"Pose": {"Yaw": -28.0, "Pitch": 2.0, "Roll": 1.0}},
+    "TURN_LEFT": {"Pose": {"Yaw": 25.0, "Pitch": 2.0, "Roll": -1.0}},
+    "TURN_RIGHT": {"Pose": {"Yaw": -25.0, "Pitch": 2.0, "Roll": 1.0}},
     "LOOK_UP": {"Pose": {"Yaw": 3.0, "Pitch": 22.0, "Roll": 0.5}},
     "LOOK_DOWN": {"Pose": {"Yaw": -3.0, "Pitch": -22.0, "Roll": 0.5}},
     "SMILE": {"Pose": FRONTAL, "Smile": {"Value": True, "Confidence": 97.0}},

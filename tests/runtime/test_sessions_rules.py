@@ -653,8 +653,8 @@ def test_a_low_similarity_beyond_the_compare_range_is_not_a_mismatch() -> None:
     assert session.status is SessionStatus.IN_PROGRESS and session.current_step == 1
     assert session.same_person_check is not SamePersonCheck.FAILED and session.step.reason == "FACE_NOT_COMPARABLE"
     assert session.step.attempts == 1 and session.step.status is StepStatus.PENDING
-    # The same similarity on a turn within the range (28 degrees) is another person.
-    near = _seen(session, face(yaw=28.0), similarity=31.5, frame_id="near")
+    # The same similarity on a turn within the range (25 degrees) is another person.
+    near = _seen(session, face(yaw=25.0), similarity=31.5, frame_id="near")
     assert near.comparable is True
     failed, record = _apply(session, near, _at(3))
     assert record.reason is ReasonCode.FACE_MISMATCH and record.similarity == 31.5
@@ -673,7 +673,7 @@ def test_the_compare_range_is_measured_from_the_baseline() -> None:
 
 
 @pytest.mark.parametrize(
-    ("yaw", "reason"), [(35.0, ReasonCode.STEP_ALREADY_COMPLETED), (28.0, ReasonCode.FACE_MISMATCH)]
+    ("yaw", "reason"), [(35.0, ReasonCode.STEP_ALREADY_COMPLETED), (25.0, ReasonCode.FACE_MISMATCH)]
 )
 def test_a_superseded_frame_fails_the_session_only_within_the_compare_range(yaw: float, reason: ReasonCode) -> None:
     session = _neutral_session()
@@ -736,7 +736,7 @@ def test_items_stored_before_the_neutral_start_still_load() -> None:
     assert loaded.limits.step_max_frames == loaded.limits.max_frames == 5  # the session cap alone bounds a step
     assert loaded.baseline is None and [step.frames_received for step in loaded.steps] == [0, 0, 0]
     assert loaded.thresholds == Thresholds(turn_yaw=31.5)  # the stored numbers kept, the new ones at their defaults
-    assert loaded.thresholds.neutral_max_angle == 20.0 and loaded.thresholds.compare_max_angle == 30.0
+    assert loaded.thresholds.neutral_max_angle == 20.0 and loaded.thresholds.compare_max_angle == 25.0
     unknown = tuple(replace(step, frames_received=0) for step in session.steps)  # not counted before
     assert loaded == replace(session, limits=replace(session.limits, step_max_frames=5), steps=unknown)
     assert Thresholds.from_json({"min_similarity": 95}) == Thresholds(min_similarity=95.0)
@@ -754,12 +754,12 @@ def test_the_plain_data_form_carries_the_new_fields() -> None:
 
 
 def test_settings_read_the_new_limits_and_thresholds_from_env() -> None:
-    settings = Settings.from_env({"STEP_MAX_FRAMES": "12", "NEUTRAL_MAX_DEGREES": "15", "COMPARE_MAX_DEGREES": "25"})
+    settings = Settings.from_env({"STEP_MAX_FRAMES": "12", "NEUTRAL_MAX_DEGREES": "15", "COMPARE_MAX_DEGREES": "20"})
     assert settings.session_limits.step_max_frames == 12
-    assert (settings.thresholds.neutral_max_angle, settings.thresholds.compare_max_angle) == (15.0, 25.0)
+    assert (settings.thresholds.neutral_max_angle, settings.thresholds.compare_max_angle) == (15.0, 20.0)
     defaults = Settings.from_env({})
     assert (defaults.session_limits.max_frames, defaults.session_limits.step_max_frames) == (60, 20)
-    assert (defaults.thresholds.neutral_max_angle, defaults.thresholds.compare_max_angle) == (20.0, 30.0)
+    assert (defaults.thresholds.neutral_max_angle, defaults.thresholds.compare_max_angle) == (20.0, 25.0)
 
 
 @pytest.mark.parametrize(
