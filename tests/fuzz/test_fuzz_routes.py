@@ -98,7 +98,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory, mesh_analyzer: Any) -> Ite
         session_store=FileSessionStore(root / "sessions"),
     )
     handler.use_dependencies(deps)
-    harness = Harness(root=root)
+    # The peak so far (other tests in this worker may have set it); set again after the warm-up below.
+    harness = Harness(root=root, baseline_maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     real_imdecode = cv2.imdecode
 
     def counting_imdecode(buffer: np.ndarray, flags: int) -> Any:

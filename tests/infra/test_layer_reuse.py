@@ -19,7 +19,9 @@ def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict
 
 
 def the_layer(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    ((layer_id, layer),) = resources_of(template, "AWS::Lambda::LayerVersion").items()
+    """The one OpenCV layer (the web client's deployment brings the AWS CLI layer of CDK's BucketDeployment too)."""
+    layers = resources_of(template, "AWS::Lambda::LayerVersion").items()
+    ((layer_id, layer),) = [(key, value) for key, value in layers if key.startswith("OpenCvLayer")]
     return layer_id, layer["Properties"]
 
 

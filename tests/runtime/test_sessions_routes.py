@@ -79,7 +79,7 @@ def test_create_returns_the_challenge(rig: Rig) -> None:
     assert body["steps"][0] == {"index": 0, "code": "LOOK_STRAIGHT", "instruction": "Look straight at the camera."}
     assert "LOOK_STRAIGHT" not in drawn_codes(body) and [step["index"] for step in body["steps"]] == [0, 1, 2, 3]
     assert all(step["instruction"] for step in body["steps"])
-    assert body["maxFrames"] == 60 and body["stepMaxFrames"] == 20
+    assert body["maxFrames"] == 60 and body["stepMaxFrames"] == 30
     assert body["currentStep"] == 0 and body["status"] == "IN_PROGRESS"
     assert body["expiresAt"] == "2026-11-03T09:02:00+00:00" and body["stepTimeLimitSeconds"] == 10
     assert body["frameConstraints"] == {
@@ -369,8 +369,8 @@ def test_a_frame_is_judged_with_the_thresholds_stored_at_creation_and_audited_wi
     assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 4
     audit = _audit(rig, session_id)
     assert audit["thresholds"] == created_with.to_json() and audit["thresholds"]["turn_yaw"] == 25.0
-    assert audit["thresholds"]["neutral_max_angle"] == 20.0 and audit["thresholds"]["compare_max_angle"] == 30.0
-    assert audit["limits"]["maxFrames"] == 60 and audit["limits"]["stepMaxFrames"] == 20
+    assert audit["thresholds"]["neutral_max_angle"] == 20.0 and audit["thresholds"]["compare_max_angle"] == 25.0
+    assert audit["limits"]["maxFrames"] == 60 and audit["limits"]["stepMaxFrames"] == 30
     assert rig.store.get(session_id).thresholds == created_with
     assert codes  # the steps were the drawn ones
 
@@ -487,7 +487,7 @@ def test_get_reports_and_persists_expiry(aws: Rig) -> None:
 
 
 def test_attempt_cap_fails_the_session(aws: Rig) -> None:
-    """The session's budget (SESSION_MAX_FRAMES, 60) spread over its steps, none of which uses up its own (20):
+    """The session's budget (SESSION_MAX_FRAMES, 60) spread over its steps, none of which uses up its own (30):
     the neutral start at once, 19 misses and a hit on each of two drawn steps, then 19 misses on the last."""
     created = start_session(aws)
     session_id, codes = created["sessionId"], drawn_codes(created)
@@ -751,32 +751,32 @@ def test_a_far_turn_of_the_same_person_is_accepted(aws: Rig) -> None:
 
 
 def test_a_step_that_uses_its_frame_budget_fails_the_session(aws: Rig) -> None:
-    """STEP_MAX_FRAMES (20) frames on the neutral start: the session fails ATTEMPT_LIMIT with 40 of its 60 frames
-    left. A frame sent while the 20th is still analysed is refused, naming the step's budget."""
+    """STEP_MAX_FRAMES (30) frames on the neutral start: the session fails ATTEMPT_LIMIT with 30 of its 60 frames
+    left. A frame sent while the 30th is still analysed is refused, naming the step's budget."""
     created = start_session(aws)
     session_id = created["sessionId"]
-    assert (created["maxFrames"], created["stepMaxFrames"]) == (60, 20)
+    assert (created["maxFrames"], created["stepMaxFrames"]) == (60, 30)
     aws.analyzer.default_faces = [wrong_face_for("LOOK_STRAIGHT")]
     statuses = []
-    for index in range(19):
+    for index in range(29):
         aws.clock.advance(0.1)
         reply = aws.client.frame(session_id, seed=index)
         assert reply.body["reasonCode"] == "NOT_LOOKING_STRAIGHT"
         statuses.append(reply.body["status"])
-    assert statuses == ["IN_PROGRESS"] * 19
+    assert statuses == ["IN_PROGRESS"] * 29
     refused: list[Any] = []
     aws.analyzer.during_next_detect = lambda: refused.append(aws.new_client().frame(session_id, seed=98))
-    last = aws.client.frame(session_id, seed=19)
+    last = aws.client.frame(session_id, seed=29)
     assert (refused[0].status, refused[0].body["code"]) == (409, "SESSION_CLOSED")
-    assert refused[0].body["message"] == "This step has used all its 20 frames (ATTEMPT_LIMIT); start a new session."
+    assert refused[0].body["message"] == "This step has used all its 30 frames (ATTEMPT_LIMIT); start a new session."
     assert last.status == 200 and last.body["status"] == "FAILED" and last.body["failureReason"] == "ATTEMPT_LIMIT"
     stored = aws.store.get(session_id)
-    assert stored.failure_reason.value == "ATTEMPT_LIMIT" and stored.frames_received == 20 < stored.limits.max_frames
-    assert stored.steps[0].frames_received == 20 and len(stored.frames) == 20
-    assert aws.analyzer.detect_calls == 20  # the refused frame was never analysed
+    assert stored.failure_reason.value == "ATTEMPT_LIMIT" and stored.frames_received == 30 < stored.limits.max_frames
+    assert stored.steps[0].frames_received == 30 and len(stored.frames) == 30
+    assert aws.analyzer.detect_calls == 30  # the refused frame was never analysed
     late = aws.client.frame(session_id, seed=99)
     assert late.status == 409 and late.body["code"] == "SESSION_CLOSED" and "ATTEMPT_LIMIT" in late.body["message"]
-    assert _audit(aws, session_id)["limits"]["stepMaxFrames"] == 20
+    assert _audit(aws, session_id)["limits"]["stepMaxFrames"] == 30
 
 
 def test_the_step_budget_is_configurable_and_per_step(fake_aws_env: None) -> None:

@@ -595,7 +595,7 @@ def test_the_neutral_step_is_not_an_earlier_step_for_the_held_rule() -> None:
 
 @pytest.mark.parametrize(
     ("yaw", "pitch", "reliable"),
-    [(0.0, 0.0, True), (30.0, 0.0, True), (0.0, -30.0, True), (30.1, 0.0, False), (0.0, 30.1, False)],
+    [(0.0, 0.0, True), (25.0, 0.0, True), (0.0, -25.0, True), (25.1, 0.0, False), (0.0, 25.1, False)],
 )
 def test_the_comparison_is_reliable_only_within_the_compare_range(yaw: float, pitch: float, reliable: bool) -> None:
     assert comparison_reliable(Measured(yaw=yaw, pitch=pitch, roll=0.0), T) is reliable
@@ -663,10 +663,10 @@ def test_a_low_similarity_beyond_the_compare_range_is_not_a_mismatch() -> None:
 
 
 def test_the_compare_range_is_measured_from_the_baseline() -> None:
-    """Raw yaw 36 is beyond 30 from the camera, but only 28 from a baseline of yaw 8: a reliable comparison."""
+    """Raw yaw 33 is beyond 25 from the camera, but only 25 from a baseline of yaw 8: a reliable comparison."""
     session = _neutral_session()
     session, _ = _apply(session, _seen(session, face(yaw=8.0), frame_id="n"), _at(1))
-    evaluation = _seen(session, face(yaw=36.0), similarity=31.5, frame_id="x")
+    evaluation = _seen(session, face(yaw=33.0), similarity=31.5, frame_id="x")
     assert evaluation.comparable is True
     failed, record = _apply(session, evaluation, _at(2))
     assert record.reason is ReasonCode.FACE_MISMATCH and failed.failure_reason is FailureReason.FACE_MISMATCH
@@ -758,7 +758,7 @@ def test_settings_read_the_new_limits_and_thresholds_from_env() -> None:
     assert settings.session_limits.step_max_frames == 12
     assert (settings.thresholds.neutral_max_angle, settings.thresholds.compare_max_angle) == (15.0, 20.0)
     defaults = Settings.from_env({})
-    assert (defaults.session_limits.max_frames, defaults.session_limits.step_max_frames) == (60, 20)
+    assert (defaults.session_limits.max_frames, defaults.session_limits.step_max_frames) == (60, 30)
     assert (defaults.thresholds.neutral_max_angle, defaults.thresholds.compare_max_angle) == (20.0, 25.0)
 
 

@@ -74,7 +74,9 @@ class SessionLimits:
     step_time_limit_seconds: int = 10
     session_ttl_seconds: int = 120
     max_frames: int = 60  # per session, accepted and rejected alike; bounds the analyzer spend and the frame log
-    step_max_frames: int = 20  # per step: about 5-7 s of frames at 3-4 a second, so one hard step cannot eat all
+    # Per step: a step time limit of frames at 3 a second (the web client spreads them over it), so a hard step
+    # cannot eat the whole session, and a person who takes the full time is not cut short.
+    step_max_frames: int = 30
     retention_seconds: int = 86_400  # how long after expiry the DynamoDB TTL removes the item
 
 
