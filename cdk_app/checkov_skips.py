@@ -14,6 +14,8 @@ import aws_cdk as cdk
 import jsii
 from constructs import IConstruct
 
+from .web_hosting import DEFAULT_CERTIFICATE_REASON, NO_STANDARD_LOGGING_REASON, NO_WAF_REASON
+
 
 @dataclass(frozen=True)
 class Skip:
@@ -29,6 +31,12 @@ _LOG_GROUPS_KMS = (
 _NO_VPC = (
     "The functions reach only AWS APIs (S3, DynamoDB, Rekognition) and hold no network-reachable resource; a VPC "
     "would add NAT gateways or endpoints and cold-start cost, and no isolation for public AWS endpoints."
+)
+# CDK's BucketDeployment brings one shared, CDK-managed function that copies web/ into the web bucket.
+_DEPLOY_HANDLER = "Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C256MiB"
+_DEPLOY_ONLY = (
+    "CDK's BucketDeployment handler runs only while CloudFormation deploys the web client (it copies web/ into "
+    "the web bucket); it serves no request and sees no user data, and CDK owns its code and settings."
 )
 _ENV_KMS = (
     "The environment holds names and thresholds (bucket, table, origins, tuning), no secret; Lambda encrypts it "
@@ -92,6 +100,27 @@ CHECKOV_SKIPS: tuple[Skip, ...] = (
         "Every route is a per-user POST or a per-session read whose answer changes with each frame: a cache would "
         "serve stale or another caller's state.",
     ),
+    Skip(
+        "CKV_AWS_21",
+        "Web/Bucket",
+        "The web bucket holds only the built page, replaced from the repository on every deploy (the repository "
+        "is its history); versions would keep stale copies of public files.",
+    ),
+    Skip("CKV_AWS_68", "Web/Distribution", NO_WAF_REASON),
+    Skip("CKV_AWS_86", "Web/Distribution", NO_STANDARD_LOGGING_REASON),
+    Skip("CKV_AWS_174", "Web/Distribution", DEFAULT_CERTIFICATE_REASON),
+    Skip(
+        "CKV_AWS_111",
+        f"{_DEPLOY_HANDLER}/ServiceRole/DefaultPolicy",
+        "CDK generates this policy for its BucketDeployment handler, scoped to the asset and web buckets; its "
+        "unconstrained write actions are the handler's own. "
+        + _DEPLOY_ONLY,
+    ),
+    Skip("CKV_AWS_116", _DEPLOY_HANDLER, _DEPLOY_ONLY),
+    Skip("CKV_AWS_117", _DEPLOY_HANDLER, _DEPLOY_ONLY),
+    Skip("CKV_AWS_115", _DEPLOY_HANDLER, _DEPLOY_ONLY),
+    Skip("CKV_AWS_173", _DEPLOY_HANDLER, _DEPLOY_ONLY),
+    Skip("CKV_AWS_158", f"{_DEPLOY_HANDLER}/LogGroup", _LOG_GROUPS_KMS),
 )
 
 

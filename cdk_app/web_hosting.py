@@ -34,6 +34,23 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 HSTS_SECONDS = 2 * 365 * 24 * 3600
 
 
+
+# Reasons shared by the cdk-nag acknowledgements below and checkov's skip list (cdk_app/checkov_skips.py).
+NO_WAF_REASON = (
+    "No WAF web ACL by default (an ACL and each rule cost a monthly fee): the distribution serves static "
+    "files only, and the API behind it has its own authorizer, validation and throttling. Attach an "
+    "existing web ACL if your organisation requires one (see README)."
+)
+NO_STANDARD_LOGGING_REASON = (
+    "CloudFront standard logging needs a bucket with ACLs enabled, which the stack's private buckets "
+    "forbid; the distribution serves static files with no personal data, the bucket has S3 access logs and "
+    "every API call is in the API's access log."
+)
+DEFAULT_CERTIFICATE_REASON = (
+    "The distribution uses CloudFront's default *.cloudfront.net certificate, whose TLS policy CloudFront "
+    "fixes; a custom domain with its own ACM certificate and TLSv1.2_2021 is the way to pin it (see README)."
+)
+
 class WebHosting(Construct):
     def __init__(
         self,
@@ -193,22 +210,17 @@ class WebHosting(Construct):
         acknowledge(
             self.distribution,
             "AwsSolutions-CFR2",
-            "No WAF web ACL by default (an ACL and each rule cost a monthly fee): the distribution serves static "
-            "files only, and the API behind it has its own authorizer, validation and throttling. Attach an "
-            "existing web ACL if your organisation requires one (see README).",
+            NO_WAF_REASON,
         )
         acknowledge(
             self.distribution,
             "AwsSolutions-CFR3",
-            "CloudFront standard logging needs a bucket with ACLs enabled, which the stack's private buckets "
-            "forbid; the distribution serves static files with no personal data, the bucket has S3 access logs and "
-            "every API call is in the API's access log.",
+            NO_STANDARD_LOGGING_REASON,
         )
         acknowledge(
             self.distribution,
             "AwsSolutions-CFR4",
-            "The distribution uses CloudFront's default *.cloudfront.net certificate, whose TLS policy CloudFront "
-            "fixes; a custom domain with its own ACM certificate and TLSv1.2_2021 is the way to pin it (see README).",
+            DEFAULT_CERTIFICATE_REASON,
         )
 
 
