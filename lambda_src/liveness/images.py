@@ -395,7 +395,8 @@ _STDERR_LOCK = threading.Lock()
 
 def _decode_jpeg_strictly(raw: bytes) -> np.ndarray:
     with _STDERR_LOCK, _scratch_file() as scratch:
-        sys.stderr.flush()
+        if sys.stderr is not None:  # what Python buffered goes out first, not into the scratch file
+            sys.stderr.flush()
         saved = os.dup(2)
         try:
             os.dup2(scratch.fileno(), 2)

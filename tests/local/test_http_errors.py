@@ -115,3 +115,23 @@ def test_echoes_of_client_input_are_bounded(start_server: StartServer) -> None:
     reply = call(server.url, "POST", "/detect", {"image_bytes": f"data:{media_type};base64,AAAA"})
     assert (reply.status, reply.json["code"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
     assert len(reply.raw) < 1000
+
+
+def test_image_bombs_over_http_are_4xx_and_the_server_keeps_answering(start_server: StartServer) -> None:
+    from tests.local.support import data_url, jpeg
+    from tests.runtime.bombs import header_only_jpeg, png_length_bomb, scan_bomb
+    from tests.runtime.fakes import scene_bgr
+
+    analyzer = ScriptedAnalyzer()
+    analyzer.default_faces = []
+    server = start_server(analyzer)
+    for raw, media_type, code in (
+        (scan_bomb(), "image/jpeg", "IMAGE_TOO_COMPLEX"),
+        (png_length_bomb(), "image/png", "INVALID_IMAGE"),
+        (header_only_jpeg(), "image/jpeg", "INVALID_IMAGE"),
+    ):
+        reply = call(server.url, "POST", "/detect", {"image_bytes": data_url(raw, media_type)})
+        assert (reply.status, reply.json["code"]) == (400, code)
+        normal = call(server.url, "POST", "/detect", {"image_bytes": data_url(jpeg(scene_bgr()))})
+        assert (normal.status, normal.json["code"]) == (422, "NO_FACE")  # decoded and analysed
+    assert analyzer.detect_calls == 3
