@@ -113,8 +113,7 @@ CHECKOV_SKIPS: tuple[Skip, ...] = (
         "CKV_AWS_111",
         f"{_DEPLOY_HANDLER}/ServiceRole/DefaultPolicy",
         "CDK generates this policy for its BucketDeployment handler, scoped to the asset and web buckets; its "
-        "unconstrained write actions are the handler's own. "
-        + _DEPLOY_ONLY,
+        "unconstrained write actions are the handler's own. " + _DEPLOY_ONLY,
     ),
     Skip("CKV_AWS_116", _DEPLOY_HANDLER, _DEPLOY_ONLY),
     Skip("CKV_AWS_117", _DEPLOY_HANDLER, _DEPLOY_ONLY),

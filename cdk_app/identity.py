@@ -47,4 +47,8 @@ class CallerIdentity(Construct):
             auth_flows=cognito.AuthFlow(user_srp=True),
             generate_secret=False,  # a browser app cannot keep a secret
             prevent_user_existence_errors=True,
+            # This client signs in by SRP from your own frontend; left on, CDK's OAuth defaults would enable the
+            # implicit grant with every scope and an example.com callback. The hosted page has its own
+            # code-grant client with PKCE (web_hosting.py).
+            disable_o_auth=True,
         )

@@ -34,7 +34,6 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 HSTS_SECONDS = 2 * 365 * 24 * 3600
 
 
-
 # Reasons shared by the cdk-nag acknowledgements below and checkov's skip list (cdk_app/checkov_skips.py).
 NO_WAF_REASON = (
     "No WAF web ACL by default (an ACL and each rule cost a monthly fee): the distribution serves static "
@@ -50,6 +49,7 @@ DEFAULT_CERTIFICATE_REASON = (
     "The distribution uses CloudFront's default *.cloudfront.net certificate, whose TLS policy CloudFront "
     "fixes; a custom domain with its own ACM certificate and TLSv1.2_2021 is the way to pin it (see README)."
 )
+
 
 class WebHosting(Construct):
     def __init__(

@@ -231,7 +231,8 @@ class Baseline:
     def of(cls, measured: Measured) -> Baseline | None:
         if measured.yaw is None or measured.pitch is None or measured.roll is None:
             return None
-        return cls(yaw=measured.yaw, pitch=measured.pitch, roll=measured.roll)
+        # Rounded as stored (to_json), so the state in memory and the state read back judge alike.
+        return cls(yaw=round(measured.yaw, 2), pitch=round(measured.pitch, 2), roll=round(measured.roll, 2))
 
     def to_json(self) -> dict[str, float]:
         return {"yaw": round(self.yaw, 2), "pitch": round(self.pitch, 2), "roll": round(self.roll, 2)}

@@ -83,6 +83,16 @@ def test_the_page_client_uses_the_code_grant_with_the_distribution_as_callback(t
     assert resources_of(template_json, "AWS::Cognito::ManagedLoginBranding")
 
 
+def test_the_api_client_has_no_oauth_grant(template_json: dict[str, Any]) -> None:
+    """The SRP client for your own frontend: CDK's OAuth defaults (implicit grant, every scope, an example.com
+    callback) are switched off; only the page's client signs in through managed login."""
+    clients = [c["Properties"] for c in resources_of(template_json, "AWS::Cognito::UserPoolClient").values()]
+    (api_client,) = [c for c in clients if "CallbackURLs" not in c]
+    assert api_client["ExplicitAuthFlows"] == ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    assert not api_client.get("AllowedOAuthFlows") and not api_client.get("AllowedOAuthFlowsUserPoolClient")
+    assert "example.com" not in json.dumps(template_json)
+
+
 def test_the_runtime_config_is_written_at_deploy_time(template_json: dict[str, Any]) -> None:
     _, deployment = one(template_json, "Custom::CDKBucketDeployment")
     markers = json.dumps(deployment["SourceMarkers"])

@@ -776,3 +776,11 @@ def test_settings_read_the_new_limits_and_thresholds_from_env() -> None:
 def test_settings_refuse_non_positive_new_limits(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.from_env(env)
+
+
+def test_the_baseline_is_the_same_in_memory_and_read_back() -> None:
+    """The baseline is kept as it is stored, so the request that sets it and every later one judge alike."""
+    session = _neutral_session()
+    session, _ = _apply(session, _seen(session, face(yaw=3.14159, pitch=-11.987654), frame_id="n"), _at(1))
+    assert session.baseline is not None and (session.baseline.yaw, session.baseline.pitch) == (3.14, -11.99)
+    assert session_from_dict(session_to_dict(session)) == session
