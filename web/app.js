@@ -44,9 +44,11 @@ const COACHING = {
   FACE_OCCLUDED: "Something covers your face. Move hands, hair or a mask away.",
   SUNGLASSES: "Please take off your sunglasses.",
   EXPRESSION_NOT_MET: "Face the camera and make the expression a little more clearly.",
+  NOT_LOOKING_STRAIGHT: "Look straight at the camera, with your head level.",
   PREVIOUS_STEP_HELD: "Return to looking straight, then do only the new instruction.",
   REPEATED_FRAME: "The camera picture did not change. Check that your camera is working.",
   STEP_ALREADY_COMPLETED: "That step is done. Follow the new instruction.",
+  FACE_NOT_COMPARABLE: "Good. Now do the same movement a little less far.",
   FACE_MISMATCH: "The face in view changed during the check.",
 };
 
