@@ -37,6 +37,8 @@ SESSION_TUNING_KEYS = (
     "MIN_SIMILARITY",
     "NEUTRAL_MAX_DEGREES",
     "COMPARE_MAX_DEGREES",
+    "FLAT_FACE_FACTOR",
+    "MAX_NOT_COMPARABLE",
 )
 ANALYZERS = ("rekognition", "local")
 # Where the stack publishes the OpenCV layer's ARN for other stacks (cdk_app/layer_export.py).

@@ -44,7 +44,8 @@ const COACHING = {
   FACE_OCCLUDED: "Something covers your face. Move hands, hair or a mask away.",
   SUNGLASSES: "Please take off your sunglasses.",
   EXPRESSION_NOT_MET: "Face the camera and make the expression a little more clearly.",
-  NOT_LOOKING_STRAIGHT: "Look straight at the camera, with your head level.",
+  NOT_LOOKING_STRAIGHT: "Look straight at the camera, with your head level and a neutral face.",
+  FLAT_FACE: "Move your head itself, slowly, with your whole face in view.",
   PREVIOUS_STEP_HELD: "Return to looking straight, then do only the new instruction.",
   REPEATED_FRAME: "The camera picture did not change. Check that your camera is working.",
   STEP_ALREADY_COMPLETED: "That step is done. Follow the new instruction.",
@@ -56,6 +57,7 @@ const FAILURES = {
   STEP_TIMEOUT: "A step was not completed in time.",
   ATTEMPT_LIMIT: "The check used all of its pictures before every step was completed.",
   FACE_MISMATCH: "The face changed during the check, so it could not be confirmed as one person.",
+  SAME_PERSON_UNVERIFIED: "Your face could not be matched with the start of the check at the angles shown.",
   SESSION_EXPIRED: "The check ran out of time.",
 };
 

@@ -12,6 +12,7 @@ Directions are from the USER's point of view:
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -61,7 +62,8 @@ class ReasonCode(str, Enum):
     SUNGLASSES = "SUNGLASSES"
     POSE_NOT_MET = "POSE_NOT_MET"
     EXPRESSION_NOT_MET = "EXPRESSION_NOT_MET"
-    NOT_LOOKING_STRAIGHT = "NOT_LOOKING_STRAIGHT"  # the neutral start needs a face toward the camera
+    NOT_LOOKING_STRAIGHT = "NOT_LOOKING_STRAIGHT"  # the neutral start needs a neutral face toward the camera
+    FLAT_FACE = "FLAT_FACE"  # a pitch that foreshortened the face like a tilted photo, not like a head
     PREVIOUS_STEP_HELD = "PREVIOUS_STEP_HELD"  # the frame also meets an earlier step: no visible change
     REPEATED_FRAME = "REPEATED_FRAME"  # the very bytes of a frame this session already judged
     STEP_ALREADY_COMPLETED = "STEP_ALREADY_COMPLETED"  # another frame completed the step this one answered
@@ -85,7 +87,8 @@ COACHING: dict[ReasonCode, str] = {
     ReasonCode.SUNGLASSES: "Please take off your sunglasses.",
     ReasonCode.POSE_NOT_MET: "Follow the instruction with your head a little further.",
     ReasonCode.EXPRESSION_NOT_MET: "Look straight at the camera and follow the instruction more clearly.",
-    ReasonCode.NOT_LOOKING_STRAIGHT: "Look straight at the camera with your head level.",
+    ReasonCode.NOT_LOOKING_STRAIGHT: "Look straight at the camera with your head level and a neutral face.",
+    ReasonCode.FLAT_FACE: "Move your head itself, slowly, with your whole face in view.",
     ReasonCode.PREVIOUS_STEP_HELD: "Release the earlier movements, then do only what this step asks.",
     ReasonCode.REPEATED_FRAME: "This exact image was already sent: send a new camera frame.",
     ReasonCode.STEP_ALREADY_COMPLETED: "That step was already completed; follow the current instruction.",
@@ -123,15 +126,29 @@ class Thresholds:
     # same person >= 97 within 25 degrees); beyond, the embedded model's same-person scores fall (73 turned
     # 30-38 degrees, 3-5 looking 30-45 degrees up), so such a frame is only not accepted (FACE_NOT_COMPARABLE).
     compare_max_angle: float = 25.0
+    # A head tilting up or down keeps most of its height in the image (its face is not flat), while a photo tilted
+    # to fake it loses height like a plane: the face's height over width, relative to the neutral start's, must
+    # stay at least cos(flat_face_factor x pitch movement). Measured on the developers' webcam clip: a real head
+    # kept >= 0.84 of it at 42 degrees up; a photo of it tilted 45-55 degrees read 14-24 degrees of pitch and kept
+    # 0.74-0.82. 0 switches the check off.
+    flat_face_factor: float = 1.5
+    # After this many FACE_NOT_COMPARABLE frames the session fails (SAME_PERSON_UNVERIFIED): a person swapped in
+    # beyond the comparison range must not get a step's whole frame budget to score high once.
+    max_not_comparable: float = 6.0
 
     def to_json(self) -> dict[str, float]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Thresholds:
-        """The stored form (``to_json``). Every field stored is used; a field added later than the stored copy
-        (an item created before it existed) takes its default, which is what judged that session's frames."""
-        return cls(**{item.name: float(raw[item.name]) for item in fields(cls) if item.name in raw})
+        """The stored form (``to_json``). A field added after the stored copy was written takes the value that
+        keeps that session's rules as they were (``LEGACY``): an old session had no comparison range (every low
+        score was a mismatch), no flat-face check and no limit on incomparable frames."""
+        return cls(**{**LEGACY, **{item.name: float(raw[item.name]) for item in fields(cls) if item.name in raw}})
+
+
+# Values for fields a stored session predates (see Thresholds.from_json).
+LEGACY: dict[str, float] = {"compare_max_angle": 180.0, "flat_face_factor": 0.0, "max_not_comparable": 1000.0}
 
 
 def threshold_problems(t: Thresholds) -> list[str]:
@@ -149,6 +166,13 @@ def threshold_problems(t: Thresholds) -> list[str]:
     problems = []
     if t.neutral_max_angle <= 0 or t.compare_max_angle <= 0:
         problems.append("NEUTRAL_MAX_DEGREES and COMPARE_MAX_DEGREES must be positive")
+    if t.compare_max_angle < t.expression_max_angle:
+        problems.append(
+            "COMPARE_MAX_DEGREES must be at least EXPRESSION_MAX_ANGLE_DEGREES, or a swap during an expression could "
+            f"never fail the session ({t.compare_max_angle:g} < {t.expression_max_angle:g})"
+        )
+    if t.flat_face_factor < 0 or t.max_not_comparable < 1:
+        problems.append("FLAT_FACE_FACTOR must be 0 or more and MAX_NOT_COMPARABLE at least 1")
     if t.turn_yaw <= 0 or t.tilt_pitch <= 0 or t.off_axis_max <= 0:
         problems.append("TURN_YAW_DEGREES, TILT_PITCH_DEGREES and OFF_AXIS_MAX_DEGREES must be positive")
     if t.turn_yaw <= t.off_axis_max and t.tilt_pitch <= t.off_axis_max:
@@ -204,6 +228,12 @@ class Measured:
     smile: float | None = None  # confidence that the user smiles
     mouth_open: float | None = None  # confidence that the mouth is open
     eyes_closed: float | None = None  # confidence that the eyes are closed
+    # The face box's height over its width in pixels; relative to the baseline's once ``relative_to`` applied.
+    face_aspect: float | None = None
+
+    def pose_json(self) -> dict[str, float]:
+        """What the API answers: the pose (the face's aspect is the flat-face check's business)."""
+        return {"yaw": round(self.yaw, 2), "pitch": round(self.pitch, 2), "roll": round(self.roll, 2)}
 
     def to_json(self) -> dict[str, float | None]:
         return {
@@ -216,6 +246,7 @@ _CAMEL = {
     "face_width": "faceWidth",
     "mouth_open": "mouthOpen",
     "eyes_closed": "eyesClosed",
+    "face_aspect": "faceAspect",
 }
 
 
@@ -226,31 +257,45 @@ class Baseline:
     yaw: float
     pitch: float
     roll: float
+    face_aspect: float | None = None  # the face's height over width at the neutral start
 
     @classmethod
     def of(cls, measured: Measured) -> Baseline | None:
         if measured.yaw is None or measured.pitch is None or measured.roll is None:
             return None
         # Rounded as stored (to_json), so the state in memory and the state read back judge alike.
-        return cls(yaw=round(measured.yaw, 2), pitch=round(measured.pitch, 2), roll=round(measured.roll, 2))
+        aspect = round(measured.face_aspect, 4) if measured.face_aspect else None
+        return cls(round(measured.yaw, 2), round(measured.pitch, 2), round(measured.roll, 2), aspect)
 
-    def to_json(self) -> dict[str, float]:
+    def pose_json(self) -> dict[str, float]:
+        """What the API answers: the pose (the face's aspect is the flat-face check's business)."""
         return {"yaw": round(self.yaw, 2), "pitch": round(self.pitch, 2), "roll": round(self.roll, 2)}
+
+    def to_json(self) -> dict[str, float | None]:
+        return {
+            "yaw": round(self.yaw, 2),
+            "pitch": round(self.pitch, 2),
+            "roll": round(self.roll, 2),
+            "faceAspect": self.face_aspect,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Baseline:
-        return cls(yaw=float(raw["yaw"]), pitch=float(raw["pitch"]), roll=float(raw["roll"]))
+        aspect = raw.get("faceAspect")
+        return cls(float(raw["yaw"]), float(raw["pitch"]), float(raw["roll"]), float(aspect) if aspect else None)
 
 
 def relative_to(measured: Measured, baseline: Baseline | None) -> Measured:
     """The pose as a movement from the person's baseline (unchanged without one: the neutral start itself)."""
     if baseline is None or measured.yaw is None or measured.pitch is None or measured.roll is None:
         return measured
+    aspect = measured.face_aspect
     return replace(
         measured,
         yaw=measured.yaw - baseline.yaw,
         pitch=measured.pitch - baseline.pitch,
         roll=measured.roll - baseline.roll,
+        face_aspect=aspect / baseline.face_aspect if aspect and baseline.face_aspect else None,
     )
 
 
@@ -261,9 +306,13 @@ def comparison_reliable(movement: Measured, t: Thresholds) -> bool:
     return max(abs(movement.yaw), abs(movement.pitch)) <= t.compare_max_angle
 
 
-def measure(face: FaceDetail, mirrored: bool) -> Measured:
+def measure(face: FaceDetail, mirrored: bool, image_size: tuple[int, int] | None = None) -> Measured:
+    """``image_size`` (width, height) in pixels gives the face's aspect (the box is in ratios of the image)."""
     sign = -1.0 if mirrored else 1.0  # a mirrored image flips left and right: yaw and roll change sign
-    pose, quality = face.pose, face.quality
+    pose, quality, box = face.pose, face.quality, face.bounding_box
+    aspect = None
+    if image_size is not None and box.width > 0 and box.height > 0:
+        aspect = (box.height * image_size[1]) / (box.width * image_size[0])
     return Measured(
         face_confidence=face.confidence,
         face_width=face.bounding_box.width,
@@ -275,6 +324,7 @@ def measure(face: FaceDetail, mirrored: bool) -> Measured:
         smile=face.smile.confidence_that(True) if face.smile else None,
         mouth_open=face.mouth_open.confidence_that(True) if face.mouth_open else None,
         eyes_closed=face.eyes_open.confidence_that(False) if face.eyes_open else None,
+        face_aspect=aspect,
     )
 
 
@@ -319,7 +369,9 @@ def step_reason(step: StepCode, measured: Measured, t: Thresholds) -> ReasonCode
     if step is StepCode.LOOK_STRAIGHT:
         return None if _neutral_met(measured, t) else ReasonCode.NOT_LOOKING_STRAIGHT
     if step in HEAD_MOVEMENTS:
-        return None if _pose_met(step, measured, t) else ReasonCode.POSE_NOT_MET
+        if not _pose_met(step, measured, t):
+            return ReasonCode.POSE_NOT_MET
+        return ReasonCode.FLAT_FACE if step in (StepCode.LOOK_UP, StepCode.LOOK_DOWN) and _flat(measured, t) else None
     return None if _expression_met(step, measured, t) else ReasonCode.EXPRESSION_NOT_MET
 
 
@@ -340,9 +392,21 @@ def step_reason_after(
 
 
 def _neutral_met(m: Measured, t: Thresholds) -> bool:
+    """Toward the camera, head level, and no expression: the reference face is a neutral one, and one smiling
+    (or eyes-closed) photo cannot answer both the neutral start and an expression step."""
     if m.yaw is None or m.pitch is None or m.roll is None:
         return False
+    expressions = (m.smile, m.mouth_open, m.eyes_closed)
+    if any(value is not None and value >= t.expression_confidence for value in expressions):
+        return False
     return max(abs(m.yaw), abs(m.pitch)) <= t.neutral_max_angle and abs(m.roll) <= t.off_axis_max
+
+
+def _flat(movement: Measured, t: Thresholds) -> bool:
+    """The face lost more height than a head pitching this far does: a photo tilted in front of the camera."""
+    if not t.flat_face_factor or movement.face_aspect is None or movement.pitch is None:
+        return False
+    return movement.face_aspect < math.cos(math.radians(min(90.0, t.flat_face_factor * abs(movement.pitch))))
 
 
 def _pose_met(step: StepCode, m: Measured, t: Thresholds) -> bool:

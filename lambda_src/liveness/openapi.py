@@ -16,6 +16,7 @@ from .challenges import ReasonCode, StepCode
 from .errors import ErrorCode
 from .routes import ROUTES, STAGE, Route
 from .schemas import load_schema
+from .sessions.state import FailureReason
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"
@@ -103,7 +104,15 @@ def _response_schemas() -> dict[str, Any]:
     step = _obj({"index": _INT, "code": _ref("StepCode"), "instruction": _STR})
     measured = {
         "type": "object",
-        "description": "In the user's point of view: yaw > 0 = turned to their own left; pitch > 0 = chin up.",
+        "description": "In the user's point of view: yaw > 0 = turned to their own left; pitch > 0 = chin up. "
+        "Once the neutral start set the baseline, `movement` is the pose relative to it, which the rules judge.",
+        "properties": {
+            "movement": {
+                "type": "object",
+                "properties": {"yaw": _NUM, "pitch": _NUM, "roll": _NUM},
+                "description": "Degrees moved from the baseline.",
+            }
+        },
         "additionalProperties": {"type": "number", "nullable": True},
     }
     verdict = _obj(
@@ -125,7 +134,7 @@ def _response_schemas() -> dict[str, Any]:
         "ReasonCode": {"type": "string", "enum": [code.value for code in ReasonCode]},
         "FailureReason": {
             "type": "string",
-            "enum": ["SESSION_EXPIRED", "STEP_TIMEOUT", "ATTEMPT_LIMIT", "FACE_MISMATCH"],
+            "enum": [reason.value for reason in FailureReason],
         },
         "Step": step,
         "SessionVerdict": verdict,
@@ -229,8 +238,8 @@ def _response_schemas() -> dict[str, Any]:
                 "gender": _nullable(_obj({"Value": _STR, "Confidence": _NUM})),
                 "smile": rekognition_bool,
                 "eyesOpen": rekognition_bool,
-                "agerange": _nullable(_obj({"Low": _INT, "High": _INT})),
-                "pose": _nullable(_obj({"Roll": _NUM, "Yaw": _NUM, "Pitch": _NUM})),
+                "agerange": _nullable(_obj({"low": _INT, "high": _INT})),
+                "pose": _nullable(_obj({"roll": _NUM, "yaw": _NUM, "pitch": _NUM})),
                 "mouthOpen": rekognition_bool,
                 "encoded_face_image": {"type": "string", "format": "byte"},
                 "boundingBox": _obj({"Width": _NUM, "Height": _NUM, "Left": _NUM, "Top": _NUM}),

@@ -70,6 +70,8 @@ THRESHOLD_ENV = {
     "MIN_SIMILARITY": "min_similarity",
     "NEUTRAL_MAX_DEGREES": "neutral_max_angle",
     "COMPARE_MAX_DEGREES": "compare_max_angle",
+    "FLAT_FACE_FACTOR": "flat_face_factor",
+    "MAX_NOT_COMPARABLE": "max_not_comparable",
 }
 
 

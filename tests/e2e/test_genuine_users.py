@@ -23,7 +23,7 @@ from liveness.sessions import service as session_service
 from bench import headturn
 from tests.e2e.person import create_session, run_session
 from tests.local.conftest import StartServer
-from tests.local.support import astronaut_bgr
+from tests.local.support import neutral_astronaut_bgr
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,7 +45,7 @@ def clip() -> list[np.ndarray]:
 
 @pytest.fixture
 def ordered_draws(monkeypatch: pytest.MonkeyPatch) -> collections.deque:
-    """The server still draws the steps; this only decides the order each next session gets, so every order runs."""
+    """Replaces the server's random draw of the steps (only that) so that every order runs exactly once."""
     queue: collections.deque = collections.deque()
     lock = threading.Lock()
 
@@ -82,10 +82,12 @@ def test_genuine_people_pass_every_head_movement_order_plain_and_mirrored(
     ]
     passed = len(runs) - len(failures)
     frames = sorted(len(run.answers) for _o, _m, run in runs)
+    less_far = sorted(run.reasons.count("FACE_NOT_COMPARABLE") for _o, _m, run in runs)
     seconds = sorted(run.seconds for _o, _m, run in runs)
     print(  # the README's figures (pytest -s)
         f"genuine sessions passed {passed}/{len(runs)}; frames per session median {frames[len(frames) // 2]}, "
-        f"max {frames[-1]}; seconds per session median {seconds[len(seconds) // 2]:.1f}, max {seconds[-1]:.1f}"
+        f"max {frames[-1]}; seconds per session median {seconds[len(seconds) // 2]:.1f}, max {seconds[-1]:.1f}; "
+        f"sessions told 'a little less far' {sum(1 for count in less_far if count)}, at most {less_far[-1]} times"
     )
     assert all(run.created["steps"][0]["code"] == "LOOK_STRAIGHT" for _o, _m, run in runs)
     assert all(
@@ -115,24 +117,30 @@ def test_a_tilted_print_of_the_photo_passes_no_movement(start_server: StartServe
     """The same photo printed and turned or tilted in front of the camera: a flat face seen at an angle."""
     server = start_server(mesh_analyzer)
     photo = clip[headturn.STRAIGHT[2]]
-    views = [
-        _turned_print(photo, degrees, axis) for degrees in (-40, -25, 25, 40) for axis in ("vertical", "horizontal")
-    ]
+    # Up to the steepest tilts the analyzer still finds a face in (about 55-60 degrees): tilted about a horizontal
+    # axis, the print reads as 14-25 degrees of pitch, which the flat-face check refuses (FLAT_FACE).
+    tilts = (-60, -55, -50, -45, -40, -25, 25, 40, 45, 50, 55, 60)
+    views = [_turned_print(photo, degrees, axis) for degrees in tilts for axis in ("vertical", "horizontal")]
     shown = itertools.cycle([photo, photo, *views])
     run = run_session(server.url, clip, user="print", mirrored=False, show=lambda now: next(shown))
     assert run.status == "FAILED"
     assert run.final["currentStep"] <= 1, run.reasons
+    assert "ACCEPTED" not in [answer["verdict"] for answer in run.answers[1:]], run.reasons
 
 
 def test_a_person_swap_after_the_neutral_start_never_passes(start_server: StartServer, mesh_analyzer, clip) -> None:
     """Someone else gives the neutral start (the reference face), then the real person does every movement."""
     server = start_server(mesh_analyzer)
-    impostor = cv2.resize(astronaut_bgr(), (400, 400))[90:310]  # another person, framed like the clip
+    # Another person, framed like the clip, with a neutral face (a smiling one is refused at the neutral start).
+    impostor = neutral_astronaut_bgr()[0:282]  # the same 640x352 aspect as the clip, so scaled evenly
     run = run_session(server.url, clip, user="swap", mirrored=False, stand_in=impostor)
     assert run.answers[0]["verdict"] == "ACCEPTED" and run.answers[0]["stepCode"] == "LOOK_STRAIGHT"
     assert run.status == "FAILED", run.reasons
     assert all(answer["verdict"] == "REJECTED" for answer in run.answers[1:]), run.reasons
-    assert {"FACE_MISMATCH", "FACE_NOT_COMPARABLE"} & set(run.reasons), "the movements were compared and refused"
+    # Refused either way: measured from the other person's baseline the movements miss (POSE_NOT_MET), and a frame
+    # that meets its step is compared with the other person's face (FACE_MISMATCH, FACE_NOT_COMPARABLE; the
+    # comparison rules themselves are covered in tests/runtime/test_sessions_routes.py).
+    assert set(run.reasons[1:]) <= {"POSE_NOT_MET", "FACE_MISMATCH", "FACE_NOT_COMPARABLE", "PREVIOUS_STEP_HELD"}
 
 
 def _turned_print(photo: np.ndarray, degrees: float, axis: str) -> np.ndarray:

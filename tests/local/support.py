@@ -75,6 +75,19 @@ def astronaut_bgr() -> np.ndarray:
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
 
 
+def neutral_astronaut_bgr() -> np.ndarray:
+    """The same photograph with the mouth corners pulled in by a smooth local warp, so the embedded analyzer reads
+    a neutral face (smile confidence about 51, under the 80 that counts) that can answer the neutral start; the
+    original smiles (98) and is refused there."""
+    image = astronaut_bgr()
+    centre_x, centre_y, radius_x, radius_y, pull = 223.0, 146.0, 55.0, 28.0, 0.6  # around the mouth
+    ys, xs = np.mgrid[0 : image.shape[0], 0 : image.shape[1]].astype(np.float32)
+    weight = np.clip(1 - ((xs - centre_x) / radius_x) ** 2 - ((ys - centre_y) / radius_y) ** 2, 0, 1) ** 2
+    map_x = xs + pull * (xs - centre_x) * weight  # sample further out: the mouth narrows
+    map_y = ys + 0.25 * (ys - centre_y) * weight  # and the lips close a little
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR)
+
+
 def blank_bgr(width: int = 640, height: int = 480) -> np.ndarray:
     return np.full((height, width, 3), 128, dtype=np.uint8)
 

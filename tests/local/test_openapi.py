@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 from liveness.errors import ErrorCode
 from liveness.openapi import GATEWAY_ERRORS, OPERATIONS, ROUTE_STATUSES, openapi_document
 from liveness.routes import ROUTES
@@ -78,9 +79,23 @@ def test_make_synth_writes_it_beside_the_template(tmp_path: Path) -> None:
 
 
 def _check(answer: dict[str, Any], schema_name: str) -> None:
+    """The answer's own keys, then the whole answer, nested fields included, through a JSON-schema validator."""
     schema = SCHEMAS[schema_name]
     assert set(answer) <= set(schema["properties"]), set(answer) - set(schema["properties"])
     assert set(schema["required"]) <= set(answer), set(schema["required"]) - set(answer)
+    components = {name: _json_schema(item) for name, item in SCHEMAS.items()}
+    validate = fastjsonschema.compile({**components[schema_name], "components": {"schemas": components}})
+    validate(answer)
+
+
+def _json_schema(schema: Any) -> Any:
+    """OpenAPI 3.0's ``nullable`` as plain JSON Schema (what a validator understands)."""
+    if isinstance(schema, list):
+        return [_json_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {key: _json_schema(value) for key, value in schema.items() if key != "nullable"}
+    return {"anyOf": [converted, {"type": "null"}]} if schema.get("nullable") else converted
 
 
 def test_the_response_schemas_match_real_answers(start_server: StartServer) -> None:

@@ -17,7 +17,7 @@ from liveness.challenges import StepCode
 from liveness.sessions import service as session_service
 
 from tests.local.conftest import StartServer
-from tests.local.support import astronaut_bgr, blank_bgr, call, data_url, jpeg
+from tests.local.support import astronaut_bgr, blank_bgr, call, data_url, jpeg, neutral_astronaut_bgr
 from tests.runtime.session_helpers import ScriptedAnalyzer, face, face_for, wrong_face_for
 
 ALICE, BOB = "alice", "bob"
@@ -158,9 +158,12 @@ def draw_session(server: Any, monkeypatch: pytest.MonkeyPatch, *steps: str) -> d
 
 
 def look_straight_with_the_photo(server: Any, session: dict[str, Any]) -> dict[str, Any]:
-    """Answer the neutral start with the astronaut photo in another encoding (other bytes than the photo the test
-    sends next): its crop becomes the reference, its pose the baseline."""
-    neutral = send_frame(server, session["sessionId"], data_url(jpeg(astronaut_bgr(), quality=80))).json
+    """Answer the neutral start with the astronaut photo: the smiling original is refused (a neutral face is
+    needed, so one smiling photo cannot answer the neutral start and SMILE), the same photo with its mouth
+    corners pulled in is accepted: its crop becomes the reference, its pose the baseline."""
+    smiling = send_frame(server, session["sessionId"], data_url(jpeg(astronaut_bgr(), quality=80))).json
+    assert smiling["reasonCode"] == "NOT_LOOKING_STRAIGHT" and smiling["measured"]["smile"] >= 80, smiling
+    neutral = send_frame(server, session["sessionId"], data_url(jpeg(neutral_astronaut_bgr()))).json
     assert neutral["verdict"] == "ACCEPTED" and neutral["stepCode"] == "LOOK_STRAIGHT", neutral
     assert neutral["baseline"]["pitch"] == neutral["measured"]["pitch"] and abs(neutral["measured"]["pitch"]) <= 20
     return neutral

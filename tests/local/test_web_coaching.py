@@ -28,3 +28,9 @@ def test_pose_coaching_names_every_head_step() -> None:
     from liveness.challenges import HEAD_MOVEMENTS, StepCode
 
     assert {code.value for code in (StepCode.LOOK_STRAIGHT, *HEAD_MOVEMENTS)} <= _keys("POSE_COACHING")
+
+
+def test_every_failure_reason_is_explained() -> None:
+    from liveness.sessions.state import FailureReason
+
+    assert {reason.value for reason in FailureReason} <= _keys("FAILURES")

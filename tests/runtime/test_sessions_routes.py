@@ -195,6 +195,9 @@ def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
     assert audit["referenceFaceKey"] == face_crop_key(session_id, frame_ids[0]) and audit["owner"] == OWNER
     assert [len(frame["sha256"]) for frame in audit["frames"]] == [64] * 4  # digests only, never image data
     assert audit["thresholds"]["min_similarity"] == 90.0 and audit["analyzer"] == "scripted"
+    # The baseline every movement was judged from: the neutral frame's pose and face aspect.
+    assert {key: audit["baseline"][key] for key in ("yaw", "pitch", "roll")} == {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
+    assert audit["baseline"]["faceAspect"] > 0
 
 
 def test_the_archived_frame_is_the_upload_itself(aws: Rig) -> None:
@@ -260,6 +263,7 @@ def test_wrong_direction_reports_the_measured_angles(aws: Rig) -> None:
         "faceWidth": 0.35,
         "brightness": 80.0,
         "sharpness": 60.0,
+        "faceAspect": 0.97,  # the box's height over width in pixels: 0.455 x 480 / (0.35 x 640)
         "movement": {"yaw": yaw, "pitch": pitch, "roll": 0.0},  # what the rule judged: the pose minus the baseline
     }
 
@@ -627,7 +631,7 @@ def test_a_session_cannot_skip_the_neutral_start(rig: Rig, first: str) -> None:
     reply = rig.client.frame(session_id)
     assert reply.status == 200 and reply.body["verdict"] == "REJECTED"
     assert reply.body["reasonCode"] == "NOT_LOOKING_STRAIGHT" and reply.body["stepCode"] == "LOOK_STRAIGHT"
-    assert reply.body["message"] == "Look straight at the camera with your head level."
+    assert reply.body["message"] == "Look straight at the camera with your head level and a neutral face."
     assert reply.body["currentStep"] == 0 and reply.body["status"] == "IN_PROGRESS" and reply.body["baseline"] is None
     stored = rig.store.get(session_id)
     assert stored.current_step == 0 and stored.reference_frame_id is None and stored.baseline is None
@@ -726,7 +730,8 @@ def test_a_low_similarity_beyond_the_compare_range_is_rejected_without_failing(r
     rig.analyzer.script(face(yaw=35.0))
     far = rig.client.frame(session_id, seed=1)
     assert far.status == 200 and far.body["verdict"] == "REJECTED"
-    assert far.body["reasonCode"] == "FACE_NOT_COMPARABLE" and far.body["similarity"] == 31.5
+    # The score is withheld from the client (it proves nothing there, and would help an impostor tune) ...
+    assert far.body["reasonCode"] == "FACE_NOT_COMPARABLE" and far.body["similarity"] is None
     assert far.body["message"] == "Good, now do the same movement a little less far."
     assert far.body["status"] == "IN_PROGRESS" and far.body["currentStep"] == 1 and far.body["failureReason"] is None
     assert far.body["samePersonCheck"] != "failed"
@@ -737,8 +742,25 @@ def test_a_low_similarity_beyond_the_compare_range_is_rejected_without_failing(r
     assert near["verdict"] == "REJECTED" and near["reasonCode"] == "FACE_MISMATCH" and near["similarity"] == 31.5
     assert near["status"] == "FAILED" and near["failureReason"] == "FACE_MISMATCH"
     assert near["samePersonCheck"] == "failed"
-    reasons = [frame["reasonCode"] for frame in _audit(rig, session_id)["frames"]]
-    assert reasons == [None, "FACE_NOT_COMPARABLE", "FACE_MISMATCH"]
+    audited = _audit(rig, session_id)["frames"]
+    assert [frame["reasonCode"] for frame in audited] == [None, "FACE_NOT_COMPARABLE", "FACE_MISMATCH"]
+    assert audited[1]["similarity"] == 31.5  # ... but kept in the audit record
+
+
+def test_too_many_incomparable_frames_fail_the_session(rig: Rig) -> None:
+    """MAX_NOT_COMPARABLE (6): a person swapped in beyond the comparison range does not get the step's whole
+    budget to score high once; the sixth incomparable frame fails the session."""
+    session_id = _seeded(rig, StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_UP)
+    look_straight(rig, session_id)
+    rig.analyzer.similarity = 60.0
+    answers = []
+    for seed in range(1, 7):
+        rig.analyzer.script(face(yaw=38.0))
+        answers.append(rig.client.frame(session_id, seed=seed).body)
+    assert [answer["reasonCode"] for answer in answers] == ["FACE_NOT_COMPARABLE"] * 6
+    assert [answer["status"] for answer in answers] == ["IN_PROGRESS"] * 5 + ["FAILED"]
+    assert answers[-1]["failureReason"] == "SAME_PERSON_UNVERIFIED" and answers[-1]["samePersonCheck"] == "failed"
+    assert rig.client.frame(session_id, seed=9).status == 409
 
 
 def test_a_far_turn_of_the_same_person_is_accepted(aws: Rig) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from liveness.challenges import Baseline, ReasonCode, StepCode, Thresholds, challenge, measure, relative_to
+from liveness.challenges import LEGACY, Baseline, ReasonCode, StepCode, Thresholds, challenge, measure, relative_to
 from liveness.errors import LivenessError
 from liveness.faces import FaceComparison
 from liveness.sessions.state import (
@@ -187,6 +187,7 @@ def test_a_restarted_local_server_continues_the_session(tmp_path: Path, fake_aws
         reply = after.client.frame(created["sessionId"], seed=index)
         assert reply.body["verdict"] == "ACCEPTED", reply.body
         assert reply.body["baseline"] == {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}  # the baseline survived too
+    assert after.store.get(created["sessionId"]).baseline.face_aspect  # with the face's aspect for FLAT_FACE
     got = after.client.get(created["sessionId"]).body
     assert got["status"] == "PASSED" and got["referenceFace"]["base64"]
     # The reference (the neutral frame) written before the restart was used for each drawn step's frame.
@@ -281,12 +282,12 @@ def test_a_frame_analysed_while_the_session_closed_is_logged_on_that_exact_close
 
 def _as_stored_before_issue_7(raw: dict[str, Any]) -> dict[str, Any]:
     """An item as written before the neutral start: no stepMaxFrames, baseline, steps' framesReceived, nor the
-    neutral and comparison thresholds."""
+    neutral, comparison, flat-face and incomparable-frame thresholds."""
     raw = json.loads(json.dumps(raw, default=str))
     del raw["limits"]["stepMaxFrames"], raw["baseline"]
     for step in raw["steps"]:
         del step["framesReceived"]
-    for name in ("neutral_max_angle", "compare_max_angle"):
+    for name in ("neutral_max_angle", "compare_max_angle", "flat_face_factor", "max_not_comparable"):
         del raw["thresholds"][name]
     return raw
 
@@ -309,7 +310,8 @@ def test_items_stored_before_the_neutral_start_still_load(store: Any, tmp_path: 
     loaded = store.get(SESSION_ID)
     assert loaded.limits.step_max_frames == loaded.limits.max_frames == 30  # the session cap alone bounds a step
     assert loaded.baseline is None and [step.frames_received for step in loaded.steps] == [0, 0, 0]
-    assert loaded.thresholds == Thresholds(turn_yaw=31.5)  # stored numbers kept, the new ones at their defaults
+    # The stored numbers kept; the newer ones at the values that keep that session's old rules (LEGACY).
+    assert loaded.thresholds == Thresholds(turn_yaw=31.5, **LEGACY)
     assert loaded.frames == session.frames and loaded.version == session.version
     moved = _rejected(loaded, "f2")  # it still takes frames, and saves in the new shape
     store.save(moved, expected_version=loaded.version)

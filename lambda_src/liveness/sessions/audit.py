@@ -38,6 +38,7 @@ def audit_record(session: Session, thresholds: Thresholds, request_id: str, writ
         "mirrored": session.mirrored,
         "limits": state["limits"],
         "thresholds": (session.thresholds or thresholds).to_json(),
+        "baseline": state["baseline"],  # the neutral start's pose (and face aspect) every movement was judged from
         "steps": state["steps"],
         "framesReceived": session.frames_received,
         "frames": [frame_to_dict(frame) for frame in session.frames],

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
-from ..challenges import INSTRUCTIONS
+from ..challenges import INSTRUCTIONS, ReasonCode
 from ..constants import METRICS_NAMESPACE
 from ..http import caller_id_of, json_body_of, json_response, request_id_of
 from ..images import SUPPORTED_TYPES
@@ -120,12 +120,14 @@ def frame_response(result: FrameResult, request_id: str) -> dict[str, Any]:
         "stepIndex": record.step_index,
         "stepCode": record.step_code.value,
         "measured": record.measured,
-        "similarity": record.similarity,
+        # Withheld beyond the comparison range: a score there proves nothing, and would let a swapped-in person
+        # tune against it (it stays in the audit record).
+        "similarity": None if record.reason is ReasonCode.FACE_NOT_COMPARABLE else record.similarity,
         "status": session.status.value,
         "currentStep": session.current_step,
         "failureReason": session.failure_reason.value if session.failure_reason else None,
         "samePersonCheck": session.same_person_check.value,
-        "baseline": session.baseline.to_json() if session.baseline is not None else None,
+        "baseline": session.baseline.pose_json() if session.baseline is not None else None,
         "sessionVerdict": verdict_of(session) if not session.is_open else None,
         "requestId": request_id,
     }

@@ -295,7 +295,7 @@ def _judge(
 ) -> FrameEvaluation:
     """Judge the analysed frame against the session's current step (``session`` is the reserved state)."""
     face = faces[0] if len(faces) == 1 else None
-    measured = measure(face, session.mirrored) if face else Measured()
+    measured = measure(face, session.mirrored, (frame.width, frame.height)) if face else Measured()
     movement = relative_to(measured, session.baseline)  # the neutral start itself is judged from the camera
     thresholds = _thresholds(deps, session)
     earlier = [step.code for step in session.steps[: session.current_step]]

@@ -52,6 +52,8 @@ class FailureReason(str, Enum):
     STEP_TIMEOUT = "STEP_TIMEOUT"
     ATTEMPT_LIMIT = "ATTEMPT_LIMIT"
     FACE_MISMATCH = "FACE_MISMATCH"
+    # Too many frames met their step but could not be compared with the reference (FACE_NOT_COMPARABLE).
+    SAME_PERSON_UNVERIFIED = "SAME_PERSON_UNVERIFIED"
 
 
 class SamePersonCheck(str, Enum):
@@ -285,6 +287,12 @@ def apply_frame(
     elif reason is ReasonCode.FACE_MISMATCH:
         session = _with_step(session, replace(session.step, reason=reason.value))
         session = _fail_mismatch(session, now)
+    elif reason is ReasonCode.FACE_NOT_COMPARABLE and _not_comparable_count(session) + 1 >= _not_comparable_limit(
+        session
+    ):
+        session = _with_step(session, replace(session.step, reason=reason.value))
+        session = replace(session, same_person_check=SamePersonCheck.FAILED)
+        session = _close(session, SessionStatus.FAILED, FailureReason.SAME_PERSON_UNVERIFIED, now)
     else:
         session = _with_step(session, replace(session.step, reason=reason.value))
     return _finish_frame(session, _record(evaluation, step.code, reason, similarity, now), now)
@@ -306,10 +314,21 @@ def _apply_superseded(
     ):
         reason, similarity = ReasonCode.FACE_MISMATCH, comparison.similarity
         session = _fail_mismatch(session, now)
-    else:
-        reason, similarity = ReasonCode.STEP_ALREADY_COMPLETED, None
+    else:  # the score is kept: a swap attempt beyond the comparison range stays in the audit record
+        reason = ReasonCode.STEP_ALREADY_COMPLETED
+        similarity = comparison.similarity if comparison is not None else None
     code = session.steps[evaluation.step_index].code
     return _finish_frame(session, _record(evaluation, code, reason, similarity, now), now)
+
+
+def _not_comparable_count(session: Session) -> int:
+    return sum(frame.reason is ReasonCode.FACE_NOT_COMPARABLE for frame in session.frames)
+
+
+def _not_comparable_limit(session: Session) -> float:
+    """MAX_NOT_COMPARABLE as stored with the session (``Thresholds.from_json`` lifts it for sessions stored before
+    it existed); the default for an item stored before thresholds were kept at all."""
+    return (session.thresholds or Thresholds()).max_not_comparable
 
 
 def _fail_mismatch(session: Session, now: datetime) -> Session:
