@@ -38,17 +38,9 @@ def write_y4m(frames: list[np.ndarray], path: Path, fps: int = 10) -> Path:
 
 
 def gif_to_y4m(gif: Path, path: Path) -> Path:
-    capture = cv2.VideoCapture(str(gif))
-    frames = []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(bgr)
-    capture.release()
-    if not frames:
-        raise RuntimeError(f"OpenCV read no frames from {gif}")
-    return write_y4m(frames, path)
+    from bench.headturn import read_frames
+
+    return write_y4m(read_frames(gif), path)
 
 
 class CooperativeAnalyzer:
