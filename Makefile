@@ -76,7 +76,7 @@ summary: setup
 	$(PY) -m cdk_app.summary
 
 bench: setup
-	$(PY) -m bench.detect
+	$(PY) -m bench.detect $(if $(filter latency,$(MODE)),--latency,)
 
 bench-analyzer: setup
 	@test -n "$(DATA)" || (echo "usage: make bench-analyzer DATA=<folder with labels.json>" && exit 2)

@@ -202,6 +202,10 @@ def cold_import_ms(statements: list[str], repeats: int = 9) -> list[float]:
 
 
 def main() -> int:
+    if "--latency" in sys.argv[1:]:
+        from bench.latency import main as latency_main
+
+        return latency_main()
     cv2.setNumThreads(1)
     payload = "data:image/jpeg;base64," + base64.b64encode(frame_jpeg()).decode()
     floor_ms = per_frame_ms(lambda: floor(payload))
