@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -73,3 +74,30 @@ def test_a_server_with_workers_serves_detections_and_sessions_together(tmp_path:
     finally:
         server.stop()
     assert errors == []
+
+
+FIRST, SECOND = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+
+
+def meet_over_http(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+    """The same meeting, for two GET /sessions/{id} requests through the server (the ids name the calls)."""
+    name = event["pathParameters"]["id"]
+    other = SECOND if name == FIRST else FIRST
+    pid = meet_another({"folder": os.environ["MEET_FOLDER"], "name": name, "other": other}, None)
+    return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps({"pid": pid})}
+
+
+def test_the_server_does_not_serialise_calls_it_hands_to_workers(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("MEET_FOLDER", str(tmp_path))  # read by the workers, which start on the first request
+    settings = local_settings(data_dir=tmp_path / "data", port=0, env={"ALLOWED_ORIGINS": ALLOWED_ORIGINS})
+    server = LocalServer(settings, port=0, web_dir=None, workers=2)
+    assert server.workers is not None
+    server.workers._call = meet_over_http
+    server.start()
+    try:
+        with ThreadPoolExecutor(2) as threads:
+            replies = list(threads.map(lambda sid: call(server.url, "GET", f"/sessions/{sid}"), [FIRST, SECOND]))
+    finally:
+        server.stop()
+    assert [reply.status for reply in replies] == [200, 200]
+    assert len({reply.json["pid"] for reply in replies}) == 2
