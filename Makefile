@@ -12,7 +12,7 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup browser test fuzz lint synth deploy run summary bench bench-analyzer bench-same-person clean
+.PHONY: setup browser test fuzz lint synth deploy run summary bench bench-analyzer bench-same-person load clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed browser
 
@@ -76,7 +76,12 @@ summary: setup
 	$(PY) -m cdk_app.summary
 
 bench: setup
-	$(PY) -m bench.detect
+	$(PY) -m bench.detect $(if $(filter latency,$(MODE)),--latency,)
+
+# Many users at once against the local server (loopback only; bounded by DETECT_ROUNDS, SESSION_FRAMES and
+# LOAD_SECONDS): 32 clients on /detect, then 16 sessions; throughput, p50/p99, errors and losses.
+load: setup
+	$(PY) -m bench.load
 
 bench-analyzer: setup
 	@test -n "$(DATA)" || (echo "usage: make bench-analyzer DATA=<folder with labels.json>" && exit 2)

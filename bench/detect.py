@@ -6,7 +6,8 @@
 
 Rekognition and S3 are stubbed in-process with botocore's Stubber in both handlers, so the numbers are
 our own code's cost. Also compares the handler module's cold import with ``import numpy, cv2, boto3``.
-Targets: handler <= 1.5x the floor; cold import <= 1.2x.
+Issue 10 replaced this mode's targets (1.5x the floor, 1.2x for the import) with targets on what the user waits
+for: ``--latency`` (``make bench MODE=latency``, bench/latency.py) measures per-frame wall time with the network in it.
 """
 
 from __future__ import annotations
@@ -202,6 +203,10 @@ def cold_import_ms(statements: list[str], repeats: int = 9) -> list[float]:
 
 
 def main() -> int:
+    if "--latency" in sys.argv[1:]:
+        from bench.latency import main as latency_main
+
+        return latency_main()
     cv2.setNumThreads(1)
     payload = "data:image/jpeg;base64," + base64.b64encode(frame_jpeg()).decode()
     floor_ms = per_frame_ms(lambda: floor(payload))
@@ -210,7 +215,7 @@ def main() -> int:
     own_ms = per_frame_ms(ours_without_aws(payload))
     print(f"Per-frame time, 640x480 JPEG, median of {FRAMES} (Rekognition and S3 stubbed in-process):")
     print(f"  floor (decode, crop, encode)   {floor_ms:7.2f} ms   1.00x")
-    print(f"  our handler                    {ours_ms:7.2f} ms   {ours_ms / floor_ms:.2f}x floor  (target <= 1.50x)")
+    print(f"  our handler                    {ours_ms:7.2f} ms   {ours_ms / floor_ms:.2f}x floor")
     print(f"  workshop handler's steps       {workshop_ms:7.2f} ms   {workshop_ms / floor_ms:.2f}x floor")
     print(f"  our handler, AWS calls no-ops  {own_ms:7.2f} ms   {own_ms / floor_ms:.2f}x floor  (our code alone)")
     print(f"  our handler vs workshop        {ours_ms / workshop_ms:.2f}x")
@@ -225,7 +230,7 @@ def main() -> int:
     print("\nCold import, median of 9 fresh interpreters:")
     print(f"  import numpy, cv2, boto3       {baseline:7.1f} ms   1.00x")
     print(f"  ... plus Powertools' modules   {with_powertools:7.1f} ms   {with_powertools / baseline:.2f}x")
-    print(f"  import liveness.handler        {ours_import:7.1f} ms   {ours_import / baseline:.2f}x  (target <= 1.20x)")
+    print(f"  import liveness.handler        {ours_import:7.1f} ms   {ours_import / baseline:.2f}x")
     return 0
 
 

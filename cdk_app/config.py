@@ -109,6 +109,8 @@ class LivenessConfig:
     layer_arn_parameter: str = DEFAULT_LAYER_ARN_PARAMETER
     web_client: bool = True
     cognito_domain: str = ""
+    # SnapStart for the API function (README: "Cold starts and SnapStart").
+    snap_start: bool = True
 
     def __post_init__(self) -> None:
         if not self.allowed_origins:
@@ -179,6 +181,7 @@ class LivenessConfig:
             layer_arn_parameter=str(value("layerArnParameter", DEFAULT_LAYER_ARN_PARAMETER)),
             web_client=_as_bool(value("webClient", True)),
             cognito_domain=str(value("cognitoDomain", "")).rstrip("/"),
+            snap_start=_as_bool(value("snapStart", True)),
         )
 
 

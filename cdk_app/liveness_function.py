@@ -63,6 +63,7 @@ class _FunctionWithOwnRole(Construct):
         timeout_seconds: int,
         environment: dict[str, str],
         reserved_concurrency: int | None = None,
+        snap_start: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -84,8 +85,17 @@ class _FunctionWithOwnRole(Construct):
             description=description,
             environment={**shared.environment, **environment},
             reserved_concurrent_executions=reserved_concurrency,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            # A replaced version is deleted: with SnapStart, every version still there keeps its snapshot cached
+            # (and billed), and only the alias's version is ever invoked.
+            current_version_options=lambda_.VersionOptions(removal_policy=cdk.RemovalPolicy.DESTROY),
         )
         self.log_group.grant_write(self.role)
+        if snap_start:
+            cdk.Annotations.of(self.function).acknowledge_warning(
+                "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                "The function publishes its current version, and the API calls it through an alias.",
+            )
 
     def allow_archive(self, bucket: s3.IBucket, action: str, prefix: str) -> None:
         self.role.add_to_principal_policy(
@@ -114,6 +124,7 @@ class LivenessFunction(_FunctionWithOwnRole):
         timeout_seconds: int,
         anonymous_caller: str = "",
         reserved_concurrency: int | None = None,
+        snap_start: bool = False,
     ) -> None:
         environment = {"ANALYZER": analyzer, "ALLOWED_ORIGINS": ",".join(allowed_origins)}
         if anonymous_caller:
@@ -128,7 +139,12 @@ class LivenessFunction(_FunctionWithOwnRole):
             timeout_seconds=timeout_seconds,
             environment=environment,
             reserved_concurrency=reserved_concurrency,
+            # SnapStart where Lambda supports it for the runtime (Python 3.12 and later, arm64 and x86_64).
+            snap_start=snap_start and shared.runtime.supports_snap_start,
         )
+        # The API calls this alias, which names the version published from the current code and configuration
+        # (SnapStart snapshots published versions only; $LATEST always starts cold).
+        self.alias = lambda_.Alias(self, "Live", alias_name="live", version=self.function.current_version)
         if analyzer == "rekognition":  # the private mode (ANALYZER=local) never calls Rekognition
             self._allow_face_analysis()
         self.allow_archive(archive_bucket, "s3:PutObject", DETECTIONS_PREFIX)

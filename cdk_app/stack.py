@@ -87,6 +87,7 @@ class LivenessStack(cdk.Stack):
             timeout_seconds=config.timeout_seconds,
             anonymous_caller=DEMO_CALLER if config.disable_auth else "",
             reserved_concurrency=config.reserved_concurrency,
+            snap_start=config.snap_start,
         )
         expiry = SessionExpiryFunction(
             self,
@@ -101,7 +102,7 @@ class LivenessStack(cdk.Stack):
         api = LivenessApi(
             self,
             "Api",
-            handler=function.function,
+            handler=function.alias,
             allowed_origins=allowed_origins,
             throttle_rate_limit=config.throttle_rate_limit,
             throttle_burst_limit=config.throttle_burst_limit,

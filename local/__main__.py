@@ -39,6 +39,12 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
         help="where sessions and the evidence archive are kept (env DATA_DIR; default .local-data/ in the repo)",
     )
     parser.add_argument(
+        "--workers",
+        default=env.get("WORKERS"),
+        help="worker processes, each its own Lambda environment with its own models (env WORKERS; default: one per "
+        "CPU core; 1 runs the function in the server's process)",
+    )
+    parser.add_argument(
         "--web-dir", type=Path, default=REPO_ROOT / "web", help="static web client served at / if it exists"
     )
     return parser.parse_args(argv)
@@ -60,8 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir = args.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = local_settings(data_dir=data_dir, port=args.port)
+    from .workers import worker_count
+
     try:
-        server = LocalServer(settings, host=args.host, port=args.port, web_dir=args.web_dir)
+        workers = worker_count(args.workers)
+    except ValueError as error:
+        print(f"--workers/WORKERS: {error}", file=sys.stderr)
+        return 2
+    try:
+        server = LocalServer(settings, host=args.host, port=args.port, web_dir=args.web_dir, workers=workers)
     except OSError as error:
         print(f"Cannot listen on {args.host}:{args.port}: {error.strerror or error}. Try --port.", file=sys.stderr)
         return 1
@@ -84,6 +97,8 @@ def print_banner(server: LocalServer, settings: Settings, web_dir: Path) -> None
     web = f"{web_dir} at /" if web_dir.is_dir() else "none (no web/ directory yet)"
     print(f"Liveness API (local mode) on {server.url}")
     print(f"  analyzer:   {server.deps.analyzer.name} (ANALYZER={settings.analyzer})")
+    workers = server.workers.count if server.workers else 1
+    print(f"  workers:    {workers} process{'es' if workers > 1 else ''} (WORKERS), each its own Lambda environment")
     print(f"  storage:    {settings.storage}, data dir {settings.data_dir} (archive/, sessions/)")
     print(f"  origins:    {', '.join(settings.allowed_origins)}")
     print(f"  web client: {web}")

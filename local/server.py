@@ -7,6 +7,7 @@ routes fall back to the static web client (``web/``) when it exists. One log lin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -53,6 +54,7 @@ from .gateway import (
     payload_too_large,
     validate_body,
 )
+from .workers import WorkerPool
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -73,7 +75,9 @@ log = logging.getLogger("local.server")
 # The handler keeps per-request state in module and class globals (the Powertools resolver's current event,
 # the logger's keys, the metrics buffer), exactly as one Lambda execution environment does. Lambda never
 # runs two events at once in an environment, so neither do we: the server reads, validates and answers
-# in parallel threads, and only the function call itself is serialised.
+# in parallel threads; the function call itself runs either in this process, one at a time (workers=1, and
+# the tests, which inject their own collaborators), or in a pool of worker processes, one environment each
+# (local/workers.py).
 _FUNCTION_LOCK = threading.Lock()
 
 
@@ -103,11 +107,14 @@ class LocalApi:
         stage: str = STAGE,
         invoke: Invoke | None = None,
         web_dir: Path | None = None,
+        concurrent: bool = False,
     ) -> None:
         self.routes = routes
         self.cors = cors
         self.stage = stage
         self.invoke = invoke or handler.lambda_handler
+        # ``concurrent``: ``invoke`` runs each call in its own environment (a worker process), so calls may overlap.
+        self._function_lock = contextlib.nullcontext() if concurrent else _FUNCTION_LOCK
         self.web_dir = web_dir if web_dir is not None and web_dir.is_dir() else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -159,7 +166,7 @@ class LocalApi:
 
     def _call_function(self, event: dict[str, Any], match: RouteMatch) -> HttpReply:
         try:
-            with _FUNCTION_LOCK:
+            with self._function_lock:
                 result = self.invoke(event, LambdaContext())
             return http_reply(result)
         except MalformedProxyResponse:
@@ -266,7 +273,9 @@ class LocalServer:
     """The real handler behind ``LocalApi`` on a threaded Werkzeug server.
 
     ``deps`` are the function's collaborators (default: built from ``settings``); tests pass their own, e.g.
-    a scripted analyzer. The handler's app is process-wide (as in Lambda), so run one server per process."""
+    a scripted analyzer. The handler's app is process-wide (as in Lambda), so run one server per process.
+    ``workers`` > 1 (only with ``settings``, not ``deps``) runs the function in that many worker processes,
+    each its own environment, so that requests are answered in parallel."""
 
     def __init__(
         self,
@@ -276,13 +285,29 @@ class LocalServer:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         web_dir: Path | None = DEFAULT_WEB_DIR,
+        workers: int = 1,
     ) -> None:
+        if workers > 1 and deps is not None:
+            raise ValueError("worker processes build their own collaborators: pass settings, not deps")
         if deps is None:
             deps = build_dependencies(settings or local_settings(data_dir=DEFAULT_DATA_DIR, port=port))
         self.deps = deps
-        handler.use_dependencies(deps)
-        self.api = LocalApi(routes=RouteTable(ROUTES), cors=Cors(deps.settings.allowed_origins), web_dir=web_dir)
-        self._server = make_server(host, port, self.api, threaded=True, request_handler=_RequestHandler)
+        self.workers = None if workers <= 1 else WorkerPool(deps.settings, workers)
+        if self.workers is None:
+            handler.use_dependencies(deps)
+        self.api = LocalApi(
+            routes=RouteTable(ROUTES),
+            cors=Cors(deps.settings.allowed_origins),
+            web_dir=web_dir,
+            invoke=self.workers.invoke if self.workers else None,
+            concurrent=self.workers is not None,
+        )
+        try:
+            self._server = make_server(host, port, self.api, threaded=True, request_handler=_RequestHandler)
+        except BaseException:
+            if self.workers:
+                self.workers.close()
+            raise
         self._thread: threading.Thread | None = None
 
     @property
@@ -300,13 +325,20 @@ class LocalServer:
 
     def warm_up(self) -> None:
         """Load the analyzer's models now, so the first frame is as fast as the others."""
+        if self.workers is not None:
+            self.workers.warm_up()
+            return
         warm = getattr(self.deps.analyzer, "warm_up", None)
         if callable(warm):
             warm()
 
     def serve_forever(self) -> None:
-        """Serve in this thread until ``stop()`` or Ctrl-C; then close the socket."""
-        self._server.serve_forever(poll_interval=_SHUTDOWN_POLL_SECONDS)
+        """Serve in this thread until ``stop()`` or Ctrl-C; then close the socket (and stop the workers)."""
+        try:
+            self._server.serve_forever(poll_interval=_SHUTDOWN_POLL_SECONDS)
+        finally:
+            if self._thread is None and self.workers is not None:
+                self.workers.close()
 
     def start(self) -> LocalServer:
         """Serve in a background thread (tests)."""
@@ -321,6 +353,8 @@ class LocalServer:
         self._server.shutdown()  # serve_forever returns and closes the socket
         self._thread.join(timeout=10)
         self._thread = None
+        if self.workers is not None:
+            self.workers.close()
 
     def __enter__(self) -> LocalServer:
         return self.start()

@@ -11,6 +11,7 @@ from .constants import IMAGE_EXTENSIONS
 from .errors import ErrorCode, LivenessError
 from .faces import FaceDetail, Frame
 from .images import crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
+from .parallel import start, wait
 from .wiring import Dependencies
 
 
@@ -62,7 +63,11 @@ def _archive(deps: Dependencies, request_id: str, upload: bytes, upload_type: st
     """The original upload and the face crop, each written once under a fresh random prefix.
 
     /detect decides nothing, so the measurements go back to the client rather than into an audit record;
-    the objects carry the request id (which the logs and the access log also carry) and the analyzer."""
+    the objects carry the request id (which the logs and the access log also carry) and the analyzer.
+
+    The two writes run at once, and the answer waits for both: the crop's write needs the analysis (its
+    bounding box), so it is on the critical path whatever we do; the upload's runs beside it. The upload is
+    not written before the analysis, so a frame refused for its faces (none, or several) is not archived."""
     prefix = new_detection_prefix(deps.clock())
     ref = ArchiveRef(
         id=prefix.rsplit("/", 1)[-1],
@@ -70,8 +75,12 @@ def _archive(deps: Dependencies, request_id: str, upload: bytes, upload_type: st
         face_key=f"{prefix}/face.jpg",
     )
     provenance = {"request-id": request_id, "analyzer": deps.analyzer.name}
-    deps.archive.put_new(ref.frame_key, upload, upload_type, provenance)
-    deps.archive.put_new(ref.face_key, face_jpeg, "image/jpeg", provenance)
+    upload_written = start(deps.archive.put_new, ref.frame_key, upload, upload_type, provenance)
+    try:
+        deps.archive.put_new(ref.face_key, face_jpeg, "image/jpeg", provenance)
+    finally:
+        wait(upload_written)  # never answer (even an error) with a write still in flight
+    upload_written.result()  # its error, if it failed: a 503 like the crop's
     return ref
 
 

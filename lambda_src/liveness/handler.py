@@ -109,12 +109,14 @@ def _count_error(code: ErrorCode) -> None:
 
 
 _app: APIGatewayRestResolver | None = None
+_deps: Dependencies | None = None
 
 
 def use_dependencies(deps: Dependencies) -> None:
     """Swap the collaborators (tests, local server)."""
-    global _app
+    global _app, _deps
     _app = create_app(deps)
+    _deps = deps
 
 
 def _current_app() -> APIGatewayRestResolver:
@@ -124,16 +126,60 @@ def _current_app() -> APIGatewayRestResolver:
     return _app
 
 
-def _prepare_during_init() -> None:
-    """In Lambda, build the clients and load the local analyzer's models in the init phase, which runs at
-    full CPU before the first request, instead of inside the first request."""
-    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        return  # tests and the local server wire their own dependencies
+def prepare() -> None:
+    """The expensive start: build the clients (boto3 loads each service's model), load the embedded analyzer's
+    models when configured, and run numpy and OpenCV once (their first decode and encode load codecs and
+    allocate), so that the first request does none of it."""
     deps = build_dependencies(Settings.from_env())
     warm_up = getattr(deps.analyzer, "warm_up", None)
     if callable(warm_up):
         warm_up()
+    warm_image_code()
     use_dependencies(deps)
+
+
+def warm_image_code() -> None:
+    import cv2
+    import numpy as np
+
+    from .images import encode_jpeg
+
+    blank = np.zeros((96, 128, 3), np.uint8)
+    cv2.imdecode(np.frombuffer(encode_jpeg(blank), np.uint8), cv2.IMREAD_COLOR)
+    cv2.imdecode(cv2.imencode(".png", blank)[1], cv2.IMREAD_COLOR)
+
+
+def refresh_after_restore() -> None:
+    """After a SnapStart restore: every environment restored from one snapshot would otherwise share what was
+    captured in it. The clients are built again from a fresh boto3 session, so they resolve credentials anew and
+    open their own connections (a pooled connection of the snapshot is long dead); the service models already
+    loaded are reused. The embedded analyzer's models are kept (read-only weights). Nothing else needs it:
+    every id and every step draw comes from the OS's CSPRNG (``uuid4``, ``secrets``), which the restore
+    reseeds, and no ``random`` or numpy generator is used."""
+    if _app is None or _deps is None:
+        prepare()
+        return
+    from .wiring import fresh_aws_session
+
+    keep = _deps.analyzer if _deps.settings.analyzer == "local" else None
+    use_dependencies(build_dependencies(_deps.settings, aws=fresh_aws_session(), analyzer=keep))
+
+
+def _prepare_during_init() -> None:
+    """In Lambda, do the expensive start before the first request: at init (which runs at full CPU), or, with
+    SnapStart, in the before-snapshot runtime hook, so that it is done once per published version and every
+    environment restored from the snapshot starts warm; the after-restore hook then refreshes what must be
+    unique per environment."""
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return  # tests and the local server wire their own dependencies
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        # Provided by Lambda's Python runtimes (3.12 and later).
+        from snapshot_restore_py import register_after_restore, register_before_snapshot
+
+        register_before_snapshot(prepare)
+        register_after_restore(refresh_after_restore)
+        return
+    prepare()
 
 
 _prepare_during_init()

