@@ -388,9 +388,16 @@ def _check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
 # A JPEG cut short with its end marker put back decodes without error: libjpeg fills the blocks after the data
 # ran out with mid-grey and only warns ("Corrupt JPEG data: premature end of data segment"). Its warnings go to
 # the process's stderr (OpenCV keeps libjpeg's default message output), so the decode runs with file
-# descriptor 2 pointed at a scratch file, under a lock; any warning refuses the file, and whatever the scratch
-# file caught (other threads' output included) is passed on to the real stderr afterwards.
+# descriptor 2 pointed at a scratch file, under a lock; a libjpeg warning about the data refuses the file, and
+# whatever the scratch file caught is passed on to the real stderr afterwards. Other threads write there too
+# meanwhile (the local server's request log), so only libjpeg's own warnings count, never any byte.
 _STDERR_LOCK = threading.Lock()
+_LIBJPEG_DATA_WARNINGS = (
+    b"Corrupt JPEG data",  # premature end of a data segment, extraneous bytes, a marker where data belongs
+    b"Premature end of JPEG file",
+    b"Inconsistent progression sequence",
+    b"Invalid SOS parameters",
+)
 
 
 def _decode_jpeg_strictly(raw: bytes) -> np.ndarray:
@@ -410,6 +417,7 @@ def _decode_jpeg_strictly(raw: bytes) -> np.ndarray:
         caught = scratch.read()
     if caught:
         os.write(2, caught)
+    if any(warning in caught for warning in _LIBJPEG_DATA_WARNINGS):
         raise LivenessError(ErrorCode.INVALID_IMAGE, "The JPEG data is truncated or corrupt.")
     return bgr
 

@@ -156,6 +156,29 @@ def test_every_cut_of_a_jpeg_with_its_end_marker_put_back_is_refused(progressive
     assert accepted == []
 
 
+def test_other_output_on_stderr_during_a_decode_does_not_refuse_a_good_jpeg() -> None:
+    """Other threads write to stderr while a JPEG decodes (the local server logs every request there): only
+    libjpeg's own warnings refuse the file. Many decodes run while another thread logs without pause."""
+    import os
+    import threading
+
+    raw = jpeg_bytes()
+    stop = threading.Event()
+
+    def log_lines() -> None:
+        while not stop.is_set():
+            os.write(2, b"127.0.0.1 - - POST /detect 200 (a log line from another thread)\n")
+
+    writer = threading.Thread(target=log_lines)
+    writer.start()
+    try:
+        widths = [load_frame(raw).width for _ in range(50)]
+    finally:
+        stop.set()
+        writer.join()
+    assert widths == [640] * 50
+
+
 def test_a_grey_background_is_not_mistaken_for_missing_data() -> None:
     """Missing JPEG blocks decode as mid-grey; a real mid-grey picture is complete and accepted."""
     canvas = np.full((480, 640, 3), 128, np.uint8)
