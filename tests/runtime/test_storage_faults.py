@@ -22,7 +22,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from liveness.analyzers.rekognition import RekognitionAnalyzer
-from liveness.sessions.keys import audit_key
+from liveness.sessions.keys import audit_key, face_crop_key
 from liveness.sessions.repair import ABANDONED_AFTER_SECONDS
 from liveness.sessions.state import Session, SessionStatus, Verdict
 from moto import mock_aws
@@ -415,3 +415,33 @@ def test_a_request_that_outlives_the_repair_margin_is_409_and_logged_once(rig: R
     assert (reply.status, reply.body["code"]) == (409, "CONFLICT")
     session = assert_audited(rig, session_id)
     assert [record.reason.value for record in session.frames] == ["NOT_JUDGED"]
+
+
+def test_a_corrupt_or_crafted_reference_crop_in_the_store_is_a_503_and_never_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference crop goes through the upload checks too: the local data folder is writable by others."""
+    from tests.runtime.bombs import png_length_bomb
+    from tests.runtime.session_helpers import face_for, file_rig, look_straight, start_session, step_codes
+
+    rig = file_rig(tmp_path)
+    created = start_session(rig)
+    session_id = created["sessionId"]
+    look_straight(rig, session_id)
+    reference = rig.store.get(session_id).reference_frame_id
+    crop_path = rig.deps.archive._path(face_crop_key(session_id, reference))
+    bomb = png_length_bomb(0xFFFFFFFF)  # would make the decoder allocate 4 GB
+    crop_path.write_bytes(bomb)
+    import cv2
+
+    real_imdecode = cv2.imdecode
+
+    def imdecode(buffer: Any, flags: int) -> Any:
+        assert bytes(buffer) != bomb, "the crafted crop reached the decoder"
+        return real_imdecode(buffer, flags)
+
+    monkeypatch.setattr(cv2, "imdecode", imdecode)
+    rig.analyzer.script(face_for(step_codes(created)[1]))
+    reply = rig.client.frame(session_id, seed=2)
+    assert reply.status == 503 and reply.body["code"] == "STORAGE_UNAVAILABLE", reply.body
+    assert rig.analyzer.compare_calls == []  # nothing was compared with it

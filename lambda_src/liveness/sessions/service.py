@@ -34,7 +34,6 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import cv2
-import numpy as np
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -364,11 +363,12 @@ def face_crop_jpeg(frame: Frame, face: FaceDetail) -> bytes:
 
 
 def _jpeg_frame(jpeg: bytes) -> Frame:
-    # Our own crop, so no upload checks; built directly because load_frame's 80px rule targets uploads.
-    bgr = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise unavailable(ErrorCode.STORAGE_UNAVAILABLE, "The reference face")
-    return Frame(bgr=bgr, encoded=jpeg, content_type="image/jpeg")
+    """The stored reference crop (at least 80 px a side, see ``face_crop_jpeg``), through the same checks as an
+    upload: the store is outside the request, but a local data folder is writable. Unreadable, it is a 503."""
+    try:
+        return load_frame(jpeg)
+    except LivenessError:
+        raise unavailable(ErrorCode.STORAGE_UNAVAILABLE, "The reference face") from None
 
 
 # ---------------------------------------------------------------------------------------------------------
