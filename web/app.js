@@ -239,14 +239,18 @@ function coachingFor(answer, step) {
   return COACHING[code] || answer.message || "Follow the instruction on screen.";
 }
 
-function tick(run) {
+/** Seconds left for the current step, as far as this page can tell (the server's clock decides). */
+function secondsLeft(run) {
   const { session } = run;
   const now = Date.now();
   const stepLeft = run.stepStartedAt
     ? session.stepTimeLimitSeconds - (now - run.stepStartedAt) / 1000
     : session.stepTimeLimitSeconds;
-  const sessionLeft = (run.deadline - now) / 1000;
-  const left = Math.max(0, Math.ceil(Math.min(stepLeft, sessionLeft)));
+  return Math.min(stepLeft, (run.deadline - now) / 1000);
+}
+
+function tick(run) {
+  const left = Math.max(0, Math.ceil(secondsLeft(run)));
   $("time-left").textContent = `${left} s left for this step`;
 }
 
@@ -360,14 +364,13 @@ async function frameLoop(run) {
   while (!run.cancelled) {
     const started = Date.now();
     const image = captureFrame(session.frameConstraints || {});
-    if (!image) {
-      await sleep(200, run);
-      continue;
-    }
-    const hash = await digest(image);
-    if (sent.has(hash)) {
-      coach(COACHING.REPEATED_FRAME);
-      await sleep(MIN_INTERVAL_MS, run);
+    const hash = image ? await digest(image) : null;
+    if (!image || sent.has(hash)) {
+      // No new camera picture (a stalled or ended camera): nothing is sent, so the server cannot say the time
+      // ran out. Once it has, ask the server for the verdict instead of waiting here forever.
+      if (secondsLeft(run) <= 0) return finishFromServer(run);
+      if (image) coach(COACHING.REPEATED_FRAME);
+      await sleep(image ? MIN_INTERVAL_MS : 200, run);
       continue;
     }
     sent.add(hash);
@@ -400,8 +403,15 @@ async function frameLoop(run) {
 
 async function finishFromServer(run) {
   try {
-    const view = await withRetry(run, () => state.client.getSession(run.session.sessionId));
-    return finish(run, view.status, view.failureReason, view);
+    let view = await withRetry(run, () => state.client.getSession(run.session.sessionId));
+    // Closed for new frames but not final yet (its last frames are still being judged, or a deadline is about
+    // to pass): ask again until the server gives its verdict, which it does by the session's expiry at most.
+    while (!TERMINAL.has(view.status) && !run.cancelled) {
+      coach("Finishing the check…");
+      await sleep(1000, run);
+      view = await withRetry(run, () => state.client.getSession(run.session.sessionId));
+    }
+    if (!run.cancelled) return finish(run, view.status, view.failureReason, view);
   } catch (error) {
     if (!run.cancelled) apiProblem(error);
   }

@@ -304,6 +304,26 @@ def test_the_page_runs_under_the_deployed_content_security_policy(
     assert watch.errors == []
 
 
+def test_a_frozen_camera_still_ends_with_the_servers_verdict(
+    launch: Launch, start_server: StartServer, mesh_analyzer: Any, tmp_path: Path
+) -> None:
+    """A camera that keeps showing one picture: the page sends it once and never again (the server would refuse
+    the same bytes), so nothing reaches the server that could end the step. When the step's time is over the
+    page asks the server, which closes the session: a verdict on screen, not a countdown stuck at 0 s."""
+    from tests.browser.support import write_y4m
+    from tests.local.support import blank_bgr
+
+    still = write_y4m([blank_bgr()], tmp_path / "still.y4m")  # one frame, looped: identical pictures
+    server = web_server(start_server, mesh_analyzer, STEP_TIME_LIMIT_SECONDS="3")
+    page, watch = open_page(launch, server, video=still)
+    page.get_by_role("button", name="Start").click()
+    status_is(page, "IN_PROGRESS")
+    status_is(page, "FAILED", timeout=20_000)
+    assert "not completed in time" in page.locator("#result-reason").inner_text()
+    assert watch.frames_posted == 1
+    assert watch.errors == []
+
+
 def test_a_head_movements_only_session_passes_with_the_headturn_clip(
     launch: Launch, tmp_path: Path, mesh_analyzer: Any
 ) -> None:
