@@ -257,7 +257,9 @@ def test_a_store_fault_before_the_verdict_save_is_503_and_the_slot_is_repaired(r
     faults.off()
     unsettled = assert_consistent(rig, session_id, before)
     assert unsettled.frames_received == 1 and unsettled.frames == ()  # the verdict and its fallback both failed
-    assert len(rig.keys("sessions/")) >= 1  # the frame itself was archived before the verdict
+    (pending,) = unsettled.pending  # ...but the reservation recorded the frame's id and archive key
+    # The frame itself was archived before the verdict (and the neutral frame's face crop beside it).
+    assert pending.frame_key in rig.keys("sessions/")
     # The session goes on (the abandoned slot counts as a frame)...
     assert send_good_frame(rig, session_id, 2).body["verdict"] == "ACCEPTED"
     # ...and once nobody can still be settling that slot, the next read logs it as NOT_JUDGED.
@@ -266,6 +268,10 @@ def test_a_store_fault_before_the_verdict_save_is_503_and_the_slot_is_repaired(r
     repaired = stored(rig, session_id)
     assert repaired.settled and repaired.frames_received == 2
     assert [record.reason.value for record in repaired.frames if record.reason] == ["NOT_JUDGED"]
+    (abandoned,) = [record for record in repaired.frames if record.reason]
+    # Logged under its own id and key: the archived upload is in the frame log (and so the audit record).
+    assert (abandoned.frame_id, abandoned.frame_key) == (pending.frame_id, pending.frame_key)
+    assert repaired.pending == ()
     assert repaired.status is SessionStatus.EXPIRED  # its time ran out meanwhile
     assert_audited(rig, session_id)
 

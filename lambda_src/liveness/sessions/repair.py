@@ -8,9 +8,9 @@ longer exists: every reservation is such a write, so no live frame can be older 
 (15 minutes, 30 times the longest request) because a wrong guess costs more than a late audit: a request that
 did outlive it finds its slot settled and is answered 409 CONFLICT (send the frame again), never logged twice.
 
-The next read or frame of the session then logs each abandoned slot as ``NOT_JUDGED`` (no archive key: the
-key died with the request; a frame object may have been archived under it) and, if the session is closed,
-writes its audit record. The TTL expiry handler applies the same repair to the removed item, a day later.
+The next read or frame of the session then logs each abandoned slot as ``NOT_JUDGED``, under the frame id and
+archive key its request recorded with the reservation (the upload may have been archived under it), and, if the
+session is closed, writes its audit record. The TTL expiry handler applies the same repair to the removed item, a day later.
 """
 
 from __future__ import annotations
@@ -30,15 +30,19 @@ def has_abandoned_frames(session: Session, now: datetime) -> bool:
 
 
 def settle_abandoned(session: Session, now: datetime) -> Session:
-    """Log every unsettled slot as NOT_JUDGED (pure; the caller decides that the slots are abandoned)."""
+    """Log every unsettled slot as NOT_JUDGED (pure; the caller decides that the slots are abandoned), under the
+    frame id and archive key its request recorded with the reservation; a slot reserved before those were
+    recorded gets a fresh id and no key."""
+    recorded = list(session.pending)
     for _ in range(max(0, session.frames_received - len(session.frames))):
+        pending = recorded.pop(0) if recorded else None
         evaluation = FrameEvaluation(
-            frame_id=str(uuid.uuid4()),
-            step_index=session.current_step,
+            frame_id=pending.frame_id if pending else str(uuid.uuid4()),
+            step_index=pending.step_index if pending else session.current_step,
             reason=ReasonCode.NOT_JUDGED,
             measured=Measured(),
             mirrored=session.mirrored,
-            frame_key="",
+            frame_key=pending.frame_key if pending else "",
         )
         session, _ = settle_frame(session, evaluation, now, 0.0)
     return session

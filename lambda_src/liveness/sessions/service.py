@@ -64,6 +64,7 @@ from .repair import has_abandoned_frames, settle_abandoned
 from .state import (
     FrameEvaluation,
     FrameRecord,
+    PendingFrame,
     Session,
     SessionLimits,
     SessionStatus,
@@ -179,11 +180,12 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     _check_mirroring(body, session)
     upload = parse_image_field(body.get("image"), limits=deps.image_limits)
     frame = load_frame(upload, limits=deps.image_limits)  # malformed uploads are refused before taking a slot
-    session = _reserve(deps, session, now, request_id)
     frame_id, archived = str(uuid.uuid4()), ""
     digest = hashlib.sha256(upload).hexdigest()  # only the digest is kept; the image stays in the archive
     content_type = sniff_content_type(upload)  # the frame may have been re-encoded; archive the original
     key = frame_key(session.session_id, frame_id, content_type)
+    # The reservation records the frame's id and key: if this request dies, the repair logs the frame with them.
+    session = _reserve(deps, session, now, request_id, PendingFrame(frame_id, key, session.current_step))
     # Alongside the analysis: the upload's write (exactly once, a fresh key per reserved frame) and the
     # reference crop's read (needed if the frame passes its step). The verdict waits for both.
     frame_written = start(deps.archive.put_new, key, upload, content_type)
@@ -224,9 +226,9 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     return FrameResult(session=after, record=record)
 
 
-def _reserve(deps: Dependencies, session: Session, now: datetime, request_id: str) -> Session:
+def _reserve(deps: Dependencies, session: Session, now: datetime, request_id: str, frame: PendingFrame) -> Session:
     """Take a frame slot with a conditional save; 409 (nothing analysed) if the session closed or is full."""
-    commit = _commit(deps, session, lambda current: reserve_frame(current, now))
+    commit = _commit(deps, session, lambda current: reserve_frame(current, now, frame))
     after = _after_commit(deps, commit, request_id)
     if not commit.value:
         _ensure_open(after)

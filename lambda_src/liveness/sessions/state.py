@@ -95,6 +95,16 @@ class Step:
 
 
 @dataclass(frozen=True)
+class PendingFrame:
+    """A reserved frame not settled yet: what its request will archive it under, so that if the request dies, the
+    repair can log the frame with its archive key (the upload may already be in the archive)."""
+
+    frame_id: str
+    frame_key: str
+    step_index: int
+
+
+@dataclass(frozen=True)
 class FrameRecord:
     """One analysed frame, as kept in the session's bounded frame log and the audit record."""
 
@@ -139,6 +149,8 @@ class Session:
     thresholds: Thresholds | None = None
     # The person's own straight pose, from the accepted neutral frame; later steps are measured from it.
     baseline: Baseline | None = None
+    # Reserved frames whose verdict is not logged yet (at most the frames in flight); see PendingFrame.
+    pending: tuple[PendingFrame, ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -212,7 +224,7 @@ def close_if_due(session: Session, now: datetime) -> Session:
     return session
 
 
-def reserve_frame(session: Session, now: datetime) -> tuple[Session, bool]:
+def reserve_frame(session: Session, now: datetime, frame: PendingFrame | None = None) -> tuple[Session, bool]:
     """Take one frame slot before the frame is analysed: ``(new state, True)``.
 
     ``(state, False)`` when the frame must not be analysed: the session is closed, a deadline has passed (the
@@ -225,7 +237,8 @@ def reserve_frame(session: Session, now: datetime) -> tuple[Session, bool]:
     step = replace(
         session.step, started_at=session.step.started_at or now, frames_received=session.step.frames_received + 1
     )
-    reserved = _with_step(replace(session, frames_received=session.frames_received + 1), step)
+    pending = session.pending + ((replace(frame, step_index=session.current_step),) if frame is not None else ())
+    reserved = _with_step(replace(session, frames_received=session.frames_received + 1, pending=pending), step)
     return _bumped(reserved, now), True
 
 
@@ -342,7 +355,8 @@ def _finish_frame(session: Session, record: FrameRecord, now: datetime) -> tuple
     A budget closes the session when every slot of the session (or of the still current step) is taken and this
     was the last of them to settle, so the frame that settles last is answered normally (and may still pass)."""
     frames = (session.frames + (record,))[-session.limits.max_frames :]
-    session = replace(session, frames=frames)
+    pending = tuple(frame for frame in session.pending if frame.frame_id != record.frame_id)
+    session = replace(session, frames=frames, pending=pending)
     if session.is_open and out_of_frames(session) and session.settled:
         session = _close(session, SessionStatus.FAILED, FailureReason.ATTEMPT_LIMIT, now)
     return _bumped(session, now), record
@@ -480,6 +494,10 @@ def session_to_dict(session: Session) -> dict[str, Any]:
         "auditWritten": session.audit_written,
         "thresholds": session.thresholds.to_json() if session.thresholds is not None else None,
         "baseline": session.baseline.to_json() if session.baseline is not None else None,
+        "pending": [
+            {"frameId": frame.frame_id, "frameKey": frame.frame_key, "stepIndex": frame.step_index}
+            for frame in session.pending
+        ],
     }
 
 
@@ -546,6 +564,10 @@ def session_from_dict(raw: dict[str, Any]) -> Session:
         audit_written=bool(raw.get("auditWritten", False)),
         thresholds=Thresholds.from_json(raw["thresholds"]) if raw.get("thresholds") else None,
         baseline=Baseline.from_json(raw["baseline"]) if raw.get("baseline") else None,
+        pending=tuple(
+            PendingFrame(frame_id=item["frameId"], frame_key=item["frameKey"], step_index=int(item["stepIndex"]))
+            for item in raw.get("pending") or ()
+        ),
     )
 
 
