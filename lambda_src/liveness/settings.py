@@ -70,7 +70,7 @@ THRESHOLD_ENV = {
     "MIN_SIMILARITY": "min_similarity",
     "NEUTRAL_MAX_DEGREES": "neutral_max_angle",
     "COMPARE_MAX_DEGREES": "compare_max_angle",
-    "FLAT_FACE_FACTOR": "flat_face_factor",
+    "FLAT_FACE_SLOPE": "flat_face_slope",
     "MAX_NOT_COMPARABLE": "max_not_comparable",
 }
 

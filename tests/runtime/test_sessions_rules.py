@@ -730,7 +730,7 @@ def test_items_stored_before_the_neutral_start_still_load() -> None:
     del raw["limits"]["stepMaxFrames"], raw["baseline"]
     for step in raw["steps"]:
         del step["framesReceived"]
-    for name in ("neutral_max_angle", "compare_max_angle", "flat_face_factor", "max_not_comparable"):
+    for name in ("neutral_max_angle", "compare_max_angle", "flat_face_slope", "max_not_comparable"):
         del raw["thresholds"][name]
     loaded = session_from_dict(raw)
     assert loaded.limits.step_max_frames == loaded.limits.max_frames == 5  # the session cap alone bounds a step
@@ -738,7 +738,7 @@ def test_items_stored_before_the_neutral_start_still_load() -> None:
     # The stored numbers kept; the newer ones keep that session's old rules: every low score a mismatch, no
     # flat-face check, no limit on incomparable frames (LEGACY); the neutral tolerance never applies to it.
     assert loaded.thresholds == Thresholds(turn_yaw=31.5, **LEGACY)
-    assert (loaded.thresholds.compare_max_angle, loaded.thresholds.flat_face_factor) == (180.0, 0.0)
+    assert (loaded.thresholds.compare_max_angle, loaded.thresholds.flat_face_slope) == (180.0, 0.0)
     unknown = tuple(replace(step, frames_received=0) for step in session.steps)  # not counted before
     assert loaded == replace(
         session,
@@ -806,11 +806,14 @@ def _tilted(pitch: float, aspect: float) -> Measured:
         (StepCode.LOOK_UP, 42.7, 0.845, None),
         (StepCode.LOOK_DOWN, -26.6, 0.930, None),
         (StepCode.LOOK_DOWN, -33.0, 0.889, None),
-        # ... a photo of it tilted 50-55 degrees read 19-25 degrees of pitch and kept 0.74-0.80.
+        # ... a photo of it tilted 45-60 degrees read 15-30 degrees of pitch and kept 0.74-0.81.
+        (StepCode.LOOK_UP, 16.0, 0.809, ReasonCode.FLAT_FACE),
         (StepCode.LOOK_UP, 19.6, 0.780, ReasonCode.FLAT_FACE),
-        (StepCode.LOOK_UP, 25.3, 0.737, ReasonCode.FLAT_FACE),
+        (StepCode.LOOK_UP, 23.4, 0.804, ReasonCode.FLAT_FACE),
+        (StepCode.LOOK_UP, 27.7, 0.742, ReasonCode.FLAT_FACE),
+        (StepCode.LOOK_DOWN, -15.0, 0.797, ReasonCode.FLAT_FACE),
         (StepCode.LOOK_DOWN, -22.5, 0.761, ReasonCode.FLAT_FACE),
-        (StepCode.LOOK_DOWN, -15.4, 0.799, ReasonCode.FLAT_FACE),
+        (StepCode.LOOK_DOWN, -30.1, 0.739, ReasonCode.FLAT_FACE),
     ],
 )
 def test_a_pitch_that_flattens_the_face_like_a_tilted_photo_is_refused(step, pitch, aspect, reason) -> None:
@@ -819,7 +822,7 @@ def test_a_pitch_that_flattens_the_face_like_a_tilted_photo_is_refused(step, pit
 
 def test_the_flat_face_check_needs_the_baseline_aspect_and_can_be_switched_off() -> None:
     flat = _tilted(20.0, 0.75)
-    assert step_reason(StepCode.LOOK_UP, flat, replace(T, flat_face_factor=0.0)) is None
+    assert step_reason(StepCode.LOOK_UP, flat, replace(T, flat_face_slope=0.0)) is None
     assert step_reason(StepCode.LOOK_UP, replace(flat, face_aspect=None), T) is None  # nothing to compare with
     assert step_reason(StepCode.TURN_LEFT, Measured(yaw=30.0, pitch=0.0, roll=0.0, face_aspect=0.5), T) is None
     baseline = Baseline(yaw=0.0, pitch=0.0, roll=0.0, face_aspect=1.2)
