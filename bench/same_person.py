@@ -51,23 +51,17 @@ class Embedder:
         self.analyzer.warm_up()
         self.embedder = face_embedding.shared_embedder()
 
-    def describe(self, bgr: np.ndarray) -> tuple[tuple[float, float], np.ndarray] | None:
+    def describe(self, bgr: np.ndarray, *, as_reference: bool = False) -> tuple[tuple[float, float], np.ndarray] | None:
+        """The face's (yaw, pitch) and descriptor; ``as_reference``: of the face crop a session archives as its
+        reference, decoded again, as the service compares with it."""
         ok, encoded = cv2.imencode(".jpg", bgr)
         frame = Frame(bgr=bgr, encoded=encoded.tobytes(), content_type="image/jpeg")
         faces = self.analyzer.detect_faces(frame)
         if not faces or faces[0].pose is None:
             return None
+        if as_reference:
+            bgr = cv2.imdecode(np.frombuffer(face_crop_jpeg(frame, faces[0]), np.uint8), cv2.IMREAD_COLOR)
         return (faces[0].pose.yaw, faces[0].pose.pitch), self.embed(bgr)
-
-    def reference(self, bgr: np.ndarray) -> tuple[tuple[float, float], np.ndarray] | None:
-        """A session's reference: the face crop the service archives, decoded again."""
-        ok, encoded = cv2.imencode(".jpg", bgr)
-        frame = Frame(bgr=bgr, encoded=encoded.tobytes(), content_type="image/jpeg")
-        faces = self.analyzer.detect_faces(frame)
-        if not faces or faces[0].pose is None:
-            return None
-        crop = cv2.imdecode(np.frombuffer(face_crop_jpeg(frame, faces[0]), np.uint8), cv2.IMREAD_COLOR)
-        return (faces[0].pose.yaw, faces[0].pose.pitch), self.embed(crop)
 
     def embed(self, bgr: np.ndarray) -> np.ndarray:
         with self.analyzer._lock:  # the networks keep per-call state
@@ -78,8 +72,9 @@ class Embedder:
 
 
 def pairs(shared: Path, embedder: Embedder) -> list[Pair]:
-    clip = [embedder.describe(bgr) for bgr in read_frames(shared / "video" / "headturn.gif")]
-    references = [embedder.reference(bgr) for bgr in read_frames(shared / "video" / "headturn.gif")]
+    frames = read_frames(shared / "video" / "headturn.gif")
+    clip = [embedder.describe(bgr) for bgr in frames]
+    references = {index: embedder.describe(frames[index], as_reference=True) for index in STRAIGHT}
     found = []
     for index in STRAIGHT:  # every straight frame serves as the neutral reference once
         reference = references[index]
@@ -91,7 +86,7 @@ def pairs(shared: Path, embedder: Embedder) -> list[Pair]:
     others = []
     for path in sorted((shared / "faces" / "dev").glob("*")):
         if path.suffix.lower() in (".jpg", ".png"):
-            described = embedder.reference(cv2.imread(str(path)))
+            described = embedder.describe(cv2.imread(str(path)), as_reference=True)
             if described is not None:
                 others.append((path.name, described))
     for (_name, reference), described in itertools.product(others, clip):
