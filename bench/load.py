@@ -137,11 +137,7 @@ def run_detect(port: int, archive: Path, clients: int, rounds: int, images: list
                     if not (archive / key).is_file():
                         phase.lost.append(f"not archived: {key}")
 
-    phase.started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(client, range(clients)))
-    phase.ended = time.perf_counter()
-    return phase
+    return _run_clients(phase, clients, client)
 
 
 def run_sessions(port: int, archive: Path, sessions: int, count: int, images: list[str], deadline: float) -> Phase:
@@ -171,9 +167,14 @@ def run_sessions(port: int, archive: Path, sessions: int, count: int, images: li
         if len(uploads) != sent:
             phase.lost.append(f"session {session_id}: {sent} frames answered, {len(uploads)} archived")
 
+    return _run_clients(phase, sessions, client)
+
+
+def _run_clients(phase: Phase, clients: int, client: Callable[[int], None]) -> Phase:
+    """All clients at once, one thread each; the phase is timed from the first start to the last end."""
     phase.started = time.perf_counter()
-    with ThreadPoolExecutor(sessions) as pool:
-        list(pool.map(client, range(sessions)))
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
     phase.ended = time.perf_counter()
     return phase
 

@@ -40,6 +40,20 @@ def status_is(page: Any, status: str, timeout: int = TIMEOUT_MS) -> None:
     page.wait_for_selector(f"body[data-liveness-status='{status}']", state="attached", timeout=timeout)
 
 
+def _first(count: int, answer: Any) -> Any:
+    """A route handler: the first ``count`` requests get ``answer(route)``, the rest go through to the server."""
+    left = {"count": count}
+
+    def handle(route: Any) -> None:
+        if left["count"] > 0:
+            left["count"] -= 1
+            answer(route)
+        else:
+            route.continue_()
+
+    return handle
+
+
 def web_server(start_server: StartServer, analyzer: Any, **env: str) -> LocalServer:
     return start_server(analyzer, web_dir=WEB_DIR, **env)
 
@@ -158,16 +172,7 @@ def test_the_api_unreachable_then_recovering_is_said_on_screen(
 ) -> None:
     server = web_server(start_server, mesh_analyzer, STEP_TIME_LIMIT_SECONDS="60", SESSION_TTL_SECONDS="120")
     page, watch = open_page(launch, server)
-    outage = {"left": 2}
-
-    def flaky(route: Any) -> None:
-        if outage["left"] > 0:
-            outage["left"] -= 1
-            route.abort("internetdisconnected")
-        else:
-            route.continue_()
-
-    page.route("**/sessions/*/frames", flaky)
+    page.route("**/sessions/*/frames", _first(2, lambda route: route.abort("internetdisconnected")))
     page.get_by_role("button", name="Start").click()
     page.wait_for_function("document.getElementById('connection').textContent.startsWith('Connection lost')")
     page.wait_for_function("document.getElementById('coaching').textContent.includes('cannot see a face')")
@@ -179,20 +184,15 @@ def test_the_api_unreachable_then_recovering_is_said_on_screen(
 def test_retry_after_is_honoured_on_429(launch: Launch, start_server: StartServer, mesh_analyzer: Any) -> None:
     server = web_server(start_server, mesh_analyzer, STEP_TIME_LIMIT_SECONDS="60")
     page, _ = open_page(launch, server)
-    throttled = {"left": 1}
-
-    def throttle(route: Any) -> None:
-        if throttled["left"] > 0:
-            throttled["left"] -= 1
-            route.fulfill(
-                status=429,
-                headers={"Retry-After": "1", "Content-Type": "application/json"},
-                body='{"code": "THROTTLED", "message": "Too Many Requests", "requestId": "x"}',
-            )
-        else:
-            route.continue_()
-
-    page.route("**/sessions/*/frames", throttle)
+    throttled = _first(
+        1,
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "1", "Content-Type": "application/json"},
+            body='{"code": "THROTTLED", "message": "Too Many Requests", "requestId": "x"}',
+        ),
+    )
+    page.route("**/sessions/*/frames", throttled)
     page.get_by_role("button", name="Start").click()
     page.wait_for_function("document.getElementById('connection').textContent.includes('Continuing in 1 s')")
     page.wait_for_function("document.getElementById('coaching').textContent.includes('cannot see a face')")
