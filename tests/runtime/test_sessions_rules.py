@@ -29,11 +29,11 @@ from liveness.challenges import (
     step_reason_after,
 )
 from liveness.faces import FaceComparison
+from liveness.limits import MAX_FRAMES_CAP, SessionLimits
 from liveness.sessions.state import (
     FailureReason,
     FrameEvaluation,
     SamePersonCheck,
-    SessionLimits,
     SessionStatus,
     StepStatus,
     apply_frame,
@@ -44,7 +44,7 @@ from liveness.sessions.state import (
     session_to_dict,
     settle_frame,
 )
-from liveness.settings import MAX_FRAMES_CAP, Settings
+from liveness.settings import Settings
 
 from tests.runtime.session_helpers import START, face, face_for
 

@@ -55,8 +55,8 @@ from ..constants import METRICS_NAMESPACE
 from ..errors import ErrorCode, LivenessError, unavailable
 from ..faces import FaceDetail, Frame
 from ..images import MIN_SIDE_PX, crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
+from ..limits import MAX_FRAMES_CAP, SessionLimits
 from ..parallel import start, succeeded, wait
-from ..settings import MAX_FRAMES_CAP
 from ..wiring import Dependencies
 from .audit import write_audit
 from .keys import face_crop_key, frame_key
@@ -66,7 +66,6 @@ from .state import (
     FrameRecord,
     PendingFrame,
     Session,
-    SessionLimits,
     SessionStatus,
     close_if_due,
     is_repeated,
