@@ -8,11 +8,11 @@ from typing import Any
 
 from .archive import ArchiveRef, new_detection_prefix
 from .constants import IMAGE_EXTENSIONS
+from .dependencies import Dependencies
 from .errors import ErrorCode, LivenessError
 from .faces import FaceDetail, Frame
 from .images import crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
 from .parallel import start, wait
-from .wiring import Dependencies
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,13 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from .archive import Archive
 from .challenges import Thresholds
 from .constants import METRICS_NAMESPACE
+from .dependencies import Clock, utc_now
 from .sessions.audit import write_audit
 from .sessions.repair import settle_abandoned
 from .sessions.state import close_if_due
 from .sessions.store import session_from_item
 from .settings import Settings
-from .wiring import Clock, build_archive, utc_now
+from .wiring import build_archive
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 

@@ -27,10 +27,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from liveness import handler, images
 from liveness.archive import FileArchive
+from liveness.dependencies import Dependencies
 from liveness.images import MAX_DECODE_WORK, MAX_PIXELS
 from liveness.sessions.store import FileSessionStore
 from liveness.settings import Settings
-from liveness.wiring import Dependencies
 
 from tests.fuzz.conftest import CASES, STATUSES
 from tests.runtime.bombs import jpeg_segments, patterned, png_chunk

@@ -17,9 +17,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ..challenges import INSTRUCTIONS, ReasonCode
 from ..constants import METRICS_NAMESPACE
+from ..dependencies import Dependencies
 from ..http import caller_id_of, json_body_of, json_response, request_id_of
 from ..images import SUPPORTED_TYPES
-from ..wiring import Dependencies
 from .audit import verdict_of
 from .keys import reference_face_key
 from .service import FrameResult, SessionView, create_session, read_session, reason_message, submit_frame

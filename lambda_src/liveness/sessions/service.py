@@ -52,12 +52,12 @@ from ..challenges import (
     step_reason_after,
 )
 from ..constants import METRICS_NAMESPACE
+from ..dependencies import Dependencies
 from ..errors import ErrorCode, LivenessError, unavailable
 from ..faces import FaceDetail, Frame
 from ..images import MIN_SIDE_PX, crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
 from ..limits import MAX_FRAMES_CAP, SessionLimits
 from ..parallel import start, succeeded, wait
-from ..wiring import Dependencies
 from .audit import write_audit
 from .keys import face_crop_key, frame_key
 from .repair import has_abandoned_frames, settle_abandoned
@@ -106,7 +106,7 @@ def create_session(body: dict[str, Any], deps: Dependencies, owner: str) -> Sess
         thresholds=deps.settings.thresholds,  # kept in the item: frames are judged and audited with these
     )
     try:
-        _store(deps).create(session)
+        deps.session_store.create(session)
     except SessionConflict:  # a uuid4 collision: practically impossible, but never overwrite
         raise LivenessError(ErrorCode.CONFLICT, "Please retry.") from None
     logger.info("Session created", extra={"sessionId": session.session_id, "stepCount": len(steps)})
@@ -392,7 +392,7 @@ def _commit(deps: Dependencies, session: Session, transition: Callable[[Session]
 
     The save expects the version and status the transition started from: open for every change but one, the
     log entry of a frame whose session closed while it was analysed."""
-    store = _store(deps)
+    store = deps.session_store
     for _ in range(MAX_SAVE_ATTEMPTS):
         after, value = transition(session)
         if after is session:
@@ -462,7 +462,7 @@ def _ensure_audit(deps: Dependencies, session: Session, request_id: str) -> Sess
         logger.error("Audit record not written", extra={"sessionId": session.session_id, "error": type(error).__name__})
         return session
     try:
-        _store(deps).record_audit_written(session)
+        deps.session_store.record_audit_written(session)
     except Exception as error:  # only an optimisation: the next read finds the record
         logger.warning("Audit flag not stored", extra={"sessionId": session.session_id, "error": type(error).__name__})
         return session
@@ -473,16 +473,10 @@ def _ensure_audit(deps: Dependencies, session: Session, request_id: str) -> Sess
 # Helpers
 
 
-def _store(deps: Dependencies) -> SessionStore:
-    if deps.session_store is None:  # a wiring bug: build_dependencies always sets it
-        raise RuntimeError("Dependencies.session_store is required by the session routes")
-    return deps.session_store
-
-
 def _owned(deps: Dependencies, session_id: str, owner: str) -> Session:
     if not is_session_id(session_id):
         raise LivenessError(ErrorCode.INVALID_REQUEST, "The session id must be a UUID.")
-    session = _store(deps).get(session_id)
+    session = deps.session_store.get(session_id)
     if session is None or session.owner != owner:  # 404 either way: never reveal that someone else's exists
         raise LivenessError(ErrorCode.SESSION_NOT_FOUND, "No such session.")
     return session
