@@ -41,8 +41,8 @@ from .constants import METRICS_NAMESPACE
 from .dependencies import Clock, utc_now
 from .sessions.audit import write_audit
 from .sessions.repair import settle_abandoned
-from .sessions.state import close_if_due
 from .sessions.store import session_from_item
+from .sessions.transitions import close_if_due
 from .settings import Settings
 from .wiring import build_archive
 

@@ -16,7 +16,7 @@ from .challenges import ReasonCode, StepCode
 from .errors import ErrorCode
 from .routes import ROUTES, STAGE, Route
 from .schemas import load_schema
-from .sessions.state import FailureReason
+from .sessions.model import FailureReason
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"

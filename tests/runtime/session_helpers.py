@@ -36,8 +36,8 @@ from liveness.challenges import StepCode, challenge
 from liveness.dependencies import Dependencies
 from liveness.faces import FaceComparison, FaceDetail, Frame
 from liveness.handler import create_app
-from liveness.sessions.state import new_session
 from liveness.sessions.store import DynamoDbSessionStore, FileSessionStore
+from liveness.sessions.transitions import new_session
 from liveness.settings import Settings
 from moto import mock_aws
 

@@ -1,6 +1,7 @@
 """Liveness sessions: the server-chosen challenge, judged frame by frame.
 
-- ``state``: the pure state machine (transitions given ``now``) and its plain-data form;
+- ``model``, ``transitions``, ``codec``: a session's data, its pure state machine (transitions given ``now``)
+  and its plain-data form;
 - ``service``: a frame's path around it (analyse, judge, compare, save conditionally, archive, audit);
 - ``routes``: the thin HTTP routes;
 - ``store``: DynamoDB and file-backed session stores (conditional writes);

@@ -21,9 +21,10 @@ from ..dependencies import Dependencies
 from ..http import caller_id_of, json_body_of, json_response, request_id_of
 from ..images import SUPPORTED_TYPES
 from .audit import verdict_of
+from .codec import session_to_dict
 from .keys import reference_face_key
+from .model import Session
 from .service import FrameResult, SessionView, create_session, read_session, reason_message, submit_frame
-from .state import Session, session_to_dict
 
 RECOMMENDED_WIDTH = 640
 RECOMMENDED_HEIGHT = 480

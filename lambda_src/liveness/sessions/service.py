@@ -60,20 +60,10 @@ from ..limits import MAX_FRAMES_CAP, SessionLimits
 from ..parallel import start, succeeded, wait
 from .audit import write_audit
 from .keys import face_crop_key, frame_key
+from .model import FrameEvaluation, FrameRecord, PendingFrame, Session, SessionStatus
 from .repair import has_abandoned_frames, settle_abandoned
-from .state import (
-    FrameEvaluation,
-    FrameRecord,
-    PendingFrame,
-    Session,
-    SessionStatus,
-    close_if_due,
-    is_repeated,
-    new_session,
-    reserve_frame,
-    settle_frame,
-)
 from .store import SessionConflict, SessionStore, is_session_id
+from .transitions import close_if_due, is_repeated, new_session, reserve_frame, settle_frame
 
 logger = Logger(service="liveness")  # shares the handler's configuration; never given image data
 
