@@ -23,8 +23,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import ErrorCode, LivenessError, clip
-from .faces import BoundingBox, Frame
+from .errors import ErrorCode, LivenessError, clip, unavailable
+from .faces import BoundingBox, FaceDetail, Frame
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -494,6 +494,28 @@ def face_pixel_box(box: BoundingBox, width: int, height: int, margin: float = FA
 def crop_face(frame: Frame, box: BoundingBox, margin: float = FACE_MARGIN) -> np.ndarray:
     pixels = face_pixel_box(box, frame.width, frame.height, margin)
     return frame.bgr[pixels.top : pixels.bottom, pixels.left : pixels.right]
+
+
+def face_crop_jpeg(frame: Frame, face: FaceDetail) -> bytes:
+    """The face with a margin, upscaled if needed: CompareFaces refuses images under 80x80 pixels."""
+    crop = crop_face(frame, face.bounding_box)
+    short_side = min(crop.shape[0], crop.shape[1])
+    if short_side < MIN_SIDE_PX:
+        scale = MIN_SIDE_PX / short_side
+        crop = cv2.resize(
+            crop, (round(crop.shape[1] * scale) + 1, round(crop.shape[0] * scale) + 1), interpolation=cv2.INTER_CUBIC
+        )
+    return encode_jpeg(crop)
+
+
+def load_stored_frame(jpeg: bytes, what: str) -> Frame:
+    """A stored crop (e.g. the reference face: at least 80 px a side, see ``face_crop_jpeg``), through the same
+    checks as an upload: the store is outside the request, but a local data folder is writable. Unreadable, it
+    is a 503 (``what`` names it)."""
+    try:
+        return load_frame(jpeg)
+    except LivenessError:
+        raise unavailable(ErrorCode.STORAGE_UNAVAILABLE, what) from None
 
 
 def _clamp(value: int, low: int, high: int) -> int:
