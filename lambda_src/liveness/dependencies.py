@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from .archive import Archive
 from .faces import Analyzer
-from .images import ImageLimits
+from .images.limits import ImageLimits
 from .sessions.store import SessionStore
 from .settings import Settings
 

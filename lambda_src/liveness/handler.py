@@ -143,7 +143,7 @@ def warm_image_code() -> None:
     import cv2
     import numpy as np
 
-    from .images import encode_jpeg
+    from .images.crop import encode_jpeg
 
     blank = np.zeros((96, 128, 3), np.uint8)
     cv2.imdecode(np.frombuffer(encode_jpeg(blank), np.uint8), cv2.IMREAD_COLOR)

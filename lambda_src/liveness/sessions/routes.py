@@ -19,7 +19,7 @@ from ..challenges import INSTRUCTIONS, ReasonCode
 from ..constants import METRICS_NAMESPACE
 from ..dependencies import Dependencies
 from ..http import caller_id_of, json_body_of, json_response, request_id_of
-from ..images import SUPPORTED_TYPES
+from ..images.limits import SUPPORTED_TYPES
 from .audit import verdict_of
 from .codec import session_to_dict
 from .keys import reference_face_key

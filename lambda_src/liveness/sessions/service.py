@@ -25,7 +25,6 @@ Archive layout (write-once keys, see archive.py):
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -50,7 +49,8 @@ from ..challenges import (
 from ..dependencies import Dependencies
 from ..errors import ErrorCode, LivenessError, unavailable
 from ..faces import FaceDetail, Frame
-from ..images import face_crop_jpeg, load_frame, load_stored_frame, parse_image_field, sniff_content_type
+from ..images.crop import face_crop_jpeg
+from ..images.intake import load_stored_frame, receive_upload
 from ..limits import SessionLimits
 from ..parallel import start, succeeded, wait
 from .commit import after_commit, commit_due, commit_transition, ensure_audit, session_thresholds
@@ -156,17 +156,16 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     session = commit_due(deps, session, now, request_id)
     _ensure_open(session)  # a closed session answers 409 whatever the body says, and costs no analysis
     _check_mirroring(body, session)
-    upload = parse_image_field(body.get("image"), limits=deps.image_limits)
-    frame = load_frame(upload, limits=deps.image_limits)  # malformed uploads are refused before taking a slot
+    upload = receive_upload(body.get("image"), limits=deps.image_limits)  # refused before taking a slot
+    frame, digest = upload.frame, upload.sha256  # only the digest is kept; the image stays in the archive
     frame_id, archived = str(uuid.uuid4()), ""
-    digest = hashlib.sha256(upload).hexdigest()  # only the digest is kept; the image stays in the archive
-    content_type = sniff_content_type(upload)  # the frame may have been re-encoded; archive the original
-    key = frame_key(session.session_id, frame_id, content_type)
+    # The frame may have been re-encoded; archive the original.
+    key = frame_key(session.session_id, frame_id, upload.content_type)
     # The reservation records the frame's id and key: if this request dies, the repair logs the frame with them.
     session = _reserve(deps, session, now, request_id, PendingFrame(frame_id, key, session.current_step))
     # Alongside the analysis: the upload's write (exactly once, a fresh key per reserved frame) and the
     # reference crop's read (needed if the frame passes its step). The verdict waits for both.
-    frame_written = start(deps.archive.put_new, key, upload, content_type)
+    frame_written = start(deps.archive.put_new, key, upload.raw, upload.content_type)
     reference = start(_reference_face, deps, session) if session.reference_frame_id else None
     try:
         try:
