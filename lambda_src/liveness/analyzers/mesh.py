@@ -230,7 +230,7 @@ class MeshAnalyzer:
         landmarks, mesh_score = mesh
         pupils = refine_eyes(models, bgr, landmarks)
         height, width = bgr.shape[:2]
-        pose = geometry.head_pose(landmarks, width, height)
+        pose = geometry.head_pose(landmarks)
         expression = geometry.measure_expression(geometry.frontalize(landmarks, pose.rotation))
         face = FaceDetail(
             bounding_box=face_box(landmarks, width, height),
