@@ -1,11 +1,5 @@
 """Geometry for the embedded mesh analyzer: MediaPipe's canonical face, landmark indices, head pose, expressions.
-
-Pure numpy/OpenCV functions over the 468 face-mesh landmarks (pixel coordinates, ``x`` right, ``y`` down,
-``z`` depth in the same pixel scale, smaller = nearer). Nothing here loads a model.
-
-The canonical face (``data/canonical_face.obj``) is MediaPipe's ``canonical_face_model.obj`` (468 vertices, centimetres,
-``x`` toward the image's right, ``y`` up, ``z`` toward the camera), Copyright Google LLC, Apache License 2.0
-(https://github.com/google/mediapipe/blob/master/mediapipe/modules/face_geometry/data/canonical_face_model.obj).
+Pure numpy/OpenCV over the 468 face-mesh landmarks; the canonical face is ``data/canonical_face.obj`` (Apache-2.0).
 """
 
 from __future__ import annotations

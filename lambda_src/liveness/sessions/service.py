@@ -1,26 +1,5 @@
-"""Session orchestration: the I/O around the pure state machine.
-
-One frame: check the session is open (closing it if a deadline passed) -> check the mirroring -> decode ->
-RESERVE a frame slot (a conditional save: open, no deadline passed, a slot left) -> at once: analyzer.detect_faces,
-archive the upload (once, under its own frame id) and read the reference crop (if the session has one) ->
-REPEATED_FRAME, gates, the current step's rule and "no earlier step's" -> compare with the reference face, or
-write the crop of a frame that may become the reference -> wait for the upload's write -> commit the verdict
-(pure transition, conditional save). See docs/sessions.md, "Order of operations".
-The slot is taken before any analysis, so ``max_frames`` bounds the analyzer calls and the archived frames even
-when frames arrive in parallel, and a closed session costs nothing. The frame is judged ONCE, against the step
-current when it arrived. On a conflict (another frame of the same session saved first) the fresh state is read
-and the same judgement applied to it: if the step it answered is still current, as before; if another frame
-completed that step meanwhile, REJECTED (STEP_ALREADY_COMPLETED); if the session closed meanwhile, it is logged
-as SESSION_CLOSED and answered 409. So concurrent frames advance a step exactly once, no frame's attempt is
-lost, one upload never advances two steps, and every archived frame is in the frame log (and the audit record,
-which waits until every reserved frame has settled).
-
-Archive layout (write-once keys, see archive.py):
-- ``sessions/<id>/frames/<frameId>.<jpg|png>``: every analysed upload, as received.
-- ``sessions/<id>/frames/<frameId>-face.jpg``: the face crop of a frame that may become the reference.
-  It is written BEFORE the conditional save, so a reader that sees the reference id can always fetch it;
-  the reference face is the crop of ``referenceFrameId`` (no separate copy).
-- ``audit/sessions/<id>.json``: written once when the session closes (audit.py); never overwritten.
+"""Session orchestration: the I/O around the pure state machine for the three session routes.
+The order of operations and the archive layout: docs/sessions.md ("Order of operations", "Archive and audit record").
 """
 
 from __future__ import annotations

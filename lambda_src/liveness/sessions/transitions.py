@@ -1,26 +1,5 @@
 """The session state machine. Pure: every function takes the state and ``now`` and returns a new state.
-
-No clock, no storage, no analyzer here; that is what lets tests cover timeouts, races and replays
-without sleeping. Each transition returns a copy with ``version + 1``; the store saves it only if the
-stored version is still the one the transition started from.
-
-Lifecycle: IN_PROGRESS -> PASSED | FAILED | EXPIRED, and the last three are final.
-- EXPIRED: ``now >= expires_at`` (the whole session took too long).
-- FAILED: the current step timed out (STEP_TIMEOUT), the session's or the current step's frame budget was used
-  up (ATTEMPT_LIMIT), or a later frame showed a different person than the reference face (FACE_MISMATCH).
-
-Step 0 is the neutral start (LOOK_STRAIGHT): its accepted frame becomes the reference face and its pose the
-``baseline`` every later step is measured from.
-
-A frame takes two transitions. ``reserve_frame`` takes one of the session's ``max_frames`` slots BEFORE any
-analysis (so the cap bounds the analyzer calls and the archive, even for frames sent in parallel);
-``settle_frame`` then logs its verdict. A frame is judged once, against the step that was current when it
-arrived. If another frame completed that step first, this one is recorded as REJECTED (STEP_ALREADY_COMPLETED)
-and never counts for the next step: one upload can advance at most one step. If the session closed meanwhile,
-the frame is still logged (SESSION_CLOSED), so every analysed (and archived) frame is in the frame log.
-
-``frames_received`` counts reserved slots; ``frames`` logs settled frames. The session is ``settled`` when
-every reserved frame is logged: only then is a closed session's audit record written.
+Lifecycle, frame reservation and settling: docs/sessions.md (closing rules, concurrency).
 """
 
 from __future__ import annotations
