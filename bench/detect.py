@@ -38,8 +38,9 @@ sys.path.insert(0, str(REPO_ROOT))
 from liveness import handler  # noqa: E402
 from liveness.analyzers.rekognition import RekognitionAnalyzer  # noqa: E402
 from liveness.archive import S3Archive  # noqa: E402
+from liveness.dependencies import Dependencies  # noqa: E402
+from liveness.sessions.store import FileSessionStore  # noqa: E402
 from liveness.settings import Settings  # noqa: E402
-from liveness.wiring import Dependencies  # noqa: E402
 
 from tests.runtime.fakes import LambdaContext, api_event, detect_faces_response, face_detail, scene_bgr  # noqa: E402
 
@@ -82,6 +83,11 @@ def floor(payload: str) -> None:
     cv2.imencode(".jpg", crop)
 
 
+def _no_session_store() -> FileSessionStore:
+    """/detect never reads it; Dependencies requires one all the same."""
+    return FileSessionStore(Path(tempfile.mkdtemp(prefix="bench-detect-")))
+
+
 def ours(payload: str) -> Callable[[], None]:
     rekognition, s3 = clients(WARMUP + FRAMES)
     handler.use_dependencies(
@@ -89,6 +95,7 @@ def ours(payload: str) -> Callable[[], None]:
             settings=Settings(archive_bucket=BUCKET),
             analyzer=RekognitionAnalyzer(rekognition),
             archive=S3Archive(s3, BUCKET),
+            session_store=_no_session_store(),
         )
     )
     event = api_event("POST", "/detect", {"image_bytes": payload, "width": 640, "height": 480})
@@ -121,7 +128,13 @@ class _NoArchive:
 
 
 def ours_without_aws(payload: str) -> Callable[[], None]:
-    handler.use_dependencies(Dependencies(settings=Settings(), analyzer=_NoAnalyzer(), archive=_NoArchive()))  # type: ignore[arg-type]
+    deps = Dependencies(
+        settings=Settings(),
+        analyzer=_NoAnalyzer(),
+        archive=_NoArchive(),  # type: ignore[arg-type]
+        session_store=_no_session_store(),
+    )
+    handler.use_dependencies(deps)
     event = api_event("POST", "/detect", {"image_bytes": payload, "width": 640, "height": 480})
     context = LambdaContext()
     return lambda: handler.lambda_handler(event, context)

@@ -42,9 +42,9 @@ from botocore.stub import Stubber
 from liveness import handler, parallel
 from liveness.analyzers.rekognition import RekognitionAnalyzer
 from liveness.archive import S3Archive
+from liveness.dependencies import Dependencies
 from liveness.sessions.store import DynamoDbSessionStore
 from liveness.settings import Settings
-from liveness.wiring import Dependencies
 from moto import mock_aws
 
 from bench.detect import floor, frame_jpeg, quiet_stdout

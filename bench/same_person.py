@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambda_src"))
 from liveness.analyzers import face_embedding  # noqa: E402
 from liveness.analyzers.mesh import MeshAnalyzer, largest_face_points  # noqa: E402
 from liveness.faces import Frame  # noqa: E402
-from liveness.sessions.service import face_crop_jpeg  # noqa: E402
+from liveness.images.crop import face_crop_jpeg  # noqa: E402
 
 from bench.headturn import STRAIGHT, read_frames  # noqa: E402
 

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from liveness import handler
+from liveness.dependencies import Dependencies
 from liveness.errors import clip
 from liveness.openapi import openapi_document
 from liveness.routes import ROUTES, STAGE
 from liveness.settings import Settings
-from liveness.wiring import Dependencies, build_dependencies
+from liveness.wiring import build_dependencies
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.utils import send_from_directory

@@ -1,13 +1,5 @@
 """The step pool, how steps are drawn, and the rules that decide whether one frame meets one step.
-
-Everything here is pure: a FaceDetail (Rekognition's shape and signs) goes in, a reason code or None
-comes out. Every session starts with LOOK_STRAIGHT, a neutral capture that is not drawn: its frame becomes the
-reference face and its pose the person's own ``Baseline``, and every later step is judged relative to that
-baseline (a laptop camera below eye level tilts everyone's "straight" by 10-15 degrees).
-Directions are from the USER's point of view:
-- Unmirrored frame: Rekognition ``Yaw > 0`` means the user turned to their own LEFT.
-- Mirrored frame (a selfie preview sent as shown): the image is flipped left-right, so yaw and roll
-  change sign; pitch does not.
+Pure: a FaceDetail (Rekognition's shape and signs) goes in, a reason code or None comes out.
 """
 
 from __future__ import annotations

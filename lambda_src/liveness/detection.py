@@ -8,11 +8,12 @@ from typing import Any
 
 from .archive import ArchiveRef, new_detection_prefix
 from .constants import IMAGE_EXTENSIONS
+from .dependencies import Dependencies
 from .errors import ErrorCode, LivenessError
 from .faces import FaceDetail, Frame
-from .images import crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
+from .images.crop import crop_face, encode_jpeg
+from .images.intake import receive_upload
 from .parallel import start, wait
-from .wiring import Dependencies
 
 
 @dataclass(frozen=True)
@@ -39,18 +40,18 @@ def the_only_face(faces: list[FaceDetail]) -> FaceDetail:
 
 
 def detect(body: dict[str, Any], deps: Dependencies, request_id: str) -> Detection:
-    upload = parse_image_field(body.get("image_bytes"), limits=deps.image_limits)
-    frame = load_frame(upload, limits=deps.image_limits)
+    upload = receive_upload(body.get("image_bytes"), limits=deps.image_limits)
+    frame = upload.frame
     faces = deps.analyzer.detect_faces(frame)
     face = the_only_face(faces)
     crop = crop_face(frame, face.bounding_box)
     face_jpeg = encode_jpeg(crop)
-    upload_type = sniff_content_type(upload)  # the frame may have been re-encoded; archive the original
-    archive = _archive(deps, request_id, upload, upload_type, face_jpeg)
+    # The frame may have been re-encoded; archive the original.
+    archive = _archive(deps, request_id, upload.raw, upload.content_type, face_jpeg)
     return Detection(
         frame=frame,
-        upload=upload,
-        upload_type=upload_type,
+        upload=upload.raw,
+        upload_type=upload.content_type,
         face=face,
         face_count=len(faces),
         face_jpeg=face_jpeg,

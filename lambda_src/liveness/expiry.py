@@ -1,24 +1,5 @@
 """Audits sessions nobody finished: DynamoDB's TTL deletes the item, and its stream brings the old image here.
-
-Without this, a session the user abandoned (no later frame, no GET) would never get an audit record: only
-a request closes a session. Contract:
-- Event source: the sessions table's DynamoDB stream, view type OLD_IMAGE (NEW_AND_OLD_IMAGES works too),
-  ``ReportBatchItemFailures`` on, filtered to TTL deletions (``eventName`` REMOVE with ``userIdentity``
-  ``{"type": "Service", "principalId": "dynamodb.amazonaws.com"}``). Other records are also ignored here.
-- For each removed session: rebuild it from the old image; if it never closed, close it as EXPIRED at its
-  ``expiresAt`` (the same pure transition a late read applies); write its audit record with a conditional
-  create unless the item says it was written. An existing record always stands.
-- The audit record carries the thresholds and limits stored in the item at creation (the runtime's
-  thresholds apply only to items stored before sessions kept their own copy).
-- Needs only ``s3:PutObject`` on ``audit/*`` (the conditional create needs no read), plus the stream read
-  the event source mapping grants. Returns ``{"batchItemFailures": [{"itemIdentifier": <sequence number>}]}``
-  for the records whose audit write failed (storage errors), so only those are retried; each failure also
-  emits the ``ExpiryAuditFailures`` metric (Count), to alarm on.
-- A malformed old image (it cannot be rebuilt into a session) is logged (ids and the error type only, never
-  the image) and counted as ``ExpiryRecordsSkipped``, and the record succeeds: retrying could never help,
-  and a poison record would block its shard.
-- ``SessionsClosed`` is emitted only when this call closed the session AND wrote its audit record, so a
-  redelivered record is not counted twice.
+The event source, permissions, metrics and failure contract: see the docs (session expiry).
 """
 
 from __future__ import annotations
@@ -38,12 +19,13 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from .archive import Archive
 from .challenges import Thresholds
 from .constants import METRICS_NAMESPACE
+from .dependencies import Clock, utc_now
 from .sessions.audit import write_audit
 from .sessions.repair import settle_abandoned
-from .sessions.state import close_if_due
 from .sessions.store import session_from_item
+from .sessions.transitions import close_if_due
 from .settings import Settings
-from .wiring import Clock, build_archive, utc_now
+from .wiring import build_archive
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 

@@ -16,13 +16,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from .constants import METRICS_NAMESPACE
+from .dependencies import Dependencies
 from .detection import detect, detection_response
 from .errors import ErrorCode, LivenessError
 from .http import json_body_of, json_response, request_id_of
 from .routes import ROUTES
 from .sessions import routes as session_routes
 from .settings import Settings
-from .wiring import Dependencies, build_dependencies
+from .wiring import build_dependencies
 
 SERVICE = "liveness"
 
@@ -142,7 +143,7 @@ def warm_image_code() -> None:
     import cv2
     import numpy as np
 
-    from .images import encode_jpeg
+    from .images.crop import encode_jpeg
 
     blank = np.zeros((96, 128, 3), np.uint8)
     cv2.imdecode(np.frombuffer(encode_jpeg(blank), np.uint8), cv2.IMREAD_COLOR)

@@ -16,7 +16,7 @@ from .challenges import ReasonCode, StepCode
 from .errors import ErrorCode
 from .routes import ROUTES, STAGE, Route
 from .schemas import load_schema
-from .sessions.state import FailureReason
+from .sessions.model import FailureReason
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"
@@ -101,29 +101,21 @@ def error_codes() -> dict[str, int]:
 
 
 def _response_schemas() -> dict[str, Any]:
-    step = _obj({"index": _INT, "code": _ref("StepCode"), "instruction": _STR})
-    measured = {
-        "type": "object",
-        "description": "In the user's point of view: yaw > 0 = turned to their own left; pitch > 0 = chin up. "
-        "Once the neutral start set the baseline, `movement` is the pose relative to it, which the rules judge.",
-        "properties": {
-            "movement": {
-                "type": "object",
-                "properties": {"yaw": _NUM, "pitch": _NUM, "roll": _NUM},
-                "description": "Degrees moved from the baseline.",
-            }
-        },
-        "additionalProperties": {"type": "number", "nullable": True},
+    step = _step_schema()
+    return {
+        **_code_schemas(),
+        "Step": step,
+        "SessionVerdict": _session_verdict_schema(),
+        "SessionCreated": _session_created_schema(),
+        "FrameAnswer": _frame_answer_schema(),
+        "SessionState": _session_state_schema(step),
+        "DetectResponse": _detect_response_schema(),
+        **_error_schemas(),
     }
-    verdict = _obj(
-        {
-            "status": _ref("SessionStatus"),
-            "livenessPassed": _BOOL,
-            "samePersonCheck": _STR,
-            "samePersonVerified": _BOOL,
-        }
-    )
-    rekognition_bool = _nullable(_obj({"Value": _BOOL, "Confidence": _NUM}))
+
+
+def _code_schemas() -> dict[str, Any]:
+    """The enumerations: session statuses, step codes, reason codes, failure reasons."""
     return {
         "SessionStatus": {"type": "string", "enum": ["IN_PROGRESS", "PASSED", "FAILED", "EXPIRED"]},
         "StepCode": {
@@ -136,122 +128,173 @@ def _response_schemas() -> dict[str, Any]:
             "type": "string",
             "enum": [reason.value for reason in FailureReason],
         },
-        "Step": step,
-        "SessionVerdict": verdict,
-        "SessionCreated": _obj(
-            {
-                "sessionId": _STR,
-                "status": _ref("SessionStatus"),
-                "steps": {"type": "array", "items": _ref("Step")},
-                "currentStep": _INT,
-                "expiresAt": {"type": "string", "format": "date-time"},
-                "stepTimeLimitSeconds": _NUM,
-                "maxFrames": _INT,
-                "stepMaxFrames": {**_INT, "description": "Frames allowed per step, when the deployment sets one."},
-                "mirrored": _BOOL,
-                "frameConstraints": _obj(
-                    {
-                        "formats": {"type": "array", "items": _STR},
-                        "maxBytes": _INT,
-                        "recommendedWidth": _INT,
-                        "recommendedHeight": _INT,
-                    }
-                ),
-                "requestId": _STR,
-            },
-            required=[
-                "sessionId",
-                "status",
-                "steps",
-                "currentStep",
-                "expiresAt",
-                "stepTimeLimitSeconds",
-                "maxFrames",
-                "mirrored",
-                "frameConstraints",
-                "requestId",
-            ],
-        ),
-        "FrameAnswer": _obj(
-            {
-                "sessionId": _STR,
-                "frameId": _STR,
-                "verdict": {"type": "string", "enum": ["ACCEPTED", "REJECTED"]},
-                "reasonCode": _nullable(_ref("ReasonCode")),
-                "message": _NULL_STR,
-                "stepIndex": _INT,
-                "stepCode": _ref("StepCode"),
-                "measured": measured,
-                "similarity": {"type": "number", "nullable": True},
-                "status": _ref("SessionStatus"),
-                "currentStep": _INT,
-                "failureReason": _nullable(_ref("FailureReason")),
-                "samePersonCheck": _STR,
-                "baseline": {
-                    **_nullable(_obj({"yaw": _NUM, "pitch": _NUM, "roll": _NUM})),
-                    "description": "The pose measured at the neutral start, when the server records one.",
-                },
-                "sessionVerdict": _nullable(_ref("SessionVerdict")),
-                "requestId": _STR,
-            },
-            required=[
-                "sessionId",
-                "frameId",
-                "verdict",
-                "reasonCode",
-                "message",
-                "stepIndex",
-                "stepCode",
-                "measured",
-                "similarity",
-                "status",
-                "currentStep",
-                "failureReason",
-                "samePersonCheck",
-                "sessionVerdict",
-                "requestId",
-            ],
-        ),
-        "SessionState": _obj(
-            {
-                "sessionId": _STR,
-                "status": _ref("SessionStatus"),
-                "failureReason": _nullable(_ref("FailureReason")),
-                "samePersonCheck": _STR,
-                "verdict": _ref("SessionVerdict"),
-                "analyzer": _STR,
-                "currentStep": _INT,
-                "steps": {"type": "array", "items": {"type": "object", "properties": step["properties"]}},
-                "createdAt": {"type": "string", "format": "date-time"},
-                "expiresAt": {"type": "string", "format": "date-time"},
-                "closedAt": {"type": "string", "format": "date-time", "nullable": True},
-                "framesReceived": _INT,
-                "maxFrames": _INT,
-                "referenceFace": _nullable(
-                    _obj({"key": _STR, "contentType": _STR, "base64": {"type": "string", "format": "byte"}})
-                ),
-                "requestId": _STR,
+    }
+
+
+def _step_schema() -> dict[str, Any]:
+    return _obj({"index": _INT, "code": _ref("StepCode"), "instruction": _STR})
+
+
+def _session_verdict_schema() -> dict[str, Any]:
+    return _obj(
+        {
+            "status": _ref("SessionStatus"),
+            "livenessPassed": _BOOL,
+            "samePersonCheck": _STR,
+            "samePersonVerified": _BOOL,
+        }
+    )
+
+
+def _session_created_schema() -> dict[str, Any]:
+    """POST /sessions."""
+    return _obj(
+        {
+            "sessionId": _STR,
+            "status": _ref("SessionStatus"),
+            "steps": {"type": "array", "items": _ref("Step")},
+            "currentStep": _INT,
+            "expiresAt": {"type": "string", "format": "date-time"},
+            "stepTimeLimitSeconds": _NUM,
+            "maxFrames": _INT,
+            "stepMaxFrames": {**_INT, "description": "Frames allowed per step, when the deployment sets one."},
+            "mirrored": _BOOL,
+            "frameConstraints": _obj(
+                {
+                    "formats": {"type": "array", "items": _STR},
+                    "maxBytes": _INT,
+                    "recommendedWidth": _INT,
+                    "recommendedHeight": _INT,
+                }
+            ),
+            "requestId": _STR,
+        },
+        required=[
+            "sessionId",
+            "status",
+            "steps",
+            "currentStep",
+            "expiresAt",
+            "stepTimeLimitSeconds",
+            "maxFrames",
+            "mirrored",
+            "frameConstraints",
+            "requestId",
+        ],
+    )
+
+
+def _measured_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "In the user's point of view: yaw > 0 = turned to their own left; pitch > 0 = chin up. "
+        "Once the neutral start set the baseline, `movement` is the pose relative to it, which the rules judge.",
+        "properties": {
+            "movement": {
+                "type": "object",
+                "properties": {"yaw": _NUM, "pitch": _NUM, "roll": _NUM},
+                "description": "Degrees moved from the baseline.",
             }
-        ),
-        "DetectResponse": _obj(
-            {
-                "gender": _nullable(_obj({"Value": _STR, "Confidence": _NUM})),
-                "smile": rekognition_bool,
-                "eyesOpen": rekognition_bool,
-                "agerange": _nullable(_obj({"low": _INT, "high": _INT})),
-                "pose": _nullable(_obj({"roll": _NUM, "yaw": _NUM, "pitch": _NUM})),
-                "mouthOpen": rekognition_bool,
-                "encoded_face_image": {"type": "string", "format": "byte"},
-                "boundingBox": _obj({"Width": _NUM, "Height": _NUM, "Left": _NUM, "Top": _NUM}),
-                "confidence": _NUM,
-                "quality": _nullable(_obj({"Brightness": _NUM, "Sharpness": _NUM})),
-                "faceCount": _INT,
-                "faceImage": _obj({"width": _INT, "height": _INT}),
-                "image": _obj({"width": _INT, "height": _INT}),
-                "archive": {"type": "object"},
-                "requestId": _STR,
-            }
-        ),
+        },
+        "additionalProperties": {"type": "number", "nullable": True},
+    }
+
+
+def _frame_answer_schema() -> dict[str, Any]:
+    """POST /sessions/{id}/frames."""
+    return _obj(
+        {
+            "sessionId": _STR,
+            "frameId": _STR,
+            "verdict": {"type": "string", "enum": ["ACCEPTED", "REJECTED"]},
+            "reasonCode": _nullable(_ref("ReasonCode")),
+            "message": _NULL_STR,
+            "stepIndex": _INT,
+            "stepCode": _ref("StepCode"),
+            "measured": _measured_schema(),
+            "similarity": {"type": "number", "nullable": True},
+            "status": _ref("SessionStatus"),
+            "currentStep": _INT,
+            "failureReason": _nullable(_ref("FailureReason")),
+            "samePersonCheck": _STR,
+            "baseline": {
+                **_nullable(_obj({"yaw": _NUM, "pitch": _NUM, "roll": _NUM})),
+                "description": "The pose measured at the neutral start, when the server records one.",
+            },
+            "sessionVerdict": _nullable(_ref("SessionVerdict")),
+            "requestId": _STR,
+        },
+        required=[
+            "sessionId",
+            "frameId",
+            "verdict",
+            "reasonCode",
+            "message",
+            "stepIndex",
+            "stepCode",
+            "measured",
+            "similarity",
+            "status",
+            "currentStep",
+            "failureReason",
+            "samePersonCheck",
+            "sessionVerdict",
+            "requestId",
+        ],
+    )
+
+
+def _session_state_schema(step: dict[str, Any]) -> dict[str, Any]:
+    """GET /sessions/{id}."""
+    return _obj(
+        {
+            "sessionId": _STR,
+            "status": _ref("SessionStatus"),
+            "failureReason": _nullable(_ref("FailureReason")),
+            "samePersonCheck": _STR,
+            "verdict": _ref("SessionVerdict"),
+            "analyzer": _STR,
+            "currentStep": _INT,
+            "steps": {"type": "array", "items": {"type": "object", "properties": step["properties"]}},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "expiresAt": {"type": "string", "format": "date-time"},
+            "closedAt": {"type": "string", "format": "date-time", "nullable": True},
+            "framesReceived": _INT,
+            "maxFrames": _INT,
+            "referenceFace": _nullable(
+                _obj({"key": _STR, "contentType": _STR, "base64": {"type": "string", "format": "byte"}})
+            ),
+            "requestId": _STR,
+        }
+    )
+
+
+def _detect_response_schema() -> dict[str, Any]:
+    """POST /detect, in the workshop's shape plus additions."""
+    rekognition_bool = _nullable(_obj({"Value": _BOOL, "Confidence": _NUM}))
+    return _obj(
+        {
+            "gender": _nullable(_obj({"Value": _STR, "Confidence": _NUM})),
+            "smile": rekognition_bool,
+            "eyesOpen": rekognition_bool,
+            "agerange": _nullable(_obj({"low": _INT, "high": _INT})),
+            "pose": _nullable(_obj({"roll": _NUM, "yaw": _NUM, "pitch": _NUM})),
+            "mouthOpen": rekognition_bool,
+            "encoded_face_image": {"type": "string", "format": "byte"},
+            "boundingBox": _obj({"Width": _NUM, "Height": _NUM, "Left": _NUM, "Top": _NUM}),
+            "confidence": _NUM,
+            "quality": _nullable(_obj({"Brightness": _NUM, "Sharpness": _NUM})),
+            "faceCount": _INT,
+            "faceImage": _obj({"width": _INT, "height": _INT}),
+            "image": _obj({"width": _INT, "height": _INT}),
+            "archive": {"type": "object"},
+            "requestId": _STR,
+        }
+    )
+
+
+def _error_schemas() -> dict[str, Any]:
+    return {
         "ErrorCode": {"type": "string", "enum": list(error_codes())},
         "Error": _obj(
             {"code": _ref("ErrorCode"), "message": _STR, "requestId": _STR},

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .challenges import MAX_STEPS, MIN_STEPS, Thresholds, threshold_problems
-from .sessions.state import SessionLimits
+from .limits import MAX_FRAMES_CAP, SessionLimits
 
 
 def _origins(raw: str) -> tuple[str, ...]:
@@ -73,11 +73,6 @@ THRESHOLD_ENV = {
     "FLAT_FACE_SLOPE": "flat_face_slope",
     "MAX_NOT_COMPARABLE": "max_not_comparable",
 }
-
-
-# Every analysed frame is kept in the session's item (its frame log), and DynamoDB refuses items over 400 KB.
-# A frame record is under 1 KB, so this cap keeps the item near 100 KB at most (a test measures it).
-MAX_FRAMES_CAP = 100
 
 
 def session_limits_from_env(env: dict[str, str]) -> SessionLimits:

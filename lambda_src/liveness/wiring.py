@@ -1,41 +1,17 @@
-"""Builds the runtime's collaborators from settings: which analyzer, which storage, which clock.
+"""The composition root: builds the runtime's ``Dependencies`` from settings (which analyzer, which storage).
 
 The routes receive a ``Dependencies``; tests and the local server pass their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from .archive import Archive, FileArchive, S3Archive
+from .dependencies import Dependencies
 from .faces import Analyzer
-from .images import ImageLimits
 from .sessions.store import DynamoDbSessionStore, FileSessionStore, SessionStore
 from .settings import Settings
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@dataclass
-class Dependencies:
-    settings: Settings
-    analyzer: Analyzer
-    archive: Archive
-    clock: Clock = utc_now
-    # Required by the session routes, and build_dependencies always sets it. The None default exists only for
-    # callers that never reach a session route (the /detect tests, the benchmark, listing the routes).
-    session_store: SessionStore | None = None
-
-    @property
-    def image_limits(self) -> ImageLimits:
-        return ImageLimits(max_upload_bytes=self.settings.max_upload_bytes)
 
 
 def build_analyzer(settings: Settings, aws: Any = None) -> Analyzer:

@@ -25,12 +25,13 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from liveness import handler, images
+from liveness import handler
 from liveness.archive import FileArchive
-from liveness.images import MAX_DECODE_WORK, MAX_PIXELS
+from liveness.dependencies import Dependencies
+from liveness.images import decode
+from liveness.images.limits import MAX_DECODE_WORK, MAX_PIXELS
 from liveness.sessions.store import FileSessionStore
 from liveness.settings import Settings
-from liveness.wiring import Dependencies
 
 from tests.fuzz.conftest import CASES, STATUSES
 from tests.runtime.bombs import jpeg_segments, patterned, png_chunk
@@ -112,14 +113,14 @@ def harness(tmp_path_factory: pytest.TempPathFactory, mesh_analyzer: Any) -> Ite
             assert width * height * _scans_in(raw) <= MAX_DECODE_WORK, (width, height, _scans_in(raw))
         return decoded
 
-    images.cv2.imdecode = counting_imdecode  # restored below; cv2 is one module for the whole process
+    decode.cv2.imdecode = counting_imdecode  # restored below; cv2 is one module for the whole process
     try:
         harness.new_session()  # warm: the analyzer's buffers and the store's folders are not a case's cost
         harness.call("POST", "/detect", "/detect", {"image_bytes": _data_url(_jpeg(scene_bgr(160, 120)))})
         harness.baseline_maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         yield harness
     finally:
-        images.cv2.imdecode = real_imdecode
+        decode.cv2.imdecode = real_imdecode
 
 
 # ---------------------------------------------------------------------------------------------------------

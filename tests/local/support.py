@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -100,11 +102,14 @@ def registered_routes() -> set[tuple[str, str]]:
     """(method, resource) pairs the handler's Powertools resolver serves, with "<name>" written "{}"."""
     import re
 
+    from liveness.dependencies import Dependencies
     from liveness.handler import create_app
+    from liveness.sessions.store import FileSessionStore
     from liveness.settings import Settings
-    from liveness.wiring import Dependencies
 
-    app = create_app(Dependencies(settings=Settings(), analyzer=None, archive=None))  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory() as root:
+        store = FileSessionStore(Path(root) / "sessions")
+        app = create_app(Dependencies(settings=Settings(), analyzer=None, archive=None, session_store=store))  # type: ignore[arg-type]
     routes = app._static_routes + app._dynamic_routes  # no public listing short of the OpenAPI generator
     return {(route.method, re.sub(r"<[^>]+>", "{}", route.path)) for route in routes}
 

@@ -31,6 +31,6 @@ def test_pose_coaching_names_every_head_step() -> None:
 
 
 def test_every_failure_reason_is_explained() -> None:
-    from liveness.sessions.state import FailureReason
+    from liveness.sessions.model import FailureReason
 
     assert {reason.value for reason in FailureReason} <= _keys("FAILURES")

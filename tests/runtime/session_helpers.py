@@ -33,12 +33,12 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from liveness.archive import FileArchive, S3Archive
 from liveness.challenges import StepCode, challenge
+from liveness.dependencies import Dependencies
 from liveness.faces import FaceComparison, FaceDetail, Frame
 from liveness.handler import create_app
-from liveness.sessions.state import new_session
 from liveness.sessions.store import DynamoDbSessionStore, FileSessionStore
+from liveness.sessions.transitions import new_session
 from liveness.settings import Settings
-from liveness.wiring import Dependencies
 from moto import mock_aws
 
 from tests.runtime.fakes import api_event

@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,8 +20,9 @@ from botocore.stub import ANY, Stubber
 from liveness import handler
 from liveness.analyzers.rekognition import RekognitionAnalyzer
 from liveness.archive import S3Archive
+from liveness.dependencies import Dependencies
+from liveness.sessions.store import FileSessionStore
 from liveness.settings import Settings
-from liveness.wiring import Dependencies
 from moto import mock_aws
 
 from tests.runtime.fakes import (
@@ -55,7 +57,7 @@ class Backend:
 
 
 @pytest.fixture
-def backend() -> Iterator[Backend]:
+def backend(tmp_path: Path) -> Iterator[Backend]:
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
@@ -64,7 +66,12 @@ def backend() -> Iterator[Backend]:
         stubber.activate()
         settings = Settings(archive_bucket=BUCKET, allowed_origins=(ORIGIN, "https://admin.example.com"))
         handler.use_dependencies(
-            Dependencies(settings=settings, analyzer=RekognitionAnalyzer(rekognition), archive=S3Archive(s3, BUCKET))
+            Dependencies(
+                settings=settings,
+                analyzer=RekognitionAnalyzer(rekognition),
+                archive=S3Archive(s3, BUCKET),
+                session_store=FileSessionStore(tmp_path / "sessions"),
+            )
         )
         yield Backend(rekognition=stubber, s3=s3)
         stubber.deactivate()

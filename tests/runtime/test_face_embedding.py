@@ -28,7 +28,7 @@ from liveness.analyzers import (
 )
 from liveness.analyzers.mesh import MeshAnalyzer  # noqa: E402
 from liveness.faces import Frame  # noqa: E402
-from liveness.images import crop_face  # noqa: E402
+from liveness.images.crop import crop_face  # noqa: E402
 
 DEV_FACES = REPO.parent / "shared" / "faces" / "dev"
 SAME = face_embedding.SAME_PERSON_SIMILARITY

@@ -14,9 +14,11 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from liveness import images
 from liveness.errors import ErrorCode, LivenessError
-from liveness.images import MAX_JPEG_SCANS, inspect_container, load_frame
+from liveness.images import decode
+from liveness.images.container import MAX_JPEG_SCANS, MAX_PNG_CHUNKS, inspect_container
+from liveness.images.intake import load_frame
+from liveness.images.limits import PNG_SIGNATURE
 
 from tests.runtime.bombs import (
     header_only_jpeg,
@@ -42,7 +44,7 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(len(buffer))
         return real(buffer, flags)
 
-    monkeypatch.setattr(images.cv2, "imdecode", counting)
+    monkeypatch.setattr(decode.cv2, "imdecode", counting)
     return calls
 
 
@@ -99,7 +101,7 @@ def test_decode_work_is_bounded_by_pixels_times_scans(decodes: list[int]) -> Non
 
 def _png(width: int, height: int, chunks: list[bytes]) -> bytes:
     header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-    return images.PNG_SIGNATURE + header + b"".join(chunks) + png_chunk(b"IEND", b"")
+    return PNG_SIGNATURE + header + b"".join(chunks) + png_chunk(b"IEND", b"")
 
 
 def _idat(width: int, height: int) -> bytes:
@@ -109,12 +111,12 @@ def _idat(width: int, height: int) -> bytes:
 @pytest.mark.parametrize(
     ("raw", "code", "fragment"),
     [
-        (_png(640, 480, [png_chunk(b"tEXt", b"x" * 10)] * (images.MAX_PNG_CHUNKS + 1)), "IMAGE_TOO_COMPLEX", "chunks"),
+        (_png(640, 480, [png_chunk(b"tEXt", b"x" * 10)] * (MAX_PNG_CHUNKS + 1)), "IMAGE_TOO_COMPLEX", "chunks"),
         (_png(640, 480, [png_chunk(b"zTXt", b"k\0\0" + b"x" * 300_000), _idat(640, 480)]), "IMAGE_TOO_COMPLEX", "KB"),
         (_png(640, 480, [png_chunk(b"acTL", bytes(8)), _idat(640, 480)]), "UNSUPPORTED_MEDIA_TYPE", "Animated"),
         (_png(0, 480, [_idat(640, 480)]), "INVALID_IMAGE", "IHDR"),
         (_png(640, 480, [png_chunk(b"IDAT", zlib.compress(bytes(100)))]), "INVALID_IMAGE", "too little image data"),
-        (images.PNG_SIGNATURE + png_chunk(b"IDAT", b"") + png_chunk(b"IEND", b""), "INVALID_IMAGE", "IHDR"),
+        (PNG_SIGNATURE + png_chunk(b"IDAT", b"") + png_chunk(b"IEND", b""), "INVALID_IMAGE", "IHDR"),
         (png_bytes()[:-12], "INVALID_IMAGE", "truncated"),
     ],
     ids=["too-many-chunks", "huge-metadata", "animated", "zero-width", "no-data-for-size", "no-ihdr", "no-iend"],
@@ -194,7 +196,7 @@ sys.path[:0] = [sys.argv[1], sys.argv[1] + "/lambda_src"]
 from tests.runtime.bombs import header_only_jpeg, png_length_bomb, scan_bomb
 from tests.runtime.fakes import jpeg_bytes
 from liveness.errors import LivenessError
-from liveness.images import load_frame
+from liveness.images.intake import load_frame
 bombs = {"scan": scan_bomb(), "png4g": png_length_bomb(0xFFFFFFFF), "png2g": png_length_bomb(0x7FFFFFFF),
          "header": header_only_jpeg()}
 normal = jpeg_bytes()

@@ -7,7 +7,8 @@ import base64
 import pytest
 from liveness.errors import ErrorCode, LivenessError
 from liveness.faces import BoundingBox
-from liveness.images import face_pixel_box, load_frame, parse_image_field
+from liveness.images.crop import face_pixel_box
+from liveness.images.intake import load_frame, parse_image_field
 
 from tests.runtime.fakes import data_url, jpeg_bytes, png_bytes
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from liveness.limits import SessionLimits
 from liveness.sessions.audit import write_audit
 from liveness.sessions.keys import audit_key, face_crop_key
-from liveness.sessions.state import SessionLimits
 from liveness.settings import Settings
 from moto.dynamodb.models.table import Table
 from moto.server import ThreadedMotoServer

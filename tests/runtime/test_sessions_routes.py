@@ -20,8 +20,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from liveness.challenges import StepCode
 from liveness.faces import BoolAttribute
+from liveness.limits import SessionLimits
 from liveness.sessions.keys import audit_key, face_crop_key, reference_face_key
-from liveness.sessions.state import SessionLimits
 from liveness.settings import Settings
 from moto import mock_aws
 

@@ -29,22 +29,11 @@ from liveness.challenges import (
     step_reason_after,
 )
 from liveness.faces import FaceComparison
-from liveness.sessions.state import (
-    FailureReason,
-    FrameEvaluation,
-    SamePersonCheck,
-    SessionLimits,
-    SessionStatus,
-    StepStatus,
-    apply_frame,
-    close_if_due,
-    new_session,
-    reserve_frame,
-    session_from_dict,
-    session_to_dict,
-    settle_frame,
-)
-from liveness.settings import MAX_FRAMES_CAP, Settings
+from liveness.limits import MAX_FRAMES_CAP, SessionLimits
+from liveness.sessions.codec import session_from_dict, session_to_dict
+from liveness.sessions.model import FailureReason, FrameEvaluation, SamePersonCheck, SessionStatus, StepStatus
+from liveness.sessions.transitions import apply_frame, close_if_due, new_session, reserve_frame, settle_frame
+from liveness.settings import Settings
 
 from tests.runtime.session_helpers import START, face, face_for
 

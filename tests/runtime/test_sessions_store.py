@@ -16,17 +16,9 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from liveness.challenges import LEGACY, Baseline, ReasonCode, StepCode, Thresholds, challenge, measure, relative_to
 from liveness.errors import LivenessError
 from liveness.faces import FaceComparison
-from liveness.sessions.state import (
-    FrameEvaluation,
-    SessionLimits,
-    SessionStatus,
-    apply_frame,
-    close_if_due,
-    new_session,
-    reserve_frame,
-    session_to_dict,
-    settle_frame,
-)
+from liveness.limits import MAX_FRAMES_CAP, SessionLimits
+from liveness.sessions.codec import session_to_dict
+from liveness.sessions.model import FrameEvaluation, SessionStatus
 from liveness.sessions.store import (
     DynamoDbSessionStore,
     FileSessionStore,
@@ -34,7 +26,7 @@ from liveness.sessions.store import (
     _from_dynamo,
     _to_dynamo,
 )
-from liveness.settings import MAX_FRAMES_CAP
+from liveness.sessions.transitions import apply_frame, close_if_due, new_session, reserve_frame, settle_frame
 from moto import mock_aws
 
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)

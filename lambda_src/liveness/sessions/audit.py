@@ -13,8 +13,9 @@ from typing import Any
 
 from ..archive import Archive, ArchiveConflict
 from ..challenges import Thresholds
+from .codec import frame_to_dict, session_to_dict
 from .keys import audit_key, reference_face_key
-from .state import SamePersonCheck, Session, SessionStatus, frame_to_dict, session_to_dict
+from .model import SamePersonCheck, Session, SessionStatus
 
 SCHEMA_VERSION = 1
 

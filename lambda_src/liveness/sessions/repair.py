@@ -19,7 +19,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from ..challenges import Measured, ReasonCode
-from .state import FrameEvaluation, Session, settle_frame
+from .model import FrameEvaluation, Session
+from .transitions import settle_frame
 
 ABANDONED_AFTER_SECONDS = 15 * 60
 

@@ -17,13 +17,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ..challenges import INSTRUCTIONS, ReasonCode
 from ..constants import METRICS_NAMESPACE
+from ..dependencies import Dependencies
 from ..http import caller_id_of, json_body_of, json_response, request_id_of
-from ..images import SUPPORTED_TYPES
-from ..wiring import Dependencies
+from ..images.limits import SUPPORTED_TYPES
 from .audit import verdict_of
+from .codec import session_to_dict
 from .keys import reference_face_key
+from .model import Session
 from .service import FrameResult, SessionView, create_session, read_session, reason_message, submit_frame
-from .state import Session, session_to_dict
 
 RECOMMENDED_WIDTH = 640
 RECOMMENDED_HEIGHT = 480

@@ -1,47 +1,21 @@
-"""Session orchestration: the I/O around the pure state machine.
-
-One frame: check the session is open (closing it if a deadline passed) -> check the mirroring -> decode ->
-RESERVE a frame slot (a conditional save: open, no deadline passed, a slot left) -> at once: analyzer.detect_faces,
-archive the upload (once, under its own frame id) and read the reference crop (if the session has one) ->
-REPEATED_FRAME, gates, the current step's rule and "no earlier step's" -> compare with the reference face, or
-write the crop of a frame that may become the reference -> wait for the upload's write -> commit the verdict
-(pure transition, conditional save). See docs/sessions.md, "Order of operations".
-The slot is taken before any analysis, so ``max_frames`` bounds the analyzer calls and the archived frames even
-when frames arrive in parallel, and a closed session costs nothing. The frame is judged ONCE, against the step
-current when it arrived. On a conflict (another frame of the same session saved first) the fresh state is read
-and the same judgement applied to it: if the step it answered is still current, as before; if another frame
-completed that step meanwhile, REJECTED (STEP_ALREADY_COMPLETED); if the session closed meanwhile, it is logged
-as SESSION_CLOSED and answered 409. So concurrent frames advance a step exactly once, no frame's attempt is
-lost, one upload never advances two steps, and every archived frame is in the frame log (and the audit record,
-which waits until every reserved frame has settled).
-
-Archive layout (write-once keys, see archive.py):
-- ``sessions/<id>/frames/<frameId>.<jpg|png>``: every analysed upload, as received.
-- ``sessions/<id>/frames/<frameId>-face.jpg``: the face crop of a frame that may become the reference.
-  It is written BEFORE the conditional save, so a reader that sees the reference id can always fetch it;
-  the reference face is the crop of ``referenceFrameId`` (no separate copy).
-- ``audit/sessions/<id>.json``: written once when the session closes (audit.py); never overwritten.
+"""Session orchestration: the I/O around the pure state machine for the three session routes.
+The order of operations and the archive layout: docs/sessions.md ("Order of operations", "Archive and audit record").
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-import cv2
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from ..challenges import (
     COACHING,
     Measured,
     ReasonCode,
-    Thresholds,
     challenge,
     comparison_reliable,
     draw_steps,
@@ -51,38 +25,21 @@ from ..challenges import (
     relative_to,
     step_reason_after,
 )
-from ..constants import METRICS_NAMESPACE
+from ..dependencies import Dependencies
 from ..errors import ErrorCode, LivenessError, unavailable
 from ..faces import FaceDetail, Frame
-from ..images import MIN_SIDE_PX, crop_face, encode_jpeg, load_frame, parse_image_field, sniff_content_type
+from ..images.crop import face_crop_jpeg
+from ..images.intake import load_stored_frame, receive_upload
+from ..limits import SessionLimits
 from ..parallel import start, succeeded, wait
-from ..settings import MAX_FRAMES_CAP
-from ..wiring import Dependencies
-from .audit import write_audit
+from .commit import after_commit, commit_due, commit_transition, ensure_audit, session_thresholds
 from .keys import face_crop_key, frame_key
+from .model import FrameEvaluation, FrameRecord, PendingFrame, Session, SessionStatus
 from .repair import has_abandoned_frames, settle_abandoned
-from .state import (
-    FrameEvaluation,
-    FrameRecord,
-    PendingFrame,
-    Session,
-    SessionLimits,
-    SessionStatus,
-    close_if_due,
-    is_repeated,
-    new_session,
-    reserve_frame,
-    settle_frame,
-)
-from .store import SessionConflict, SessionStore, is_session_id
+from .store import SessionConflict, is_session_id
+from .transitions import is_repeated, new_session, reserve_frame, settle_frame
 
 logger = Logger(service="liveness")  # shares the handler's configuration; never given image data
-
-# Each failed conditional save means another write of this session committed. A frame makes two writes (its
-# reservation and its verdict) and at most MAX_FRAMES_CAP frames hold slots, so this bound is never reached.
-MAX_SAVE_ATTEMPTS = 2 * MAX_FRAMES_CAP + 8
-
-T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -107,7 +64,7 @@ def create_session(body: dict[str, Any], deps: Dependencies, owner: str) -> Sess
         thresholds=deps.settings.thresholds,  # kept in the item: frames are judged and audited with these
     )
     try:
-        _store(deps).create(session)
+        deps.session_store.create(session)
     except SessionConflict:  # a uuid4 collision: practically impossible, but never overwrite
         raise LivenessError(ErrorCode.CONFLICT, "Please retry.") from None
     logger.info("Session created", extra={"sessionId": session.session_id, "stepCount": len(steps)})
@@ -148,12 +105,12 @@ def read_session(session_id: str, deps: Dependencies, owner: str, request_id: st
     # Before any write of this request: a slot is abandoned when the session's LAST write is old enough.
     session = _repair_abandoned(deps, session, deps.clock(), request_id)
     # A client polling an abandoned session sees it EXPIRED (and that is persisted), not IN_PROGRESS forever.
-    session = _commit_due(deps, session, deps.clock(), request_id)
+    session = commit_due(deps, session, deps.clock(), request_id)
     if not session.is_open and session.settled:
         # Repair: the closing request may have failed to write the audit record (an S3 outage). The item says
         # whether it exists, so a read of an audited session costs no PutObject. An unsettled session (a frame
         # still being analysed) is audited by the request that settles its last frame.
-        session = _ensure_audit(deps, session, request_id)
+        session = ensure_audit(deps, session, request_id)
     reference = None
     if session.status is SessionStatus.PASSED and session.reference_frame_id:
         # The reference frame's crop was written before the save that named it: this key always exists.
@@ -175,20 +132,19 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     now = deps.clock()  # one instant per frame: the time it arrived, whatever the analysis takes
     session = _owned(deps, session_id, owner)
     session = _repair_abandoned(deps, session, now, request_id)  # before any write of this request
-    session = _commit_due(deps, session, now, request_id)
+    session = commit_due(deps, session, now, request_id)
     _ensure_open(session)  # a closed session answers 409 whatever the body says, and costs no analysis
     _check_mirroring(body, session)
-    upload = parse_image_field(body.get("image"), limits=deps.image_limits)
-    frame = load_frame(upload, limits=deps.image_limits)  # malformed uploads are refused before taking a slot
+    upload = receive_upload(body.get("image"), limits=deps.image_limits)  # refused before taking a slot
+    frame, digest = upload.frame, upload.sha256  # only the digest is kept; the image stays in the archive
     frame_id, archived = str(uuid.uuid4()), ""
-    digest = hashlib.sha256(upload).hexdigest()  # only the digest is kept; the image stays in the archive
-    content_type = sniff_content_type(upload)  # the frame may have been re-encoded; archive the original
-    key = frame_key(session.session_id, frame_id, content_type)
+    # The frame may have been re-encoded; archive the original.
+    key = frame_key(session.session_id, frame_id, upload.content_type)
     # The reservation records the frame's id and key: if this request dies, the repair logs the frame with them.
     session = _reserve(deps, session, now, request_id, PendingFrame(frame_id, key, session.current_step))
     # Alongside the analysis: the upload's write (exactly once, a fresh key per reserved frame) and the
     # reference crop's read (needed if the frame passes its step). The verdict waits for both.
-    frame_written = start(deps.archive.put_new, key, upload, content_type)
+    frame_written = start(deps.archive.put_new, key, upload.raw, upload.content_type)
     reference = start(_reference_face, deps, session) if session.reference_frame_id else None
     try:
         try:
@@ -203,7 +159,7 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
         # stays complete and the cap can still close the session, then answer the original error.
         _settle_unjudged(deps, session, frame_id, archived, digest, now, request_id)
         raise
-    thresholds = _thresholds(deps, session)
+    thresholds = session_thresholds(deps, session)
 
     def settle(current: Session) -> tuple[Session, FrameRecord]:
         if current.settled:  # this request outlived ABANDONED_AFTER_SECONDS and its slot was repaired meanwhile
@@ -213,13 +169,13 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
         return settle_frame(current, evaluation, now, thresholds.min_similarity)
 
     try:
-        commit = _commit(deps, session, settle)
+        commit = commit_transition(deps, session, settle)
     except LivenessError:
         # The verdict was not saved (the store failed or stayed busy): try to log the frame as NOT_JUDGED, with
         # its archive key; if that fails too, the slot is repaired later (_repair_abandoned).
         _settle_unjudged(deps, session, frame_id, archived, digest, now, request_id)
         raise
-    after = _after_commit(deps, commit, request_id)  # from here on only best-effort writes: never an error
+    after = after_commit(deps, commit, request_id)  # from here on only best-effort writes: never an error
     record = commit.value
     if record.reason is ReasonCode.SESSION_CLOSED:  # logged, but the session had closed meanwhile
         _ensure_open(after)
@@ -228,8 +184,8 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
 
 def _reserve(deps: Dependencies, session: Session, now: datetime, request_id: str, frame: PendingFrame) -> Session:
     """Take a frame slot with a conditional save; 409 (nothing analysed) if the session closed or is full."""
-    commit = _commit(deps, session, lambda current: reserve_frame(current, now, frame))
-    after = _after_commit(deps, commit, request_id)
+    commit = commit_transition(deps, session, lambda current: reserve_frame(current, now, frame))
+    after = after_commit(deps, commit, request_id)
     if not commit.value:
         _ensure_open(after)
         # Open but out of slots: the last frames are still being judged, and the last of them closes the session.
@@ -254,12 +210,12 @@ def _settle_unjudged(
         sha256=digest,
     )
     try:
-        commit = _commit(
+        commit = commit_transition(
             deps,
             session,
             lambda current: (current, None) if current.settled else settle_frame(current, evaluation, now, 0.0),
         )
-        _after_commit(deps, commit, request_id)
+        after_commit(deps, commit, request_id)
     except Exception as error:  # the original error is what the client gets; this one is only logged
         logger.warning(
             "Frame not logged",
@@ -269,10 +225,10 @@ def _settle_unjudged(
 
 def _repair_abandoned(deps: Dependencies, session: Session, now: datetime, request_id: str) -> Session:
     """Settle the slots of frames whose request died before saving a verdict (see repair.py); a closed session
-    is then audited by ``_after_commit``."""
+    is then audited by ``after_commit``."""
     if not has_abandoned_frames(session, now):
         return session
-    commit = _commit(
+    commit = commit_transition(
         deps,
         session,
         lambda current: (settle_abandoned(current, now) if has_abandoned_frames(current, now) else current, None),
@@ -282,7 +238,7 @@ def _repair_abandoned(deps: Dependencies, session: Session, now: datetime, reque
             "Abandoned frames settled",
             extra={"sessionId": session.session_id, "frames": commit.after.frames_received - len(session.frames)},
         )
-    return _after_commit(deps, commit, request_id)
+    return after_commit(deps, commit, request_id)
 
 
 def _check_mirroring(body: dict[str, Any], session: Session) -> None:
@@ -295,11 +251,6 @@ def _check_mirroring(body: dict[str, Any], session: Session) -> None:
             f"Invalid request: mirrored is fixed when the session is created (this session: {declared}); "
             "send frames as declared then, or start a new session.",
         )
-
-
-def _thresholds(deps: Dependencies, session: Session) -> Thresholds:
-    """The session's own thresholds (stored at creation); the deployment's for an item stored before that."""
-    return session.thresholds or deps.settings.thresholds
 
 
 def _judge(
@@ -316,7 +267,7 @@ def _judge(
     face = faces[0] if len(faces) == 1 else None
     measured = measure(face, session.mirrored, (frame.width, frame.height)) if face else Measured()
     movement = relative_to(measured, session.baseline)  # the neutral start itself is judged from the camera
-    thresholds = _thresholds(deps, session)
+    thresholds = session_thresholds(deps, session)
     earlier = [step.code for step in session.steps[: session.current_step]]
     if is_repeated(session, digest):  # the same bytes as a frame already judged: never a new answer
         reason: ReasonCode | None = ReasonCode.REPEATED_FRAME
@@ -349,149 +300,18 @@ def _reference_face(deps: Dependencies, session: Session) -> Frame:
     reference = deps.archive.get(face_crop_key(session.session_id, session.reference_frame_id))
     if reference is None:
         raise unavailable(ErrorCode.STORAGE_UNAVAILABLE, "The reference face")
-    return _jpeg_frame(reference)
-
-
-def face_crop_jpeg(frame: Frame, face: FaceDetail) -> bytes:
-    """The face with a margin, upscaled if needed: CompareFaces refuses images under 80x80 pixels."""
-    crop = crop_face(frame, face.bounding_box)
-    short_side = min(crop.shape[0], crop.shape[1])
-    if short_side < MIN_SIDE_PX:
-        scale = MIN_SIDE_PX / short_side
-        crop = cv2.resize(
-            crop, (round(crop.shape[1] * scale) + 1, round(crop.shape[0] * scale) + 1), interpolation=cv2.INTER_CUBIC
-        )
-    return encode_jpeg(crop)
-
-
-def _jpeg_frame(jpeg: bytes) -> Frame:
-    """The stored reference crop (at least 80 px a side, see ``face_crop_jpeg``), through the same checks as an
-    upload: the store is outside the request, but a local data folder is writable. Unreadable, it is a 503."""
-    try:
-        return load_frame(jpeg)
-    except LivenessError:
-        raise unavailable(ErrorCode.STORAGE_UNAVAILABLE, "The reference face") from None
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Committing transitions
-
-
-@dataclass(frozen=True)
-class _Commit(Generic[T]):
-    before: Session  # the state the saved transition started from
-    after: Session  # the saved state (== before when nothing changed)
-    value: T
-
-    @property
-    def wrote(self) -> bool:
-        return self.after is not self.before
-
-
-def _commit(deps: Dependencies, session: Session, transition: Callable[[Session], tuple[Session, T]]) -> _Commit[T]:
-    """Apply ``transition`` and save conditionally; on a conflict, re-read and apply it to the fresh state.
-
-    The save expects the version and status the transition started from: open for every change but one, the
-    log entry of a frame whose session closed while it was analysed."""
-    store = _store(deps)
-    for _ in range(MAX_SAVE_ATTEMPTS):
-        after, value = transition(session)
-        if after is session:
-            return _Commit(session, session, value)
-        try:
-            store.save(after, expected_version=session.version, expected_status=session.status)
-            return _Commit(session, after, value)
-        except SessionConflict:
-            session = _reload(store, session.session_id)
-    logger.warning("Gave up after conflicting saves", extra={"sessionId": session.session_id})
-    raise LivenessError(ErrorCode.CONFLICT, "The session is busy; retry the frame.", retry_after=1)
-
-
-def _commit_due(deps: Dependencies, session: Session, now: datetime, request_id: str) -> Session:
-    commit = _commit(deps, session, lambda current: (close_if_due(current, now), None))
-    return _after_commit(deps, commit, request_id)
-
-
-def _after_commit(deps: Dependencies, commit: _Commit[Any], request_id: str) -> Session:
-    """After a committed write: the request whose save closed the session counts the outcome, and the request
-    whose save left it closed AND settled (no frame still being analysed) writes the audit record. Only
-    best-effort work happens here: the committed state is answered whatever fails. Returns the state."""
-    session = commit.after
-    if not commit.wrote or session.is_open:
-        return session
-    if commit.before.is_open:
-        logger.info(
-            "Session closed",
-            extra={
-                "sessionId": session.session_id,
-                "status": session.status.value,
-                "failureReason": _value(session.failure_reason),
-            },
-        )
-        with single_metric(
-            name="SessionsClosed", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
-        ) as metric:
-            metric.add_dimension(name="status", value=session.status.value)
-    if session.settled:
-        session = _ensure_audit(deps, session, request_id)
-    return session
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Audit record
-
-
-def _ensure_audit(deps: Dependencies, session: Session, request_id: str) -> Session:
-    """Write the closed session's audit record unless its item says it exists, then record that on the item.
-
-    No failure here fails the request: the state is already committed (answering an error would make the
-    client resend a frame that was judged). The item still says ``auditWritten: false``, so the next read
-    retries, and the TTL expiry handler is the last resort. A deployment bug (AccessDenied) is logged at error
-    level, and the expiry handler's ExpiryAuditFailures metric alarms on it."""
-    if session.audit_written:
-        return session
-    try:
-        write_audit(
-            deps.archive, session, thresholds=_thresholds(deps, session), request_id=request_id, written_at=deps.clock()
-        )
-    except LivenessError as error:  # the archive is throttled or down (a 503)
-        logger.warning(
-            "Audit record not written yet", extra={"sessionId": session.session_id, "code": error.code.value}
-        )
-        return session
-    except Exception as error:  # AccessDenied or a bug: loud in the logs, but the committed answer stands
-        logger.error("Audit record not written", extra={"sessionId": session.session_id, "error": type(error).__name__})
-        return session
-    try:
-        _store(deps).record_audit_written(session)
-    except Exception as error:  # only an optimisation: the next read finds the record
-        logger.warning("Audit flag not stored", extra={"sessionId": session.session_id, "error": type(error).__name__})
-        return session
-    return replace(session, audit_written=True)
+    return load_stored_frame(reference, "The reference face")
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Helpers
 
 
-def _store(deps: Dependencies) -> SessionStore:
-    if deps.session_store is None:  # a wiring bug: build_dependencies always sets it
-        raise RuntimeError("Dependencies.session_store is required by the session routes")
-    return deps.session_store
-
-
 def _owned(deps: Dependencies, session_id: str, owner: str) -> Session:
     if not is_session_id(session_id):
         raise LivenessError(ErrorCode.INVALID_REQUEST, "The session id must be a UUID.")
-    session = _store(deps).get(session_id)
+    session = deps.session_store.get(session_id)
     if session is None or session.owner != owner:  # 404 either way: never reveal that someone else's exists
-        raise LivenessError(ErrorCode.SESSION_NOT_FOUND, "No such session.")
-    return session
-
-
-def _reload(store: SessionStore, session_id: str) -> Session:
-    session = store.get(session_id)
-    if session is None:  # deleted between reads (TTL): treat as gone
         raise LivenessError(ErrorCode.SESSION_NOT_FOUND, "No such session.")
     return session
 
@@ -502,10 +322,6 @@ def _ensure_open(session: Session) -> None:
         raise LivenessError(
             ErrorCode.SESSION_CLOSED, f"The session is {session.status.value}{reason}; start a new session."
         )
-
-
-def _value(member: Any) -> Any:
-    return member.value if member is not None else None
 
 
 def reason_message(reason: ReasonCode | None) -> str | None:

@@ -28,7 +28,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..archive import file_storage_error
 from ..errors import ErrorCode, LivenessError, unavailable
-from .state import Session, SessionStatus, session_from_dict, session_to_dict
+from .codec import session_from_dict, session_to_dict
+from .model import Session, SessionStatus
 
 try:  # POSIX: also serialise writers in other processes (two local servers on one data dir)
     import fcntl

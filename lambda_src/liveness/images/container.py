@@ -1,126 +1,14 @@
-"""Frame intake: parse the uploaded image, check it really is PNG/JPEG, decode, bound its size, crop faces.
-
-Every limit here exists because of a downstream one:
-- Rekognition accepts at most 5 MB of PNG/JPEG bytes and at least 80x80 pixels.
-- A synchronous Lambda payload is at most 6 MB, so nothing bigger can ever arrive in AWS.
-- A small compressed file can declare a huge raster (a decompression bomb), a chunk of gigabytes (a memory
-  bomb) or thousands of progressive scans (a CPU bomb); the container is walked and refused before decoding.
-"""
+"""The PNG/JPEG container walk: the structure, cost and completeness checks made before any decoding."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import os
 import re
 import struct
-import sys
-import tempfile
-import threading
 from dataclasses import dataclass
-from typing import Any
 
-import cv2
-import numpy as np
+from ..errors import ErrorCode, LivenessError
+from .limits import PNG_SIGNATURE, ImageLimits
 
-from .errors import ErrorCode, LivenessError, clip
-from .faces import BoundingBox, Frame
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JPEG_SIGNATURE = b"\xff\xd8\xff"
-SUPPORTED_TYPES = ("image/jpeg", "image/png")
-
-REKOGNITION_MAX_BYTES = 5 * 1024 * 1024
-MAX_UPLOAD_BYTES = 6 * 1024 * 1024
-MIN_SIDE_PX = 80
-MAX_PIXELS = 40_000_000
-MAX_DECODE_WORK = 160_000_000  # pixels x scans: e.g. 4 scans of a 40 MP frame, or 10 of a 16 MP one
-ANALYSIS_MAX_SIDE_PX = 1920
-JPEG_QUALITY = 90
-FACE_MARGIN = 0.15
-
-_DATA_URL = re.compile(r"^data:(?P<media_type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?)$", re.ASCII | re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    """Configurable bounds; defaults follow Rekognition's and Lambda's limits."""
-
-    max_upload_bytes: int = MAX_UPLOAD_BYTES
-    max_pixels: int = MAX_PIXELS
-    analysis_max_side_px: int = ANALYSIS_MAX_SIDE_PX
-    max_decode_work: int = MAX_DECODE_WORK
-
-
-DEFAULT_LIMITS = ImageLimits()
-
-
-def parse_image_field(value: object, *, limits: ImageLimits = DEFAULT_LIMITS) -> bytes:
-    """Turn a data URL (``data:image/png;base64,...``) or plain base64 into raw bytes."""
-    if not isinstance(value, str) or not value:
-        raise LivenessError(ErrorCode.INVALID_REQUEST, "The image must be a non-empty base64 string or data URL.")
-    payload = _strip_data_url(value)
-    if len(payload) > limits.max_upload_bytes * 4 // 3 + 4:
-        raise _too_large(limits)
-    try:
-        raw = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise LivenessError(ErrorCode.INVALID_IMAGE, "The image is not valid base64.") from None
-    if not raw:
-        raise LivenessError(ErrorCode.INVALID_IMAGE, "The image is empty.")
-    return raw
-
-
-def _strip_data_url(value: str) -> str:
-    """Split on the first comma (never a fixed-length prefix) and check the declared media type."""
-    if value[:5].lower() != "data:":  # the URL scheme is case-insensitive
-        return _without_whitespace(value)
-    header, separator, payload = value.partition(",")
-    match = _DATA_URL.match(header)
-    if not separator or match is None or ";base64" not in match.group("params").lower():
-        raise LivenessError(ErrorCode.INVALID_IMAGE, "The data URL must look like data:image/jpeg;base64,<data>.")
-    media_type = (match.group("media_type") or "").lower()
-    if media_type not in SUPPORTED_TYPES:
-        raise LivenessError(
-            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-            f"Only image/jpeg and image/png are accepted, not {clip(media_type) or 'none'}.",
-        )
-    return _without_whitespace(payload)
-
-
-_BASE64_WRAPPING = (" ", "\n", "\r", "\t")
-
-
-def _without_whitespace(value: str) -> str:
-    # Some clients wrap base64 at 76 columns (MIME style); whitespace is never part of the data.
-    return "".join(value.split()) if any(space in value for space in _BASE64_WRAPPING) else value
-
-
-def sniff_content_type(raw: bytes) -> str:
-    """The real type from the magic bytes; the client's declared type is not trusted."""
-    if raw.startswith(PNG_SIGNATURE):
-        return "image/png"
-    if raw.startswith(JPEG_SIGNATURE):
-        return "image/jpeg"
-    raise LivenessError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "The image must be a PNG or JPEG file.")
-
-
-def load_frame(raw: bytes, *, limits: ImageLimits = DEFAULT_LIMITS) -> Frame:
-    """Validate, decode to 3-channel BGR and bound the size of an uploaded image.
-
-    The container is walked first (``inspect_container``), so a file whose structure promises more work or
-    memory than its size allows is refused before the decoder sees it."""
-    if len(raw) > limits.max_upload_bytes:
-        raise _too_large(limits)
-    content_type = sniff_content_type(raw)
-    layout = inspect_container(raw, content_type)
-    _check_dimensions(layout.width, layout.height, limits)
-    _check_cost(layout, limits)
-    bgr = _decode_bgr(raw) if layout.jpeg is None else _decode_jpeg_strictly(raw)
-    return _fit_for_analysis(Frame(bgr=bgr, encoded=raw, content_type=content_type), limits)
-
-
-# ---------------------------------------------------------------------------------------------------------
 # The container walk: everything the decoder would trust, checked in bounded time before it runs.
 #
 # PNG: every chunk lies inside the upload, IHDR is first and sane, the chunk count is bounded, IEND ends it,
@@ -350,7 +238,7 @@ def _check_jpeg_data(layout: JpegLayout, width: int, height: int) -> None:
         raise _truncated()
 
 
-def _check_cost(layout: ContainerLayout, limits: ImageLimits) -> None:
+def check_cost(layout: ContainerLayout, limits: ImageLimits) -> None:
     if layout.width * layout.height * layout.scans > limits.max_decode_work:
         raise _too_complex(
             f"{layout.scans} scans over {layout.width}x{layout.height} pixels exceed this service's decoding budget"
@@ -371,130 +259,3 @@ def _truncated() -> LivenessError:
 
 def _corrupt(message: str) -> LivenessError:
     return LivenessError(ErrorCode.INVALID_IMAGE, message)
-
-
-def _check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
-    if width < MIN_SIDE_PX or height < MIN_SIDE_PX:
-        raise LivenessError(
-            ErrorCode.IMAGE_TOO_SMALL, f"The image is {width}x{height}; at least {MIN_SIDE_PX}x{MIN_SIDE_PX} is needed."
-        )
-    if width * height > limits.max_pixels:
-        raise LivenessError(
-            ErrorCode.PAYLOAD_TOO_LARGE,
-            f"The image is {width}x{height}; at most {limits.max_pixels // 1_000_000} megapixels are accepted.",
-        )
-
-
-# A JPEG cut short with its end marker put back decodes without error: libjpeg fills the blocks after the data
-# ran out with mid-grey and only warns ("Corrupt JPEG data: premature end of data segment"). Its warnings go to
-# the process's stderr (OpenCV keeps libjpeg's default message output), so the decode runs with file
-# descriptor 2 pointed at a scratch file, under a lock; a libjpeg warning about the data refuses the file, and
-# whatever the scratch file caught is passed on to the real stderr afterwards. Other threads write there too
-# meanwhile (the local server's request log), so only libjpeg's own warnings count, never any byte.
-_STDERR_LOCK = threading.Lock()
-_LIBJPEG_DATA_WARNINGS = (
-    b"Corrupt JPEG data",  # premature end of a data segment, extraneous bytes, a marker where data belongs
-    b"Premature end of JPEG file",
-    b"Inconsistent progression sequence",
-    b"Invalid SOS parameters",
-)
-
-
-def _decode_jpeg_strictly(raw: bytes) -> np.ndarray:
-    with _STDERR_LOCK, _scratch_file() as scratch:
-        if sys.stderr is not None:  # what Python buffered goes out first, not into the scratch file
-            sys.stderr.flush()
-        saved = os.dup(2)
-        try:
-            os.dup2(scratch.fileno(), 2)
-            try:
-                bgr = _decode_bgr(raw)
-            finally:
-                os.dup2(saved, 2)
-        finally:
-            os.close(saved)
-        scratch.seek(0)
-        caught = scratch.read()
-    if caught:
-        os.write(2, caught)
-    if any(warning in caught for warning in _LIBJPEG_DATA_WARNINGS):
-        raise LivenessError(ErrorCode.INVALID_IMAGE, "The JPEG data is truncated or corrupt.")
-    return bgr
-
-
-def _scratch_file() -> Any:
-    if hasattr(os, "memfd_create"):  # Linux (Lambda): in memory, no file system involved
-        return os.fdopen(os.memfd_create("libjpeg-messages"), "w+b")
-    return tempfile.TemporaryFile()
-
-
-def _decode_bgr(raw: bytes) -> np.ndarray:
-    # IMREAD_COLOR gives 3-channel 8-bit BGR from RGBA (canvas PNG), grayscale and 16-bit input alike.
-    bgr = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.size == 0:
-        raise LivenessError(ErrorCode.INVALID_IMAGE, "The image could not be decoded.")
-    return bgr
-
-
-def _fit_for_analysis(frame: Frame, limits: ImageLimits) -> Frame:
-    """Keep the upload as is when the analyzer can take it; otherwise downscale and re-encode as JPEG."""
-    long_side = max(frame.width, frame.height)
-    if len(frame.encoded) <= REKOGNITION_MAX_BYTES and long_side <= limits.analysis_max_side_px:
-        return frame
-    bgr = frame.bgr
-    if long_side > limits.analysis_max_side_px:
-        scale = limits.analysis_max_side_px / long_side
-        size = (max(MIN_SIDE_PX, round(frame.width * scale)), max(MIN_SIDE_PX, round(frame.height * scale)))
-        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-    encoded = encode_jpeg(bgr)
-    if len(encoded) > REKOGNITION_MAX_BYTES:
-        raise _too_large(limits)
-    return Frame(bgr=bgr, encoded=encoded, content_type="image/jpeg")
-
-
-def _too_large(limits: ImageLimits) -> LivenessError:
-    return LivenessError(
-        ErrorCode.PAYLOAD_TOO_LARGE, f"The image is larger than {limits.max_upload_bytes // (1024 * 1024)} MB."
-    )
-
-
-def encode_jpeg(bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:  # only on an empty or malformed array, which is a bug on our side
-        raise RuntimeError("JPEG encoding failed")
-    return buffer.tobytes()
-
-
-@dataclass(frozen=True)
-class PixelBox:
-    left: int
-    top: int
-    right: int
-    bottom: int
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-
-def face_pixel_box(box: BoundingBox, width: int, height: int, margin: float = FACE_MARGIN) -> PixelBox:
-    """Clamp a Rekognition box (which may be negative or exceed 1) to the image, with a margin; never empty."""
-    pad_x, pad_y = box.width * margin, box.height * margin
-    left = _clamp(round((box.left - pad_x) * width), 0, width - 1)
-    top = _clamp(round((box.top - pad_y) * height), 0, height - 1)
-    right = _clamp(round((box.left + box.width + pad_x) * width), left + 1, width)
-    bottom = _clamp(round((box.top + box.height + pad_y) * height), top + 1, height)
-    return PixelBox(left=left, top=top, right=right, bottom=bottom)
-
-
-def crop_face(frame: Frame, box: BoundingBox, margin: float = FACE_MARGIN) -> np.ndarray:
-    pixels = face_pixel_box(box, frame.width, frame.height, margin)
-    return frame.bgr[pixels.top : pixels.bottom, pixels.left : pixels.right]
-
-
-def _clamp(value: int, low: int, high: int) -> int:
-    return max(low, min(value, high))

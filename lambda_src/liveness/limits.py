@@ -1,0 +1,23 @@
+"""A session's size and time limits, shared by the settings and the session state machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Every analysed frame is kept in the session's item (its frame log), and DynamoDB refuses items over 400 KB.
+# A frame record is under 1 KB, so this cap keeps the item near 100 KB at most (a test measures it).
+MAX_FRAMES_CAP = 100
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Defaults sized for a person: 2-4 s per step at the 3-4 frames a second a client sends (README: Pace)."""
+
+    step_count: int = 3  # drawn steps, after the neutral start
+    step_time_limit_seconds: int = 10
+    session_ttl_seconds: int = 120
+    max_frames: int = 60  # per session, accepted and rejected alike; bounds the analyzer spend and the frame log
+    # Per step: a step time limit of frames at 3 a second (the web client spreads them over it), so a hard step
+    # cannot eat the whole session, and a person who takes the full time is not cut short.
+    step_max_frames: int = 30
+    retention_seconds: int = 86_400  # how long after expiry the DynamoDB TTL removes the item

@@ -1,0 +1,165 @@
+"""A session's plain-data form, shared by the stores (DynamoDB item, JSON file) and the audit record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..challenges import INSTRUCTIONS, Baseline, ReasonCode, StepCode, Thresholds
+from ..limits import SessionLimits
+from .model import (
+    FailureReason,
+    FrameRecord,
+    PendingFrame,
+    SamePersonCheck,
+    Session,
+    SessionStatus,
+    Step,
+    StepStatus,
+    Verdict,
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def session_to_dict(session: Session) -> dict[str, Any]:
+    return {
+        "sessionId": session.session_id,
+        "owner": session.owner,
+        "status": session.status.value,
+        "steps": [_step_to_dict(step) for step in session.steps],
+        "currentStep": session.current_step,
+        "version": session.version,
+        "createdAt": _iso(session.created_at),
+        "updatedAt": _iso(session.updated_at),
+        "expiresAt": _iso(session.expires_at),
+        "closedAt": _iso(session.closed_at),
+        "mirrored": session.mirrored,
+        "analyzer": session.analyzer,
+        "limits": {
+            "stepCount": session.limits.step_count,
+            "stepTimeLimitSeconds": session.limits.step_time_limit_seconds,
+            "sessionTtlSeconds": session.limits.session_ttl_seconds,
+            "maxFrames": session.limits.max_frames,
+            "stepMaxFrames": session.limits.step_max_frames,
+            "retentionSeconds": session.limits.retention_seconds,
+        },
+        "framesReceived": session.frames_received,
+        "frames": [frame_to_dict(frame) for frame in session.frames],
+        "referenceFrameId": session.reference_frame_id,
+        "comparisons": session.comparisons,
+        "samePersonCheck": session.same_person_check.value,
+        "failureReason": session.failure_reason.value if session.failure_reason else None,
+        "auditWritten": session.audit_written,
+        "thresholds": session.thresholds.to_json() if session.thresholds is not None else None,
+        "baseline": session.baseline.to_json() if session.baseline is not None else None,
+        "pending": [
+            {"frameId": frame.frame_id, "frameKey": frame.frame_key, "stepIndex": frame.step_index}
+            for frame in session.pending
+        ],
+    }
+
+
+def _step_to_dict(step: Step) -> dict[str, Any]:
+    return {
+        "code": step.code.value,
+        "instruction": INSTRUCTIONS[step.code],
+        "status": step.status.value,
+        "startedAt": _iso(step.started_at),
+        "completedAt": _iso(step.completed_at),
+        "attempts": step.attempts,
+        "framesReceived": step.frames_received,
+        "frameId": step.frame_id,
+        "reason": step.reason,
+    }
+
+
+def frame_to_dict(frame: FrameRecord) -> dict[str, Any]:
+    return {
+        "frameId": frame.frame_id,
+        "receivedAt": _iso(frame.received_at),
+        "stepIndex": frame.step_index,
+        "stepCode": frame.step_code.value,
+        "verdict": frame.verdict.value,
+        "reasonCode": frame.reason.value if frame.reason else None,
+        "measured": frame.measured,
+        "similarity": frame.similarity,
+        "mirrored": frame.mirrored,
+        "frameKey": frame.frame_key,
+        "sha256": frame.sha256,
+    }
+
+
+def session_from_dict(raw: dict[str, Any]) -> Session:
+    limits = raw["limits"]
+    return Session(
+        session_id=raw["sessionId"],
+        owner=raw["owner"],
+        status=SessionStatus(raw["status"]),
+        steps=tuple(_step_from_dict(step) for step in raw["steps"]),
+        current_step=int(raw["currentStep"]),
+        version=int(raw["version"]),
+        created_at=_time(raw["createdAt"]),  # type: ignore[arg-type]
+        updated_at=_time(raw.get("updatedAt")),
+        expires_at=_time(raw["expiresAt"]),  # type: ignore[arg-type]
+        closed_at=_time(raw.get("closedAt")),
+        mirrored=bool(raw["mirrored"]),
+        analyzer=raw["analyzer"],
+        limits=SessionLimits(
+            step_count=int(limits["stepCount"]),
+            step_time_limit_seconds=int(limits["stepTimeLimitSeconds"]),
+            session_ttl_seconds=int(limits["sessionTtlSeconds"]),
+            max_frames=int(limits["maxFrames"]),
+            # Items stored before the per-step budget had none: their session cap alone bounds each step.
+            step_max_frames=int(limits.get("stepMaxFrames", limits["maxFrames"])),
+            retention_seconds=int(limits["retentionSeconds"]),
+        ),
+        frames_received=int(raw["framesReceived"]),
+        frames=tuple(_frame_from_dict(frame) for frame in raw.get("frames", [])),
+        reference_frame_id=raw.get("referenceFrameId"),
+        comparisons=int(raw.get("comparisons", 0)),
+        same_person_check=SamePersonCheck(raw["samePersonCheck"]),
+        failure_reason=FailureReason(raw["failureReason"]) if raw.get("failureReason") else None,
+        audit_written=bool(raw.get("auditWritten", False)),
+        thresholds=Thresholds.from_json(raw["thresholds"]) if raw.get("thresholds") else None,
+        baseline=Baseline.from_json(raw["baseline"]) if raw.get("baseline") else None,
+        pending=tuple(
+            PendingFrame(frame_id=item["frameId"], frame_key=item["frameKey"], step_index=int(item["stepIndex"]))
+            for item in raw.get("pending") or ()
+        ),
+    )
+
+
+def _step_from_dict(raw: dict[str, Any]) -> Step:
+    return Step(
+        code=StepCode(raw["code"]),
+        status=StepStatus(raw["status"]),
+        started_at=_time(raw.get("startedAt")),
+        completed_at=_time(raw.get("completedAt")),
+        attempts=int(raw.get("attempts", 0)),
+        frames_received=int(raw.get("framesReceived", 0)),
+        frame_id=raw.get("frameId"),
+        reason=raw.get("reason"),
+    )
+
+
+def _frame_from_dict(raw: dict[str, Any]) -> FrameRecord:
+    return FrameRecord(
+        frame_id=raw["frameId"],
+        received_at=_time(raw["receivedAt"]),  # type: ignore[arg-type]
+        step_index=int(raw["stepIndex"]),
+        step_code=StepCode(raw["stepCode"]),
+        verdict=Verdict(raw["verdict"]),
+        reason=ReasonCode(raw["reasonCode"]) if raw.get("reasonCode") else None,
+        measured=dict(raw.get("measured") or {}),
+        similarity=float(raw["similarity"]) if raw.get("similarity") is not None else None,
+        mirrored=bool(raw.get("mirrored", False)),
+        frame_key=str(raw.get("frameKey", "")),
+        sha256=raw.get("sha256"),
+    )
