@@ -1,89 +1,14 @@
 // The liveness page: start screen -> camera -> the server's steps, one frame at a time -> verdict.
 // Everything the API says is decided on the server; this page only shows it and sends camera frames.
-//
-// Frame pace: one request in flight at a time, never faster than one frame every MIN_INTERVAL_MS. The
-// next frame waits so that the frames left for the current step (stepMaxFrames when the server sets it,
-// otherwise the session's remaining frames shared by the remaining steps) last for the step's remaining
-// time, capped at MAX_INTERVAL_MS so coaching stays lively. A frame's own round trip counts in the wait.
+// The words live in messages.js, the camera in camera.js, the frame pace in pacing.js.
 
 import { ApiError, LivenessClient, NetworkError } from "./liveness-client.js";
 import { CognitoAuth } from "./auth.js";
+import { cameraProblemOf, captureFrame, openCamera, stopCamera } from "./camera.js";
+import { CAMERA_PROBLEMS, COACHING, CUES, FAILURES, coachingFor } from "./messages.js";
+import { MIN_INTERVAL_MS, networkBackoffMs, nextInterval, retryAfterMs, secondsLeft } from "./pacing.js";
 
-const MIN_INTERVAL_MS = 300;
-const MAX_INTERVAL_MS = 1500;
-const NETWORK_BACKOFF_MS = [1000, 2000, 4000, 8000, 8000, 8000];
-const DEFAULT_RETRY_AFTER_S = 2;
 const TERMINAL = new Set(["PASSED", "FAILED", "EXPIRED"]);
-
-// Direction cues, in the mirrored preview: turning to your own left moves your reflection to the left.
-const CUES = {
-  LOOK_STRAIGHT: { cls: "center", glyph: "◎" },
-  TURN_LEFT: { cls: "left", glyph: "←" },
-  TURN_RIGHT: { cls: "right", glyph: "→" },
-  LOOK_UP: { cls: "up", glyph: "↑" },
-  LOOK_DOWN: { cls: "down", glyph: "↓" },
-  SMILE: { cls: "center", glyph: "☺" },
-  OPEN_MOUTH: { cls: "center", glyph: "◯" },
-  CLOSE_EYES: { cls: "center", glyph: "◡ ◡" },
-};
-
-const POSE_COACHING = {
-  LOOK_STRAIGHT: "Look straight at the camera, with your head level.",
-  TURN_LEFT: "Turn your head a little further to your left, keeping it level.",
-  TURN_RIGHT: "Turn your head a little further to your right, keeping it level.",
-  LOOK_UP: "Tilt your chin up a little further, without turning.",
-  LOOK_DOWN: "Tilt your chin down a little further, without turning.",
-};
-
-const COACHING = {
-  NO_FACE: "We cannot see a face. Centre your face in the oval.",
-  MULTIPLE_FACES: "Only one person should be in view.",
-  LOW_CONFIDENCE: "Your face is not clear. Face the camera in good light.",
-  FACE_TOO_SMALL: "Move closer to the camera.",
-  LOW_QUALITY: "The picture is too dark or blurry. Add more light and hold still.",
-  FACE_OCCLUDED: "Something covers your face. Move hands, hair or a mask away.",
-  SUNGLASSES: "Please take off your sunglasses.",
-  EXPRESSION_NOT_MET: "Face the camera and make the expression a little more clearly.",
-  NOT_LOOKING_STRAIGHT: "Look straight at the camera, with your head level and a neutral face.",
-  FLAT_FACE: "Move your head itself, slowly, with your whole face in view.",
-  PREVIOUS_STEP_HELD: "Return to looking straight, then do only the new instruction.",
-  REPEATED_FRAME: "The camera picture did not change. Check that your camera is working.",
-  STEP_ALREADY_COMPLETED: "That step is done. Follow the new instruction.",
-  FACE_NOT_COMPARABLE: "Good. Now do the same movement a little less far.",
-  FACE_MISMATCH: "The face in view changed during the check.",
-};
-
-const FAILURES = {
-  STEP_TIMEOUT: "A step was not completed in time.",
-  ATTEMPT_LIMIT: "The check used all of its pictures before every step was completed.",
-  FACE_MISMATCH: "The face changed during the check, so it could not be confirmed as one person.",
-  SAME_PERSON_UNVERIFIED: "Your face could not be matched with the start of the check at the angles shown.",
-  SESSION_EXPIRED: "The check ran out of time.",
-};
-
-const CAMERA_PROBLEMS = {
-  denied: [
-    "Camera access is blocked",
-    "This page needs your camera. Allow camera access for this site (the camera icon in the address bar, or the " +
-      "browser's site settings), then choose Try again.",
-  ],
-  none: [
-    "No camera found",
-    "No camera was found. Connect a camera, or turn it on in your system settings, then choose Try again.",
-  ],
-  busy: [
-    "The camera is in use",
-    "Another app is using your camera, for example a video call. Close it, then choose Try again.",
-  ],
-  insecure: [
-    "This page is not secure",
-    "Browsers only allow the camera on secure pages. Open this page with https:// (or on localhost).",
-  ],
-  unsupported: [
-    "This browser cannot use the camera",
-    "Please open this page in a recent version of Firefox, Chrome, Edge or Safari.",
-  ],
-};
 
 const $ = (id) => document.getElementById(id);
 
@@ -91,7 +16,6 @@ const state = {
   client: null,
   auth: null,
   run: null, // the current attempt: {cancelled, session, ...}; a new object for each attempt
-  stream: null,
   timer: null,
 };
 
@@ -123,78 +47,6 @@ function sleep(ms, run) {
     const handle = setTimeout(resolve, ms);
     if (run) run.wake = () => { clearTimeout(handle); resolve(); };
   });
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Camera
-
-function cameraProblemOf(error) {
-  switch (error && error.name) {
-    case "NotAllowedError":
-    case "PermissionDeniedError":
-    case "SecurityError":
-      return "denied";
-    case "NotFoundError":
-    case "DevicesNotFoundError":
-    case "OverconstrainedError":
-      return "none";
-    case "NotReadableError":
-    case "TrackStartError":
-    case "AbortError":
-      return "busy";
-    default:
-      return "unsupported";
-  }
-}
-
-async function openCamera(deviceId) {
-  const video = deviceId
-    ? { deviceId: { exact: deviceId }, width: { ideal: 640 }, height: { ideal: 480 } }
-    : { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } };
-  const stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
-  stopCamera();
-  state.stream = stream;
-  const element = $("video");
-  element.srcObject = stream;
-  await element.play().catch(() => {});
-  await fillCameraPicker(stream);
-}
-
-async function fillCameraPicker(stream) {
-  const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
-  const select = $("camera-select");
-  const current = stream.getVideoTracks()[0]?.getSettings().deviceId;
-  select.replaceChildren(
-    ...devices.map((device, index) => {
-      const option = new Option(device.label || `Camera ${index + 1}`, device.deviceId);
-      option.selected = device.deviceId === current;
-      return option;
-    }),
-  );
-  $("camera-picker").hidden = devices.length < 2;
-}
-
-function stopCamera() {
-  if (state.stream) for (const track of state.stream.getTracks()) track.stop();
-  state.stream = null;
-  const video = $("video");
-  if (video) video.srcObject = null;
-}
-
-function captureFrame(size) {
-  const video = $("video");
-  if (!video.videoWidth) return null;
-  const canvas = $("canvas");
-  const width = size.recommendedWidth || 640;
-  const height = size.recommendedHeight || 480;
-  canvas.width = width;
-  canvas.height = height;
-  // Cover the canvas with the camera picture, unmirrored (the session says mirrored: false).
-  const scale = Math.max(width / video.videoWidth, height / video.videoHeight);
-  const w = video.videoWidth * scale;
-  const h = video.videoHeight * scale;
-  canvas.getContext("2d").drawImage(video, (width - w) / 2, (height - h) / 2, w, h);
-  return canvas.toDataURL("image/jpeg", 0.85);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -232,41 +84,9 @@ function coach(text) {
   if (element.textContent !== text) element.textContent = text;
 }
 
-function coachingFor(answer, step) {
-  if (answer.verdict === "ACCEPTED") return "Good.";
-  const code = answer.reasonCode;
-  if (code === "POSE_NOT_MET" && step) return POSE_COACHING[step.code] || answer.message || "Follow the instruction a little further.";
-  return COACHING[code] || answer.message || "Follow the instruction on screen.";
-}
-
-/** Seconds left for the current step, as far as this page can tell (the server's clock decides). */
-function secondsLeft(run) {
-  const { session } = run;
-  const now = Date.now();
-  const stepLeft = run.stepStartedAt
-    ? session.stepTimeLimitSeconds - (now - run.stepStartedAt) / 1000
-    : session.stepTimeLimitSeconds;
-  return Math.min(stepLeft, (run.deadline - now) / 1000);
-}
-
 function tick(run) {
-  const left = Math.max(0, Math.ceil(secondsLeft(run)));
+  const left = Math.max(0, Math.ceil(secondsLeft(run, Date.now())));
   $("time-left").textContent = `${left} s left for this step`;
-}
-
-function frameBudget(run) {
-  const { session } = run;
-  const framesLeft = Math.max(0, session.maxFrames - run.framesSent);
-  const stepsLeft = Math.max(1, session.steps.length - run.current);
-  let budget = Math.floor(framesLeft / stepsLeft);
-  if (session.stepMaxFrames) budget = Math.min(framesLeft, session.stepMaxFrames - run.stepFrames);
-  return Math.max(1, budget);
-}
-
-function nextInterval(run) {
-  const elapsed = run.stepStartedAt ? (Date.now() - run.stepStartedAt) / 1000 : 0;
-  const stepLeftMs = Math.max(0, (run.session.stepTimeLimitSeconds - elapsed) * 1000);
-  return Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, stepLeftMs / frameBudget(run)));
 }
 
 /** One call with the page's retry rules: Retry-After on 429/503/409 CONFLICT, backoff on network errors. */
@@ -281,11 +101,11 @@ async function withRetry(run, call) {
       if (run.cancelled) throw error;
       let waitMs;
       if (error instanceof NetworkError) {
-        if (failures >= NETWORK_BACKOFF_MS.length) throw error;
-        waitMs = NETWORK_BACKOFF_MS[failures++];
+        waitMs = networkBackoffMs(failures++);
+        if (waitMs === null) throw error;
         $("connection").textContent = `Connection lost. Retrying in ${Math.round(waitMs / 1000)} s…`;
       } else if (error instanceof ApiError && error.retryable) {
-        waitMs = (error.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_S) * 1000;
+        waitMs = retryAfterMs(error.retryAfterSeconds);
         $("connection").textContent = `The service is busy. Continuing in ${Math.round(waitMs / 1000)} s…`;
       } else {
         throw error;
@@ -368,7 +188,7 @@ async function frameLoop(run) {
     if (!image || sent.has(hash)) {
       // No new camera picture (a stalled or ended camera): nothing is sent, so the server cannot say the time
       // ran out. Once it has, ask the server for the verdict instead of waiting here forever.
-      if (secondsLeft(run) <= 0) return finishFromServer(run);
+      if (secondsLeft(run, Date.now()) <= 0) return finishFromServer(run);
       if (image) coach(COACHING.REPEATED_FRAME);
       await sleep(image ? MIN_INTERVAL_MS : 200, run);
       continue;
@@ -397,7 +217,8 @@ async function frameLoop(run) {
     }
     coach(coachingFor(answer, step));
     if (TERMINAL.has(answer.status)) return finish(run, answer.status, answer.failureReason);
-    await sleep(Math.max(0, nextInterval(run) - (Date.now() - started)), run);
+    const now = Date.now();
+    await sleep(Math.max(0, nextInterval(run, now) - (now - started)), run);
   }
 }
 

@@ -102,6 +102,11 @@ class PageWatch:
         page.on("requestfailed", self._done)
         page.on("response", self._response)
 
+    def wait_for_frames(self, count: int) -> None:
+        """Until ``count`` frames were posted (the page's default timeout): returns at once if they already were."""
+        while self.frames_posted < count:
+            self.page.wait_for_event("request", predicate=self._is_frame)
+
     def _console(self, message: Any) -> None:
         if message.type == "error":
             self.errors.append(f"console: {message.text}")

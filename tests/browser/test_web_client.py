@@ -95,7 +95,7 @@ def test_a_session_starts_posts_frames_one_at_a_time_and_coaches_the_face_less_p
     assert watch.session_requests == [{"excludeExpressions": True, "mirrored": False}]
     session = watch.sessions_created[0]
     page.wait_for_function("document.getElementById('coaching').textContent.includes('cannot see a face')")
-    page.wait_for_timeout(2500)
+    watch.wait_for_frames(2)
     assert watch.frames_posted >= 2
     assert watch.max_in_flight == 1  # one request in flight at a time
     # Every step the server sent, in its order, with its instruction; the current one is big.

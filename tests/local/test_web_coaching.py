@@ -7,14 +7,14 @@ from pathlib import Path
 
 from liveness.challenges import ReasonCode
 
-APP = Path(__file__).resolve().parents[2] / "web" / "app.js"
+MESSAGES = Path(__file__).resolve().parents[2] / "web" / "messages.js"
 # Frame-log only: the request that carries them is answered with an error (409 or 503), never a frame answer.
 NOT_ANSWERED = {ReasonCode.SESSION_CLOSED, ReasonCode.NOT_JUDGED}
 
 
 def _keys(table: str) -> set[str]:
-    body = re.search(rf"const {table} = \{{(.*?)\n\}};", APP.read_text(), re.S)
-    assert body, f"{table} not found in web/app.js"
+    body = re.search(rf"const {table} = \{{(.*?)\n\}};", MESSAGES.read_text(), re.S)
+    assert body, f"{table} not found in web/messages.js"
     return set(re.findall(r"^\s+([A-Z_]+):", body.group(1), re.M))
 
 
