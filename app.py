@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -31,9 +30,6 @@ def build_app(app: cdk.App | None = None) -> cdk.App:
 
 def write_openapi(outdir: str | Path) -> Path:
     """The API's OpenAPI document beside the template (generated from the same route table and schemas)."""
-    lambda_src = str(Path(__file__).resolve().parent / "lambda_src")
-    if lambda_src not in sys.path:
-        sys.path.append(lambda_src)
     from liveness.openapi import openapi_document
 
     path = Path(outdir) / "openapi.json"

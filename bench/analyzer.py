@@ -14,18 +14,14 @@ import argparse
 import csv
 import json
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambda_src"))
-
-from liveness.analyzers.mesh import MeshAnalyzer  # noqa: E402
-from liveness.faces import Frame  # noqa: E402
+from liveness.analyzers.mesh import MeshAnalyzer
+from liveness.faces import Frame
 
 FRONTAL_BAND_DEG = 10.0  # |yaw| below this is "frontal"; otherwise the sign says which way the nose points
 AMBIGUOUS_MARGIN_DEG = 5.0  # labels this close to the band edge are reported separately

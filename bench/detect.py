@@ -32,16 +32,14 @@ import numpy as np
 from botocore.stub import ANY, Stubber
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "lambda_src"))
-sys.path.insert(0, str(REPO_ROOT))
 
-from liveness import handler  # noqa: E402
-from liveness.analyzers.rekognition import RekognitionAnalyzer  # noqa: E402
-from liveness.archive import S3Archive  # noqa: E402
-from liveness.settings import Settings  # noqa: E402
-from liveness.wiring import Dependencies  # noqa: E402
+from liveness import handler
+from liveness.analyzers.rekognition import RekognitionAnalyzer
+from liveness.archive import S3Archive
+from liveness.settings import Settings
+from liveness.wiring import Dependencies
 
-from tests.runtime.fakes import LambdaContext, api_event, detect_faces_response, face_detail, scene_bgr  # noqa: E402
+from tests.runtime.fakes import LambdaContext, api_event, detect_faces_response, face_detail, scene_bgr
 
 FRAMES = 60
 WARMUP = 5

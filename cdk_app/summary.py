@@ -18,7 +18,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(outdir: Path = REPO_ROOT / "cdk.out") -> int:
-    sys.path.insert(0, str(REPO_ROOT))
     from app import build_app
 
     from .bundling import unzipped_size_bytes

@@ -1,19 +1,14 @@
-"""Shared test set-up: import paths, the pinned Node for jsii, and the optional ../shared material."""
+"""Shared test set-up: the pinned Node for jsii, and the optional ../shared material."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = REPO_ROOT.parent / "shared"
-
-for path in (REPO_ROOT, REPO_ROOT / "lambda_src"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
 
 # jsii runs the CDK on Node: use the npm-pinned Node 24, not whatever the machine has.
 _NODE_BIN = REPO_ROOT / "node_modules" / ".bin"

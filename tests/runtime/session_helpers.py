@@ -11,7 +11,6 @@ import json
 import multiprocessing
 import multiprocessing.forkserver
 import os
-import sys
 import threading
 import traceback
 import uuid
@@ -321,10 +320,11 @@ def _lambda_processes() -> Any:
     they hold); a spawned child would pay ~0.5 s of CPU for its imports, which 20 of them on 2 cores feel."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    # The fork server is told the parent's sys.path but does not apply it before preloading (CPython 3.11-3.13),
-    # and the import error is swallowed: every child would import this module again. PYTHONPATH it is.
+    # The fork server preloads this module before it applies the parent's import path (CPython 3.11-3.13), and
+    # the import error is swallowed: every child would import it again. The package tests is not installed, so
+    # the repository root goes on PYTHONPATH.
     saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+    os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     try:
         multiprocessing.forkserver.ensure_running()
     finally:

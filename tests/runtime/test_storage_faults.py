@@ -372,9 +372,8 @@ def test_reads_answer_503_while_the_store_is_down(rig: Rig, faults: Faults) -> N
 _DISK_FULL = r"""
 import json, resource, signal, sys
 from pathlib import Path
-sys.path[:0] = [sys.argv[1], sys.argv[1] + "/lambda_src"]
 from tests.runtime.session_helpers import face_for, file_rig
-root = Path(sys.argv[2])
+root = Path(sys.argv[1])
 rig = file_rig(root)
 session_id = rig.client.create().body["sessionId"]
 rig.analyzer.default_faces = [face_for(rig.store.get(session_id).step.code)]
@@ -394,7 +393,8 @@ print(json.dumps(answers))
 
 def test_a_full_disk_answers_503_and_leaves_no_temporary_or_partial_files(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", _DISK_FULL, str(ROOT), str(tmp_path)],
+        [sys.executable, "-c", _DISK_FULL, str(tmp_path)],
+        cwd=ROOT,  # the child imports the test helpers (package tests) from the repository root
         capture_output=True,
         text=True,
         timeout=120,
