@@ -71,7 +71,7 @@ def test_the_local_server_serves_it(start_server: StartServer) -> None:
 
 
 def test_make_synth_writes_it_beside_the_template(tmp_path: Path) -> None:
-    from app import write_openapi
+    from cdk_app.application import write_openapi
 
     path = write_openapi(tmp_path)
     assert path == tmp_path / "openapi.json"
