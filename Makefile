@@ -78,7 +78,7 @@ summary: setup
 	$(PY) -m cdk_app.summary
 
 bench: setup
-	$(PY) -m bench.detect $(if $(filter latency,$(MODE)),--latency,)
+	$(PY) -m $(if $(filter latency,$(MODE)),bench.latency,bench.detect)
 
 # Many users at once against the local server (loopback only; bounded by DETECT_ROUNDS, SESSION_FRAMES and
 # LOAD_SECONDS): 32 clients on /detect, then 16 sessions; throughput, p50/p99, errors and losses.

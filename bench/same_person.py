@@ -23,7 +23,7 @@ from liveness.analyzers.mesh import MeshAnalyzer, largest_face_points
 from liveness.faces import Frame
 from liveness.sessions.service import face_crop_jpeg
 
-from bench.headturn import STRAIGHT, read_frames
+from testkit.headturn import STRAIGHT, read_frames
 
 BANDS = (15.0, 25.0, 30.0, 38.0, 45.0)  # degrees of movement (the larger of |yaw| and |pitch|) from the reference
 

@@ -13,9 +13,10 @@ from liveness.openapi import GATEWAY_ERRORS, OPERATIONS, ROUTE_STATUSES, openapi
 from liveness.routes import ROUTES
 from liveness.schemas import load_schema
 
+from testkit.faces import face, face_for
 from tests.local.conftest import StartServer
 from tests.local.support import call
-from tests.runtime.session_helpers import ScriptedAnalyzer, data_url, face, face_for
+from tests.runtime.session_helpers import ScriptedAnalyzer, data_url
 
 DOCUMENT = openapi_document()
 SCHEMAS = DOCUMENT["components"]["schemas"]

@@ -18,6 +18,7 @@ from liveness import images
 from liveness.errors import ErrorCode, LivenessError
 from liveness.images import MAX_JPEG_SCANS, inspect_container, load_frame
 
+from testkit.images import jpeg_bytes, png_bytes, scene_bgr
 from tests.runtime.bombs import (
     header_only_jpeg,
     jpeg_segments,
@@ -27,7 +28,6 @@ from tests.runtime.bombs import (
     progressive_jpeg,
     scan_bomb,
 )
-from tests.runtime.fakes import jpeg_bytes, png_bytes, scene_bgr
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -191,7 +191,7 @@ def test_a_grey_background_is_not_mistaken_for_missing_data() -> None:
 _CHILD = r"""
 import json, resource, sys
 from tests.runtime.bombs import header_only_jpeg, png_length_bomb, scan_bomb
-from tests.runtime.fakes import jpeg_bytes
+from testkit.images import jpeg_bytes
 from liveness.errors import LivenessError
 from liveness.images import load_frame
 bombs = {"scan": scan_bomb(), "png4g": png_length_bomb(0xFFFFFFFF), "png2g": png_length_bomb(0x7FFFFFFF),

@@ -165,7 +165,7 @@ def test_model_dir_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 @pytest.mark.skipif(not DEV_FACES.is_dir(), reason="../shared/faces/dev is absent (research images, not in the repo)")
 def test_dev_accuracy_meets_the_targets() -> None:
-    from bench.analyzer import analyse_folder
+    from testkit.labelled_faces import analyse_folder
 
     summary = analyse_folder(DEV_FACES, timing=False)
     # Dev numbers measured when the thresholds were tuned (bench/analyzer.py prints the full table).

@@ -46,7 +46,8 @@ from liveness.sessions.state import (
 )
 from liveness.settings import MAX_FRAMES_CAP, Settings
 
-from tests.runtime.session_helpers import START, face, face_for
+from testkit.faces import face, face_for
+from tests.runtime.session_helpers import START
 
 T = Thresholds()
 
