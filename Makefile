@@ -12,7 +12,7 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup browser test fuzz lint synth deploy run summary bench bench-analyzer bench-same-person load clean
+.PHONY: setup browser test test-fast fuzz lint synth deploy run summary bench bench-analyzer bench-same-person load clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed browser
 
@@ -52,6 +52,12 @@ node_modules/.installed: package.json package-lock.json
 
 test: setup
 	$(PY) -m pytest
+
+# The quick tier, for the edit-test loop: everything but the infra, browser, real-time, fuzz and slow tests
+# (pytest.ini lists the markers; each test folder's conftest.py sets its tier). `make test` still runs all.
+FAST_TIERS := not (infra or browser or realtime or fuzz or slow)
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "$(FAST_TIERS)" -n auto -q
 
 # The long fuzz run (the "fuzz" Hypothesis profile; make test runs the short "ci" one) and how many cases ran.
 FUZZ_EXAMPLES ?= 2000

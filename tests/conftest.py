@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,28 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def mesh_analyzer() -> Any:
+    """The embedded analyzer, models loaded once for the whole run (runtime, local, fuzz, browser and e2e tests)."""
+    from liveness.analyzers.mesh import MeshAnalyzer, model_dir
+
+    try:
+        model_dir()
+    except RuntimeError as missing:
+        pytest.fail(f"{missing} (see layer/requirements-models.txt)")
+    analyzer = MeshAnalyzer()
+    analyzer.warm_up()
+    return analyzer
+
+
+def mark_folder(items: list[pytest.Item], conftest: str, marker: pytest.MarkDecorator) -> None:
+    """Give every test under the folder of ``conftest`` (a conftest.py's __file__) its tier's marker."""
+    folder = Path(conftest).parent
+    for item in items:
+        if item.path.is_relative_to(folder):
+            item.add_marker(marker)
 
 
 def shared_path(*parts: str) -> Path:
