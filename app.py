@@ -1,47 +1,7 @@
 #!/usr/bin/env python3
-"""The CDK app: one LivenessStack, checked by cdk-nag's AwsSolutions pack on every synth."""
+"""The CDK CLI's entry point (cdk.json): the app itself is cdk_app.application."""
 
-from __future__ import annotations
-
-import json
-import sys
-from pathlib import Path
-
-import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
-
-from cdk_app.checkov_skips import CheckovSkips
-from cdk_app.config import LivenessConfig
-from cdk_app.stack import LivenessStack
-
-
-def build_app(app: cdk.App | None = None) -> cdk.App:
-    app = app or cdk.App()
-    config = LivenessConfig.from_context(app.node)
-    stack = LivenessStack(
-        app,
-        "KycLiveness",
-        config=config,
-        description="Self-service KYC liveness backend (API Gateway, Lambda, Rekognition, S3)",
-    )
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    cdk.Aspects.of(stack).add(CheckovSkips(stack))  # checkov's accepted findings, with their reasons
-    return app
-
-
-def write_openapi(outdir: str | Path) -> Path:
-    """The API's OpenAPI document beside the template (generated from the same route table and schemas)."""
-    lambda_src = str(Path(__file__).resolve().parent / "lambda_src")
-    if lambda_src not in sys.path:
-        sys.path.append(lambda_src)
-    from liveness.openapi import openapi_document
-
-    path = Path(outdir) / "openapi.json"
-    path.write_text(json.dumps(openapi_document(), indent=2) + "\n", encoding="utf-8")
-    return path
-
+from cdk_app.application import main
 
 if __name__ == "__main__":
-    app = build_app()
-    app.synth()
-    write_openapi(app.outdir)
+    main()

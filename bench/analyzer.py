@@ -12,160 +12,25 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import statistics
-import sys
-import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
+from liveness.analyzers.mesh import MeshAnalyzer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambda_src"))
-
-from liveness.analyzers.mesh import MeshAnalyzer  # noqa: E402
-from liveness.faces import Frame  # noqa: E402
-
-FRONTAL_BAND_DEG = 10.0  # |yaw| below this is "frontal"; otherwise the sign says which way the nose points
-AMBIGUOUS_MARGIN_DEG = 5.0  # labels this close to the band edge are reported separately
-BENCH_SIZE = (640, 480)
-TIMING_REPEATS = 3
-
-
-@dataclass
-class ImageResult:
-    file: str
-    found: int
-    yaw: float | None = None
-    pitch: float | None = None
-    roll: float | None = None
-    eyes_closed: bool | None = None
-    mouth_open: bool | None = None
-    smiling: bool | None = None
-    measures: dict[str, float] = field(default_factory=dict)
-    ms: float = 0.0
-
-
-def frame_of(bgr: np.ndarray) -> Frame:
-    return Frame(bgr=bgr, encoded=cv2.imencode(".jpg", bgr)[1].tobytes(), content_type="image/jpeg")
-
-
-def fit_into(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The image scaled to fit ``size`` and padded with black, as a webcam frame of that size."""
-    width, height = size
-    scale = min(width / bgr.shape[1], height / bgr.shape[0])
-    resized = cv2.resize(bgr, (round(bgr.shape[1] * scale), round(bgr.shape[0] * scale)))
-    canvas = np.zeros((height, width, 3), dtype=np.uint8)
-    top, left = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
-    canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
-    return canvas
-
-
-def analyse(analyzer: MeshAnalyzer, path: Path, timing: bool = True) -> ImageResult:
-    bgr = cv2.imread(str(path))
-    if bgr is None:
-        raise SystemExit(f"cannot read {path}")
-    described = analyzer.describe_faces(frame_of(bgr))
-    result = ImageResult(file=path.name, found=len(described))
-    if described:
-        face, expression = max(described, key=lambda item: item[0].bounding_box.width)
-        assert face.pose and face.eyes_open and face.mouth_open and face.smile
-        result.yaw, result.pitch, result.roll = face.pose.yaw, face.pose.pitch, face.pose.roll
-        result.eyes_closed = not face.eyes_open.value
-        result.mouth_open = face.mouth_open.value
-        result.smiling = face.smile.value
-        result.measures = {key: round(value, 4) for key, value in asdict(expression).items()}
-    if timing:
-        result.ms = time_frame(analyzer, fit_into(bgr, BENCH_SIZE))
-    return result
-
-
-def time_frame(analyzer: MeshAnalyzer, bgr: np.ndarray) -> float:
-    frame = frame_of(bgr)
-    timings = []
-    for _ in range(TIMING_REPEATS):
-        start = time.perf_counter()
-        analyzer.detect_faces(frame)
-        timings.append((time.perf_counter() - start) * 1000.0)
-    return min(timings)
-
-
-def direction(yaw: float) -> str:
-    if abs(yaw) < FRONTAL_BAND_DEG:
-        return "frontal"
-    return "nose-right" if yaw > 0 else "nose-left"
-
-
-NEAR_FRONTAL_YAW_DEG = 45.0  # "every frontal/near-frontal face found" counts faces within these angles
-NEAR_FRONTAL_PITCH_DEG = 30.0
-SCORED_LABELS = ("eyes_closed", "mouth_open", "smiling")
-
-
-@dataclass
-class Summary:
-    images: int
-    found: int
-    frontal_total: int  # unposed images (frontal portraits) and posed ones within the near-frontal angles
-    frontal_found: int
-    yaw_mae: float
-    pitch_mae: float
-    roll_mae: float
-    turn_accuracy: float
-    clear_turn_accuracy: float
-    accuracy: dict[str, float]
-    counts: dict[str, tuple[int, int]]
-    ms_median: float
-    ms_p90: float
-
-
-def near_frontal(item: dict) -> bool:
-    pose = item.get("pose_rekognition")
-    return not pose or (abs(pose["Yaw"]) <= NEAR_FRONTAL_YAW_DEG and abs(pose["Pitch"]) <= NEAR_FRONTAL_PITCH_DEG)
-
-
-def summarise(labels: list[dict], results: dict[str, ImageResult]) -> Summary:
-    posed = [(item["pose_rekognition"], results[item["file"]]) for item in labels if item.get("pose_rekognition")]
-    posed = [(truth, r) for truth, r in posed if r.found]
-    mae = {
-        axis: statistics.mean(abs(truth[axis] - getattr(r, axis.lower())) for truth, r in posed) if posed else 0.0
-        for axis in ("Yaw", "Pitch", "Roll")
-    }
-    turns = [(direction(truth["Yaw"]), direction(r.yaw)) for truth, r in posed]
-    clear = [
-        pair
-        for pair, (truth, _r) in zip(turns, posed)
-        if abs(abs(truth["Yaw"]) - FRONTAL_BAND_DEG) > AMBIGUOUS_MARGIN_DEG
-    ]
-    counts = {}
-    for label in SCORED_LABELS:
-        pairs = [
-            (item[label], getattr(results[item["file"]], label))
-            for item in labels
-            if item.get(label) is not None and results[item["file"]].found
-        ]
-        counts[label] = (sum(1 for truth, guess in pairs if truth == guess), len(pairs))
-    frontal = [results[item["file"]] for item in labels if near_frontal(item)]
-    timings = sorted(r.ms for r in results.values())
-    return Summary(
-        images=len(results),
-        found=sum(1 for r in results.values() if r.found),
-        frontal_total=len(frontal),
-        frontal_found=sum(1 for r in frontal if r.found),
-        yaw_mae=mae["Yaw"],
-        pitch_mae=mae["Pitch"],
-        roll_mae=mae["Roll"],
-        turn_accuracy=fraction(turns),
-        clear_turn_accuracy=fraction(clear),
-        accuracy={label: right / total if total else 0.0 for label, (right, total) in counts.items()},
-        counts=counts,
-        ms_median=statistics.median(timings) if timings else 0.0,
-        ms_p90=timings[int(0.9 * (len(timings) - 1))] if timings else 0.0,
-    )
-
-
-def fraction(pairs: list[tuple[str, str]]) -> float:
-    return sum(1 for truth, guess in pairs if truth == guess) / len(pairs) if pairs else 0.0
+from testkit.labelled_faces import (
+    AMBIGUOUS_MARGIN_DEG,
+    BENCH_SIZE,
+    FRONTAL_BAND_DEG,
+    NEAR_FRONTAL_PITCH_DEG,
+    NEAR_FRONTAL_YAW_DEG,
+    SCORED_LABELS,
+    ImageResult,
+    Summary,
+    analyse,
+    direction,
+    load_labels,
+    summarise,
+)
 
 
 def report(summary: Summary, timing: bool = True) -> list[str]:
@@ -188,17 +53,6 @@ def report(summary: Summary, timing: bool = True) -> list[str]:
             f"median {summary.ms_median:.1f}, p90 {summary.ms_p90:.1f}"
         )
     return lines
-
-
-def analyse_folder(folder: Path, timing: bool = True, analyzer: MeshAnalyzer | None = None) -> Summary:
-    labels = load_labels(folder)
-    analyzer = analyzer or MeshAnalyzer()
-    results = {item["file"]: analyse(analyzer, folder / item["file"], timing) for item in labels}
-    return summarise(labels, results)
-
-
-def load_labels(folder: Path) -> list[dict]:
-    return json.loads((folder / "labels.json").read_text())["images"]
 
 
 def misses(labels: list[dict], results: dict[str, ImageResult]) -> list[str]:

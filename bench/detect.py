@@ -7,14 +7,12 @@
 Rekognition and S3 are stubbed in-process with botocore's Stubber in both handlers, so the numbers are
 our own code's cost. Also compares the handler module's cold import with ``import numpy, cv2, boto3``.
 Issue 10 replaced this mode's targets (1.5x the floor, 1.2x for the import) with targets on what the user waits
-for: ``--latency`` (``make bench MODE=latency``, bench/latency.py) measures per-frame wall time with the network in it.
+for: ``make bench MODE=latency`` (``python -m bench.latency``) measures per-frame wall time with the network in it.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import json
 import os
 import statistics
@@ -32,26 +30,21 @@ import numpy as np
 from botocore.stub import ANY, Stubber
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "lambda_src"))
-sys.path.insert(0, str(REPO_ROOT))
 
-from liveness import handler  # noqa: E402
-from liveness.analyzers.rekognition import RekognitionAnalyzer  # noqa: E402
-from liveness.archive import S3Archive  # noqa: E402
-from liveness.dependencies import Dependencies  # noqa: E402
-from liveness.sessions.store import FileSessionStore  # noqa: E402
-from liveness.settings import Settings  # noqa: E402
+from liveness import handler
+from liveness.analyzers.rekognition import RekognitionAnalyzer
+from liveness.archive import S3Archive
+from liveness.dependencies import Dependencies
+from liveness.sessions.store import FileSessionStore
+from liveness.settings import Settings
 
-from tests.runtime.fakes import LambdaContext, api_event, detect_faces_response, face_detail, scene_bgr  # noqa: E402
+from bench.floor import floor, frame_jpeg, quiet_stdout
+from testkit.events import LambdaContext, api_event
+from testkit.rekognition import detect_faces_response, face_detail
 
 FRAMES = 60
 WARMUP = 5
 BUCKET = "bench-bucket"
-BOX = face_detail()["BoundingBox"]
-
-
-def frame_jpeg() -> bytes:
-    return cv2.imencode(".jpg", scene_bgr(640, 480), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
 def clients(calls: int) -> tuple[Any, Any]:
@@ -70,17 +63,6 @@ def clients(calls: int) -> tuple[Any, Any]:
     rek_stub.activate()
     s3_stub.activate()
     return rekognition, s3
-
-
-def floor(payload: str) -> None:
-    raw = base64.b64decode(payload.partition(",")[2])
-    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-    height, width = image.shape[:2]
-    crop = image[
-        int(BOX["Top"] * height) : int((BOX["Top"] + BOX["Height"]) * height),
-        int(BOX["Left"] * width) : int((BOX["Left"] + BOX["Width"]) * width),
-    ]
-    cv2.imencode(".jpg", crop)
 
 
 def _no_session_store() -> FileSessionStore:
@@ -174,22 +156,6 @@ def workshop(payload: str) -> Callable[[], None]:
     return run
 
 
-@contextlib.contextmanager
-def quiet_stdout():
-    """Logs and EMF metrics still get written (they are part of the cost), just not to the terminal."""
-    sys.stdout.flush()
-    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(devnull)
-        os.close(saved)
-
-
 def per_frame_ms(run: Callable[[], None]) -> float:
     with quiet_stdout():
         for _ in range(WARMUP):
@@ -216,10 +182,6 @@ def cold_import_ms(statements: list[str], repeats: int = 9) -> list[float]:
 
 
 def main() -> int:
-    if "--latency" in sys.argv[1:]:
-        from bench.latency import main as latency_main
-
-        return latency_main()
     cv2.setNumThreads(1)
     payload = "data:image/jpeg;base64," + base64.b64encode(frame_jpeg()).decode()
     floor_ms = per_frame_ms(lambda: floor(payload))

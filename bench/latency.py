@@ -1,4 +1,4 @@
-"""``make bench MODE=latency`` (``python -m bench.detect --latency``, which puts the function's code on the path): per-frame wall time with the network in it, as the user waits for it.
+"""``make bench MODE=latency`` (``python -m bench.latency``): per-frame wall time with the network in it, as the user waits for it.
 
 Every AWS call of the real handler is stubbed in-process (Rekognition with botocore's Stubber, S3 and DynamoDB
 with moto) behind a client that first sleeps for a realistic, configurable latency. Three requests are timed:
@@ -28,6 +28,7 @@ import base64
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,9 +48,11 @@ from liveness.sessions.store import DynamoDbSessionStore
 from liveness.settings import Settings
 from moto import mock_aws
 
-from bench.detect import floor, frame_jpeg, quiet_stdout
-from tests.runtime.fakes import LambdaContext, api_event, detect_faces_response, face_detail
-from tests.runtime.session_helpers import BUCKET, FAKE_AWS_ENV, OWNER, TABLE, create_aws_resources, face_for
+from bench.floor import floor, frame_jpeg, quiet_stdout
+from testkit.aws import BUCKET, FAKE_AWS_ENV, OWNER, TABLE, create_aws_resources
+from testkit.events import LambdaContext, api_event
+from testkit.faces import face_for
+from testkit.rekognition import detect_faces_response, face_detail
 
 TARGET = 1.15
 
@@ -227,3 +230,7 @@ def main(env: dict[str, str] | None = None) -> int:
     verdict = "met" if worst <= TARGET else "MISSED"
     print(f"Target: at most {TARGET:.2f}x the critical path: {verdict} (worst {worst:.2f}x).")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

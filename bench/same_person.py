@@ -18,15 +18,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from liveness.analyzers import face_embedding
+from liveness.analyzers.mesh import MeshAnalyzer, largest_face_points
+from liveness.faces import Frame
+from liveness.images.crop import face_crop_jpeg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambda_src"))
-
-from liveness.analyzers import face_embedding  # noqa: E402
-from liveness.analyzers.mesh import MeshAnalyzer, largest_face_points  # noqa: E402
-from liveness.faces import Frame  # noqa: E402
-from liveness.images.crop import face_crop_jpeg  # noqa: E402
-
-from bench.headturn import STRAIGHT, read_frames  # noqa: E402
+from testkit.headturn import STRAIGHT, read_frames
 
 BANDS = (15.0, 25.0, 30.0, 38.0, 45.0)  # degrees of movement (the larger of |yaw| and |pitch|) from the reference
 

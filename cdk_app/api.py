@@ -12,8 +12,7 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-
-from .api_surface import (
+from liveness.routes import (
     CORS_ALLOW_HEADERS,
     CORS_ALLOW_METHODS,
     CORS_EXPOSE_HEADERS,
@@ -21,6 +20,7 @@ from .api_surface import (
     ROUTES,
     STAGE,
 )
+
 from .json_schema import load_schema, to_api_gateway
 from .nag import acknowledge
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -210,9 +208,6 @@ def _as_list(raw: Any) -> list[str]:
 def _check_tuning_with_the_runtime(tuning: dict[str, str]) -> None:
     """Apply the function's own validation at synth time (windows that overlap, out-of-range counts), so a bad
     value stops the deploy instead of failing every cold start."""
-    lambda_src = str(Path(__file__).resolve().parent.parent / "lambda_src")
-    if lambda_src not in sys.path:
-        sys.path.append(lambda_src)
     from liveness.settings import session_limits_from_env, thresholds_from_env
 
     try:

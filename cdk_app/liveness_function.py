@@ -26,7 +26,6 @@ from .nag import acknowledge
 LAMBDA_SRC = Path(__file__).resolve().parent.parent / "lambda_src"
 API_HANDLER = "liveness.handler.lambda_handler"
 EXPIRY_HANDLER = "liveness.expiry.lambda_handler"
-METRICS_NAMESPACE = "KycLiveness"
 DETECTIONS_PREFIX = "detections/"
 SESSIONS_PREFIX = "sessions/"
 AUDIT_PREFIX = "audit/"

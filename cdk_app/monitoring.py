@@ -8,8 +8,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
-
-from .liveness_function import METRICS_NAMESPACE
+from liveness.constants import METRICS_NAMESPACE
 
 
 class LivenessMonitoring(Construct):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from constructs import Construct
+from liveness.constants import METRICS_NAMESPACE
 
 from .api import LivenessApi
 from .archive import EvidenceArchive
@@ -12,7 +13,7 @@ from .config import LivenessConfig, log_retention
 from .identity import CallerIdentity
 from .layer import OpenCvLayer
 from .layer_export import OpenCvLayerExport
-from .liveness_function import METRICS_NAMESPACE, FunctionRuntime, LivenessFunction, SessionExpiryFunction
+from .liveness_function import FunctionRuntime, LivenessFunction, SessionExpiryFunction
 from .monitoring import LivenessMonitoring
 from .nag import acknowledge
 from .sessions_table import SessionsTable

@@ -14,15 +14,13 @@ from typing import Any
 
 import aws_cdk as cdk
 
+from .application import build_app
+from .bundling import unzipped_size_bytes
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(outdir: Path = REPO_ROOT / "cdk.out") -> int:
-    sys.path.insert(0, str(REPO_ROOT))
-    from app import build_app
-
-    from .bundling import unzipped_size_bytes
-
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     assembly = build_app(cdk.App(context=context, outdir=str(outdir))).synth()
     template = assembly.get_stack_by_name("KycLiveness").template

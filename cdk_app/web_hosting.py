@@ -77,8 +77,8 @@ class WebHosting(Construct):
             comment="KYC liveness web client: CSP (self, the API, Cognito), HSTS, no framing",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
-                    # Completed by connect_api() once the API exists (see _csp).
-                    content_security_policy=_csp("", ""),
+                    # Completed by connect_api() once the API exists (see content_security_policy).
+                    content_security_policy=content_security_policy("", ""),
                     override=True,
                 ),
                 strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
@@ -159,7 +159,7 @@ class WebHosting(Construct):
     def connect_api(self, *, api_url: str, api_origin: str) -> None:
         """The API the page calls: its origin enters the CSP, its URL the page's config."""
         self.api_url = api_url
-        self.csp = _csp(api_origin, self.sign_in_url)
+        self.csp = content_security_policy(api_origin, self.sign_in_url)
         policy = self.headers.node.default_child
         assert isinstance(policy, cloudfront.CfnResponseHeadersPolicy)
         policy.add_property_override(
@@ -262,7 +262,7 @@ def _acknowledge_deployment_handler(stack: cdk.Stack, bucket: s3.Bucket) -> None
         )
 
 
-def _csp(api_origin: str, sign_in_url: str) -> str:
+def content_security_policy(api_origin: str, sign_in_url: str) -> str:
     connect = " ".join(part for part in ("'self'", api_origin, sign_in_url) if part)
     return "; ".join(
         [

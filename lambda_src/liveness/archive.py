@@ -64,6 +64,11 @@ class S3Archive:
         self._client = client
         self._bucket = bucket
 
+    @property
+    def client(self) -> Any:
+        """The S3 client it writes with (tests inspect and instrument it)."""
+        return self._client
+
     def put_new(self, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
         try:
             self._client.put_object(

@@ -120,6 +120,15 @@ def use_dependencies(deps: Dependencies) -> None:
     _deps = deps
 
 
+def current_dependencies() -> Dependencies | None:
+    """The collaborators in use; None until the first request or ``prepare()``."""
+    return _deps
+
+
+def is_prepared() -> bool:
+    return _app is not None
+
+
 def _current_app() -> APIGatewayRestResolver:
     if _app is None:
         use_dependencies(build_dependencies(Settings.from_env()))

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.local.conftest import data_dir, mesh_analyzer, start_server  # noqa: F401 - fixtures reused here
+from tests.conftest import REPO_ROOT, mark_folder
+from tests.local.conftest import data_dir, start_server  # noqa: F401 - fixtures reused here
 
 WEB_DIR = REPO_ROOT / "web"
 SCREENSHOT_DIR = REPO_ROOT / "docs" / "screenshots"
@@ -173,3 +173,8 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
         for item in result
         if item["impact"] in ("serious", "critical")
     ]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder is in the ``browser`` tier."""
+    mark_folder(items, __file__, pytest.mark.browser)

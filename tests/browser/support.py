@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from liveness.faces import FaceComparison, FaceDetail, Frame
 
-from tests.runtime.session_helpers import face, face_for
+from testkit.faces import face, face_for
 
 Y4M_WIDTH = 640
 Y4M_HEIGHT = 480
@@ -38,7 +38,7 @@ def write_y4m(frames: list[np.ndarray], path: Path, fps: int = 10) -> Path:
 
 
 def gif_to_y4m(gif: Path, path: Path) -> Path:
-    from bench.headturn import read_frames
+    from testkit.headturn import read_frames
 
     return write_y4m(read_frames(gif), path)
 

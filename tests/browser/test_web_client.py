@@ -279,9 +279,9 @@ def test_the_page_runs_under_the_deployed_content_security_policy(
     launch: Launch, start_server: StartServer, mesh_analyzer: Any
 ) -> None:
     """The CSP CloudFront adds (cdk_app/web_hosting.py), with this server as the API: no inline code, no CDN."""
-    from cdk_app.web_hosting import _csp
+    from cdk_app.web_hosting import content_security_policy
 
-    csp = _csp(api_origin="", sign_in_url="")
+    csp = content_security_policy(api_origin="", sign_in_url="")
     server = web_server(start_server, mesh_analyzer)
     page = launch().new_page()
     page.add_init_script(

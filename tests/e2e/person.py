@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.headturn import CLIP_FPS, MOVES, STRAIGHT
+from testkit.headturn import CLIP_FPS, MOVES, STRAIGHT
 from tests.local.support import call
 
 REACTION_SECONDS = 0.8

@@ -20,7 +20,7 @@ import pytest
 from liveness.challenges import HEAD_MOVEMENTS, StepCode
 from liveness.sessions import service as session_service
 
-from bench import headturn
+from testkit import headturn
 from tests.e2e.person import create_session, run_session
 from tests.local.conftest import StartServer
 from tests.local.support import neutral_astronaut_bgr

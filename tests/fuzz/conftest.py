@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.conftest import mark_folder
 
 _COMMON: dict[str, Any] = {
     "derandomize": True,
@@ -41,10 +42,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"fuzz: handler answers: {answers}")
 
 
-@pytest.fixture(scope="session")
-def mesh_analyzer() -> Iterator[Any]:
-    from liveness.analyzers.mesh import MeshAnalyzer
-
-    analyzer = MeshAnalyzer()
-    analyzer.warm_up()
-    yield analyzer
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder is in the ``fuzz`` tier."""
+    mark_folder(items, __file__, pytest.mark.fuzz)

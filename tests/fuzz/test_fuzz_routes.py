@@ -33,9 +33,10 @@ from liveness.images.limits import MAX_DECODE_WORK, MAX_PIXELS
 from liveness.sessions.store import FileSessionStore
 from liveness.settings import Settings
 
+from testkit.events import LambdaContext, api_event
+from testkit.images import scene_bgr
 from tests.fuzz.conftest import CASES, STATUSES
 from tests.runtime.bombs import jpeg_segments, patterned, png_chunk
-from tests.runtime.fakes import LambdaContext, api_event, scene_bgr
 
 ERROR_BODY_MAX_BYTES = 1200
 MEMORY_GROWTH_MAX_MB = 256

@@ -19,7 +19,7 @@ def cdk_json_context(**overrides: Any) -> dict[str, Any]:
 
 def synth_template(outdir: Path, *, bundle: bool = False, **context_overrides: Any) -> dict[str, Any]:
     """The KycLiveness template. Without ``bundle`` the layer is not built (its asset hash is still computed)."""
-    from app import build_app
+    from cdk_app.application import build_app
 
     context = cdk_json_context(**context_overrides)
     if not bundle:

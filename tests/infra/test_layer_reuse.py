@@ -84,7 +84,7 @@ def test_functions_of_this_app_share_the_one_layer(tmp_path: Path) -> None:
 
     The app is built as app.py builds it, cdk-nag included, so synth also proves the reuse adds no finding.
     """
-    from app import build_app
+    from cdk_app.application import build_app
 
     context = cdk_json_context(**{"aws:cdk:bundling-stacks": []})
     app = build_app(cdk.App(context=context, outdir=str(tmp_path)))

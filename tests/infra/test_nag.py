@@ -13,7 +13,7 @@ from tests.infra.synth import cdk_json_context
 
 
 def synth_with(outdir: Path, extra=None, **overrides) -> None:
-    from app import build_app
+    from cdk_app.application import build_app
 
     context = cdk_json_context(**overrides)
     context["aws:cdk:bundling-stacks"] = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from liveness.faces import Analyzer
@@ -15,16 +14,6 @@ from local.server import LocalServer, local_settings
 from tests.local.support import ALLOWED_ORIGINS
 
 StartServer = Callable[..., LocalServer]
-
-
-@pytest.fixture(scope="session")
-def mesh_analyzer() -> Any:
-    """The embedded analyzer, models loaded once for the whole run."""
-    from liveness.analyzers.mesh import MeshAnalyzer
-
-    analyzer = MeshAnalyzer()
-    analyzer.warm_up()
-    return analyzer
 
 
 @pytest.fixture

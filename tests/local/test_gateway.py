@@ -15,9 +15,10 @@ from liveness import handler
 from liveness.routes import CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS
 
 from local.gateway import GATEWAY_MAX_BODY_BYTES, LAMBDA_MAX_PAYLOAD_BYTES
+from testkit.faces import face
 from tests.local.conftest import StartServer
 from tests.local.support import ALLOWED_ORIGIN, DISALLOWED_ORIGIN, OTHER_ALLOWED_ORIGIN, blank_bgr, call, data_url, jpeg
-from tests.runtime.session_helpers import ScriptedAnalyzer, face
+from tests.runtime.session_helpers import ScriptedAnalyzer
 
 SESSION_ID = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"
 

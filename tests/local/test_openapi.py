@@ -13,9 +13,10 @@ from liveness.openapi import GATEWAY_ERRORS, OPERATIONS, ROUTE_STATUSES, openapi
 from liveness.routes import ROUTES
 from liveness.schemas import load_schema
 
+from testkit.faces import face, face_for
 from tests.local.conftest import StartServer
 from tests.local.support import call
-from tests.runtime.session_helpers import ScriptedAnalyzer, data_url, face, face_for
+from tests.runtime.session_helpers import ScriptedAnalyzer, data_url
 
 DOCUMENT = openapi_document()
 SCHEMAS = DOCUMENT["components"]["schemas"]
@@ -71,7 +72,7 @@ def test_the_local_server_serves_it(start_server: StartServer) -> None:
 
 
 def test_make_synth_writes_it_beside_the_template(tmp_path: Path) -> None:
-    from app import write_openapi
+    from cdk_app.application import write_openapi
 
     path = write_openapi(tmp_path)
     assert path == tmp_path / "openapi.json"

@@ -16,9 +16,10 @@ import pytest
 from liveness.challenges import StepCode
 from liveness.sessions import service as session_service
 
+from testkit.faces import face, face_for
 from tests.local.conftest import StartServer
 from tests.local.support import astronaut_bgr, blank_bgr, call, data_url, jpeg, neutral_astronaut_bgr
-from tests.runtime.session_helpers import ScriptedAnalyzer, face, face_for, wrong_face_for
+from tests.runtime.session_helpers import ScriptedAnalyzer, wrong_face_for
 
 ALICE, BOB = "alice", "bob"
 FRAME = data_url(jpeg(blank_bgr()))  # pixels the scripted analyzer ignores; still decoded and archived for real

@@ -10,17 +10,13 @@ import cv2
 import numpy as np
 import pytest
 from liveness import handler
-from liveness.analyzers.mesh import MeshAnalyzer, model_dir
+from liveness.analyzers.mesh import MeshAnalyzer
 
 
 @pytest.fixture(scope="session")
-def analyzer() -> MeshAnalyzer:
-    """The embedded analyzer, models loaded once for the whole run."""
-    try:
-        model_dir()
-    except RuntimeError as missing:
-        pytest.fail(f"{missing} (see layer/requirements-models.txt)")
-    return MeshAnalyzer()
+def analyzer(mesh_analyzer: MeshAnalyzer) -> MeshAnalyzer:
+    """The embedded analyzer (tests/conftest.py's, shared by the whole run) under the runtime tests' name."""
+    return mesh_analyzer
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import json
 import multiprocessing
 import multiprocessing.forkserver
 import os
-import sys
 import threading
 import traceback
 import uuid
@@ -41,13 +40,11 @@ from liveness.sessions.transitions import new_session
 from liveness.settings import Settings
 from moto import mock_aws
 
-from tests.runtime.fakes import api_event
+from testkit.aws import BUCKET, FAKE_AWS_ENV, OWNER, TABLE, create_aws_resources
+from testkit.events import api_event
+from testkit.faces import face, face_for
 
 START = datetime(2026, 11, 3, 9, 0, 0, tzinfo=timezone.utc)
-TABLE = "liveness-sessions"
-BUCKET = "liveness-archive"
-OWNER = "user-a-sub"
-OTHER = "user-b-sub"
 
 
 class FakeClock:
@@ -61,53 +58,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now = self.now + timedelta(seconds=seconds)
-
-
-def face(
-    *,
-    yaw: float = 0.0,
-    pitch: float = 0.0,
-    roll: float = 0.0,
-    smile: bool = False,
-    mouth_open: bool = False,
-    eyes_open: bool = True,
-    attribute_confidence: float = 95.0,
-    confidence: float = 99.9,
-    width: float = 0.35,
-    brightness: float = 80.0,
-    sharpness: float = 60.0,
-    occluded: tuple[bool, float] = (False, 99.0),
-    sunglasses: tuple[bool, float] = (False, 99.0),
-) -> FaceDetail:
-    """A Rekognition-shaped face (parsed from the raw dict, as the real analyzer does)."""
-    raw = {
-        "BoundingBox": {"Width": width, "Height": width * 1.3, "Left": 0.5 - width / 2, "Top": 0.2},
-        "Confidence": confidence,
-        "Pose": {"Yaw": yaw, "Pitch": pitch, "Roll": roll},
-        "Quality": {"Brightness": brightness, "Sharpness": sharpness},
-        "Smile": {"Value": smile, "Confidence": attribute_confidence},
-        "MouthOpen": {"Value": mouth_open, "Confidence": attribute_confidence},
-        "EyesOpen": {"Value": eyes_open, "Confidence": attribute_confidence},
-        "FaceOccluded": {"Value": occluded[0], "Confidence": occluded[1]},
-        "Sunglasses": {"Value": sunglasses[0], "Confidence": sunglasses[1]},
-    }
-    return FaceDetail.from_rekognition(raw)
-
-
-def face_for(step: StepCode | str, *, mirrored: bool = False) -> FaceDetail:
-    """A face performing ``step`` as Rekognition would measure it in the frame as sent."""
-    step = StepCode(step)
-    sign = -1.0 if mirrored else 1.0  # raw yaw of a mirrored frame is the opposite of the user's turn
-    return {
-        StepCode.LOOK_STRAIGHT: lambda: face(),
-        StepCode.TURN_LEFT: lambda: face(yaw=sign * 35.0),
-        StepCode.TURN_RIGHT: lambda: face(yaw=sign * -35.0),
-        StepCode.LOOK_UP: lambda: face(pitch=22.0),
-        StepCode.LOOK_DOWN: lambda: face(pitch=-22.0),
-        StepCode.SMILE: lambda: face(smile=True),
-        StepCode.OPEN_MOUTH: lambda: face(mouth_open=True),
-        StepCode.CLOSE_EYES: lambda: face(eyes_open=False),
-    }[step]()
 
 
 class ScriptedAnalyzer:
@@ -211,18 +161,6 @@ class Client:
         return self.call("GET", f"/sessions/{session_id}")
 
 
-def create_aws_resources(dynamodb: Any, s3: Any) -> None:
-    """The table and bucket the CDK stack creates: pk ``sessionId``, TTL on ``ttl``."""
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "sessionId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "sessionId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
-    s3.create_bucket(Bucket=BUCKET)
-
-
 def s3_keys(s3: Any, prefix: str) -> list[str]:
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
@@ -232,14 +170,6 @@ def s3_keys(s3: Any, prefix: str) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------------------
 # Rigs: the runtime wired to moto (S3 + DynamoDB) or to files, plus a way to inspect what was stored.
-
-
-FAKE_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 @dataclass(frozen=True)
@@ -291,7 +221,7 @@ class Rig:
     def keys(self, prefix: str) -> list[str]:
         archive = self.deps.archive
         if isinstance(archive, S3Archive):
-            return s3_keys(archive._client, prefix)
+            return s3_keys(archive.client, prefix)
         root = archive._root  # FileArchive
         return sorted(str(path.relative_to(root)) for path in (root / prefix).rglob("*") if path.is_file())
 
@@ -321,10 +251,11 @@ def _lambda_processes() -> Any:
     they hold); a spawned child would pay ~0.5 s of CPU for its imports, which 20 of them on 2 cores feel."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    # The fork server is told the parent's sys.path but does not apply it before preloading (CPython 3.11-3.13),
-    # and the import error is swallowed: every child would import this module again. PYTHONPATH it is.
+    # The fork server preloads this module before it applies the parent's import path (CPython 3.11-3.13), and
+    # the import error is swallowed: every child would import it again. The package tests is not installed, so
+    # the repository root goes on PYTHONPATH.
     saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+    os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     try:
         multiprocessing.forkserver.ensure_running()
     finally:

@@ -25,18 +25,9 @@ from liveness.sessions.store import FileSessionStore
 from liveness.settings import Settings
 from moto import mock_aws
 
-from tests.runtime.fakes import (
-    LambdaContext,
-    api_event,
-    data_url,
-    detect_faces_response,
-    face_detail,
-    grayscale_png_bytes,
-    jpeg_bytes,
-    png_bytes,
-    rgba_png_bytes,
-    scene_bgr,
-)
+from testkit.events import LambdaContext, api_event
+from testkit.images import data_url, grayscale_png_bytes, jpeg_bytes, png_bytes, rgba_png_bytes, scene_bgr
+from testkit.rekognition import detect_faces_response, face_detail
 
 BUCKET = "evidence-bucket"
 ORIGIN = "https://kyc.example.com"

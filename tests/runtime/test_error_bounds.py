@@ -15,7 +15,7 @@ from tests.runtime.session_helpers import Rig, aws, fake_aws_env  # noqa: F401  
 def call(
     rig: Rig, method: str, resource: str, path: str, body: Any = None, **params: str
 ) -> tuple[int, dict[str, Any]]:
-    from tests.runtime.fakes import api_event
+    from testkit.events import api_event
 
     event = api_event(method, path, body, sub="user-a-sub", path_parameters=params or None, resource=resource)
     response = rig.client.app.resolve(event, rig.client.context)

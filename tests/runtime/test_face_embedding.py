@@ -9,9 +9,7 @@ photograph (Eileen Collins); the different person is scikit-image's ``camera`` (
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import itertools
-import sys
 from pathlib import Path
 
 import cv2
@@ -19,16 +17,10 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-if importlib.util.find_spec("liveness") is None:  # the lead's conftest may already put lambda_src on the path
-    sys.path.insert(0, str(REPO / "lambda_src"))
-
-from liveness.analyzers import (
-    face_embedding,  # noqa: E402
-    mesh,  # noqa: E402
-)
-from liveness.analyzers.mesh import MeshAnalyzer  # noqa: E402
-from liveness.faces import Frame  # noqa: E402
-from liveness.images.crop import crop_face  # noqa: E402
+from liveness.analyzers import face_embedding, mesh
+from liveness.analyzers.mesh import MeshAnalyzer
+from liveness.faces import Frame
+from liveness.images.crop import crop_face
 
 DEV_FACES = REPO.parent / "shared" / "faces" / "dev"
 SAME = face_embedding.SAME_PERSON_SIMILARITY

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from liveness.errors import ErrorCode, LivenessError
 from liveness.http import caller_id_of
 
-from tests.runtime.fakes import api_event
+from testkit.events import api_event
 
 
 def test_the_verified_sub_is_the_caller() -> None:

@@ -20,6 +20,7 @@ from liveness.images.container import MAX_JPEG_SCANS, MAX_PNG_CHUNKS, inspect_co
 from liveness.images.intake import load_frame
 from liveness.images.limits import PNG_SIGNATURE
 
+from testkit.images import jpeg_bytes, png_bytes, scene_bgr
 from tests.runtime.bombs import (
     header_only_jpeg,
     jpeg_segments,
@@ -29,7 +30,6 @@ from tests.runtime.bombs import (
     progressive_jpeg,
     scan_bomb,
 )
-from tests.runtime.fakes import jpeg_bytes, png_bytes, scene_bgr
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -192,9 +192,8 @@ def test_a_grey_background_is_not_mistaken_for_missing_data() -> None:
 
 _CHILD = r"""
 import json, resource, sys
-sys.path[:0] = [sys.argv[1], sys.argv[1] + "/lambda_src"]
 from tests.runtime.bombs import header_only_jpeg, png_length_bomb, scan_bomb
-from tests.runtime.fakes import jpeg_bytes
+from testkit.images import jpeg_bytes
 from liveness.errors import LivenessError
 from liveness.images.intake import load_frame
 bombs = {"scan": scan_bomb(), "png4g": png_length_bomb(0xFFFFFFFF), "png2g": png_length_bomb(0x7FFFFFFF),
@@ -225,7 +224,12 @@ print(json.dumps(answers))
 
 def test_bombs_fit_in_tight_cpu_and_memory_limits_while_normal_frames_keep_working() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(ROOT)], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", _CHILD],
+        cwd=ROOT,  # the child imports the test helpers (package tests) from the repository root
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     answers = json.loads(done.stdout)

@@ -10,7 +10,7 @@ from liveness.faces import BoundingBox
 from liveness.images.crop import face_pixel_box
 from liveness.images.intake import load_frame, parse_image_field
 
-from tests.runtime.fakes import data_url, jpeg_bytes, png_bytes
+from testkit.images import data_url, jpeg_bytes, png_bytes
 
 
 def test_data_url_is_split_on_the_first_comma_not_a_fixed_prefix() -> None:

@@ -7,9 +7,7 @@ folder is absent (a fresh clone has no ``../shared``).
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -17,11 +15,8 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-if importlib.util.find_spec("liveness") is None:  # the lead's conftest may already put lambda_src on the path
-    sys.path.insert(0, str(REPO / "lambda_src"))
-
-from liveness.analyzers.mesh import MeshAnalyzer, model_dir  # noqa: E402
-from liveness.faces import Analyzer, FaceDetail, Frame  # noqa: E402
+from liveness.analyzers.mesh import MeshAnalyzer, model_dir
+from liveness.faces import Analyzer, FaceDetail, Frame
 
 DEV_FACES = REPO.parent / "shared" / "faces" / "dev"
 ANGLE_TOLERANCE_DEG = 3.0
@@ -170,8 +165,7 @@ def test_model_dir_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 @pytest.mark.skipif(not DEV_FACES.is_dir(), reason="../shared/faces/dev is absent (research images, not in the repo)")
 def test_dev_accuracy_meets_the_targets() -> None:
-    sys.path.insert(0, str(REPO))
-    from bench.analyzer import analyse_folder
+    from testkit.labelled_faces import analyse_folder
 
     summary = analyse_folder(DEV_FACES, timing=False)
     # Dev numbers measured when the thresholds were tuned (bench/analyzer.py prints the full table).

@@ -16,12 +16,12 @@ from liveness.faces import FaceDetail, Frame
 from liveness.sessions.keys import face_crop_key
 from moto import mock_aws
 
+from testkit.faces import face_for
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     Rig,
     ScriptedAnalyzer,
     aws_rig,
     data_url,
-    face_for,
     fake_aws_env,
     start_session,
     step_codes,
@@ -72,7 +72,7 @@ def test_detect_writes_the_upload_and_the_crop_at_once(aws_parallel: Rig) -> Non
         keys.append(params["Key"])
         both_in_flight.wait()  # BrokenBarrierError (a 500) if the other write does not start meanwhile
 
-    _on(rig.deps.archive._client, "before-parameter-build.s3.PutObject", put)
+    _on(rig.deps.archive.client, "before-parameter-build.s3.PutObject", put)
     reply = rig.client.call("POST", "/detect", {"image_bytes": data_url(1)})
     assert reply.status == 200, reply.body
     archive = reply.body["archive"]
@@ -89,7 +89,7 @@ def test_a_session_frame_is_archived_while_it_is_analysed(aws_parallel: Rig) -> 
         if "/frames/" in params["Key"] and not params["Key"].endswith("-face.jpg"):
             upload_in_flight.wait()
 
-    _on(rig.deps.archive._client, "before-parameter-build.s3.PutObject", put)
+    _on(rig.deps.archive.client, "before-parameter-build.s3.PutObject", put)
     rig.analyzer.meet = [upload_in_flight]
     rig.analyzer.script(face_for("LOOK_STRAIGHT"))
     reply = rig.client.frame(created["sessionId"], 1)
@@ -109,7 +109,7 @@ def test_the_reference_face_is_read_while_the_next_frame_is_analysed(aws_paralle
         if params["Key"] == reference_key:
             reference_in_flight.wait()
 
-    _on(rig.deps.archive._client, "before-parameter-build.s3.GetObject", get)
+    _on(rig.deps.archive.client, "before-parameter-build.s3.GetObject", get)
     rig.analyzer.meet = [reference_in_flight]
     rig.analyzer.script(face_for(step_codes(created)[1]))
     reply = rig.client.frame(session_id, 2)
@@ -136,10 +136,10 @@ def test_the_verdict_is_saved_only_after_the_uploads_write_completed(aws_paralle
     def save(**_: Any) -> None:
         saves_before_upload_done.append(not upload_done.is_set())
 
-    archive_client = rig.deps.archive._client
+    archive_client = rig.deps.archive.client
     _on(archive_client, "before-parameter-build.s3.PutObject", put)
     _on(archive_client, "after-call.s3.PutObject", put_done)
-    _on(rig.store._client, "before-parameter-build.dynamodb.PutItem", save)
+    _on(rig.store.client, "before-parameter-build.dynamodb.PutItem", save)
     rig.analyzer.script(face_for("LOOK_STRAIGHT"))
     reply = rig.client.frame(created["sessionId"], 1)
     assert reply.status == 200 and reply.body["verdict"] == "ACCEPTED", reply.body

@@ -21,18 +21,15 @@ from liveness.settings import Settings
 from moto.dynamodb.models.table import Table
 from moto.server import ThreadedMotoServer
 
+from testkit.aws import BUCKET, create_aws_resources
+from testkit.faces import face, face_for
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
-    BUCKET,
-    TABLE,
     Backend,
     Reply,
     Rig,
     S3PutWatch,
     aws,
     build_rig,
-    create_aws_resources,
-    face,
-    face_for,
     fake_aws_env,
     file_rig,
     frame_request,
@@ -70,7 +67,7 @@ def server_rig(endpoint: str) -> Rig:
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
     backend = Backend(endpoint=endpoint)  # the clients every racing process builds for itself, too
     store, archive = backend.session_store_and_archive()
-    create_aws_resources(store._client, archive._client)
+    create_aws_resources(store.client, archive.client)
     return build_rig("moto-server", store, archive, backend=backend)
 
 
@@ -199,7 +196,7 @@ def test_the_first_frame_after_a_deadline_closes_the_session_unanalysed(rig: Rig
 def test_a_frame_whose_analysis_fails_keeps_its_slot_and_is_logged(aws: Rig) -> None:
     created = start_session(aws)
     session_id = created["sessionId"]
-    watch = S3PutWatch(aws.deps.archive._client, f"sessions/{session_id}/frames/")
+    watch = S3PutWatch(aws.deps.archive.client, f"sessions/{session_id}/frames/")
     watch.failing = True  # the upload's archive write meets a 503 after DetectFaces was paid for
     aws.analyzer.script(face_for(step_codes(created)[0]))
     reply = aws.client.frame(session_id)
@@ -250,7 +247,7 @@ def test_a_frame_judged_for_a_completed_step_never_advances_the_next(rig: Rig) -
 
 
 def test_the_audit_record_is_written_once_and_never_overwritten(aws: Rig) -> None:
-    s3 = aws.deps.archive._client
+    s3 = aws.deps.archive.client
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})  # every write leaves a trace
     created = start_session(aws)
     session_id = created["sessionId"]
@@ -276,7 +273,7 @@ def test_the_audit_record_is_written_once_and_never_overwritten(aws: Rig) -> Non
 
 
 def test_reads_of_an_audited_session_do_not_rewrite_the_record(aws: Rig) -> None:
-    watch = S3PutWatch(aws.deps.archive._client, "audit/")
+    watch = S3PutWatch(aws.deps.archive.client, "audit/")
     created = start_session(aws)
     aws.clock.advance(500)
     assert aws.client.get(created["sessionId"]).body["status"] == "EXPIRED"
@@ -287,7 +284,7 @@ def test_reads_of_an_audited_session_do_not_rewrite_the_record(aws: Rig) -> None
 
 
 def test_a_failed_audit_write_is_repaired_by_the_next_read(aws: Rig) -> None:
-    watch = S3PutWatch(aws.deps.archive._client, "audit/")
+    watch = S3PutWatch(aws.deps.archive.client, "audit/")
     created = start_session(aws)
     session_id, codes = created["sessionId"], step_codes(created)
     watch.failing = True  # S3 answers 503 SlowDown to the audit write of the closing request

@@ -15,14 +15,13 @@ from liveness.sessions.keys import audit_key
 from liveness.settings import Settings
 from moto import mock_aws
 
-from tests.runtime.fakes import LambdaContext
+from testkit.aws import BUCKET, TABLE
+from testkit.events import LambdaContext
+from testkit.faces import face_for
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
-    BUCKET,
-    TABLE,
     Rig,
     S3PutWatch,
     aws_rig,
-    face_for,
     fake_aws_env,
     start_session,
     step_codes,
@@ -40,7 +39,7 @@ def aws(fake_aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
     monkeypatch.setenv("STORAGE", "aws")
     with mock_aws():
         rig = aws_rig()
-        rig.deps.archive._client.put_bucket_versioning(
+        rig.deps.archive.client.put_bucket_versioning(
             Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"}
         )  # so "written once" can be checked: every PutObject would leave a version
         expiry.use_runtime(None)
@@ -50,7 +49,7 @@ def aws(fake_aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
 
 def stored_item(rig: Rig, session_id: str) -> dict[str, Any]:
     """The item exactly as DynamoDB holds it (typed attributes), which is what a stream record's image carries."""
-    client = rig.store._client
+    client = rig.store.client
     return client.get_item(TableName=TABLE, Key={"sessionId": {"S": session_id}}, ConsistentRead=True)["Item"]
 
 
@@ -86,7 +85,7 @@ def invoke(*records: dict[str, Any]) -> dict[str, Any]:
 
 
 def audit_versions(rig: Rig, session_id: str) -> list[dict[str, Any]]:
-    s3 = rig.deps.archive._client
+    s3 = rig.deps.archive.client
     return s3.list_object_versions(Bucket=BUCKET, Prefix=audit_key(session_id)).get("Versions", [])
 
 
@@ -145,7 +144,7 @@ def test_a_closed_and_audited_session_is_left_alone(aws: Rig) -> None:
     assert item["status"] == {"S": "PASSED"} and item["auditWritten"] == {"BOOL": True}
     # The handler on the watched client: a refused conditional PutObject would leave no version, so count calls.
     expiry.use_runtime(expiry.ExpiryRuntime(archive=aws.deps.archive, thresholds=Settings().thresholds))
-    watch = S3PutWatch(aws.deps.archive._client, "audit/")
+    watch = S3PutWatch(aws.deps.archive.client, "audit/")
     before = audit_versions(aws, created["sessionId"])
 
     assert invoke(stream_record(item, "200")) == {"batchItemFailures": []}
@@ -155,7 +154,7 @@ def test_a_closed_and_audited_session_is_left_alone(aws: Rig) -> None:
 
 def test_a_closed_session_whose_audit_write_failed_gets_its_record(aws: Rig) -> None:
     created = start_session(aws)
-    watch = S3PutWatch(aws.deps.archive._client, "audit/")
+    watch = S3PutWatch(aws.deps.archive.client, "audit/")
     watch.failing = True  # the closing request's audit write meets a 503, and nobody reads the session again
     for index, code in enumerate(step_codes(created)):
         aws.analyzer.script(face_for(code))
@@ -225,7 +224,7 @@ def test_a_record_whose_audit_cannot_be_written_is_reported_for_retry(
 ) -> None:
     failing_id, fine_id = abandoned_session(aws), abandoned_session(aws)
     failing_item, fine_item = stored_item(aws, failing_id), stored_item(aws, fine_id)
-    s3 = aws.deps.archive._client
+    s3 = aws.deps.archive.client
     expiry.use_runtime(expiry.ExpiryRuntime(archive=aws.deps.archive, thresholds=Settings().thresholds))
     watch = S3PutWatch(s3, f"audit/sessions/{failing_id}")
     watch.failing = True  # S3 answers 503 SlowDown for this one record's audit write

@@ -13,15 +13,10 @@ from typing import Any
 import pytest
 from liveness import handler
 
-from tests.runtime.fakes import LambdaContext, api_event
-from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
-    OWNER,
-    Rig,
-    aws,
-    data_url,
-    face_for,
-    fake_aws_env,
-)
+from testkit.aws import OWNER
+from testkit.events import LambdaContext, api_event
+from testkit.faces import face_for
+from tests.runtime.session_helpers import Rig, aws, data_url, fake_aws_env  # noqa: F401  (fixtures)
 
 
 def _invoke(method: str, path: str, body: Any = None) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from liveness.analyzers.rekognition import RekognitionAnalyzer
 from liveness.sessions.keys import face_crop_key
 from moto import mock_aws
 
-from tests.runtime.fakes import detect_faces_response, face_detail, png_bytes
+from testkit.images import png_bytes
+from testkit.rekognition import detect_faces_response, face_detail
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     Rig,
     aws_rig,

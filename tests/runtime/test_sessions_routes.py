@@ -25,17 +25,15 @@ from liveness.sessions.keys import audit_key, face_crop_key, reference_face_key
 from liveness.settings import Settings
 from moto import mock_aws
 
+from testkit.aws import OTHER, OWNER
+from testkit.faces import face, face_for
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
-    OTHER,
-    OWNER,
     Rig,
     S3PutWatch,
     aws,
     aws_rig,
     data_url,
     drawn_codes,
-    face,
-    face_for,
     fake_aws_env,
     file_rig,
     look_straight,
@@ -382,7 +380,7 @@ def test_a_frame_is_judged_with_the_thresholds_stored_at_creation_and_audited_wi
 def test_a_get_of_a_passed_session_reads_only_keys_that_exist(aws: Rig) -> None:
     """Real S3 answers GetObject on a missing key with 403 AccessDenied when the role lacks s3:ListBucket (moto
     answers 404). GET must never ask for a key that may be missing."""
-    s3 = aws.deps.archive._client
+    s3 = aws.deps.archive.client
     asked: list[str] = []
 
     def missing_is_access_denied(params: dict[str, Any], **_: Any) -> Any:
@@ -406,7 +404,7 @@ def test_a_get_of_a_passed_session_reads_only_keys_that_exist(aws: Rig) -> None:
 
 
 def test_a_committed_verdict_is_answered_even_if_the_audit_write_then_fails(aws: Rig) -> None:
-    watch = S3PutWatch(aws.deps.archive._client, "audit/")
+    watch = S3PutWatch(aws.deps.archive.client, "audit/")
     created = start_session(aws)
     watch.failing = True
     replies = _pass_all(aws, created)

@@ -29,13 +29,14 @@ from liveness.challenges import (
     step_reason_after,
 )
 from liveness.faces import FaceComparison
-from liveness.limits import MAX_FRAMES_CAP, SessionLimits
+from liveness.limits import SessionLimits
 from liveness.sessions.codec import session_from_dict, session_to_dict
 from liveness.sessions.model import FailureReason, FrameEvaluation, SamePersonCheck, SessionStatus, StepStatus
 from liveness.sessions.transitions import apply_frame, close_if_due, new_session, reserve_frame, settle_frame
 from liveness.settings import Settings
 
-from tests.runtime.session_helpers import START, face, face_for
+from testkit.faces import face, face_for
+from tests.runtime.session_helpers import START
 
 T = Thresholds()
 
@@ -288,41 +289,6 @@ def test_plain_data_round_trip() -> None:
     assert session_from_dict(session_to_dict(session)) == session
 
 
-def test_settings_read_session_limits_and_thresholds_from_env() -> None:
-    settings = Settings.from_env(
-        {"STEP_COUNT": "4", "STEP_TIME_LIMIT_SECONDS": "15", "MIN_SIMILARITY": "95", "TURN_YAW_DEGREES": "30"}
-    )
-    assert settings.session_limits.step_count == 4 and settings.session_limits.step_time_limit_seconds == 15
-    assert settings.thresholds.min_similarity == 95 and settings.thresholds.turn_yaw == 30
-    assert Settings.from_env({}).session_limits == SessionLimits() and Settings.from_env({}).thresholds == Thresholds()
-    assert Thresholds().expression_max_angle == 12.0
-    with pytest.raises(ValueError):
-        Settings.from_env({"STEP_COUNT": "6"})
-
-
-@pytest.mark.parametrize(
-    "env,message",
-    [
-        ({"SESSION_MAX_FRAMES": "101"}, "SESSION_MAX_FRAMES must be at most 100"),
-        ({"SESSION_MAX_FRAMES": "0"}, "must be positive"),
-        ({"EXPRESSION_MAX_ANGLE_DEGREES": "15"}, "EXPRESSION_MAX_ANGLE_DEGREES must be above 0 and below"),
-        ({"TURN_YAW_DEGREES": "13"}, "TURN_YAW_DEGREES or TILT_PITCH_DEGREES must be above OFF_AXIS_MAX_DEGREES"),
-        ({"TILT_PITCH_DEGREES": "10"}, "EXPRESSION_MAX_ANGLE_DEGREES must be above 0 and below"),
-        ({"EXPRESSION_MAX_ANGLE_DEGREES": "0"}, "EXPRESSION_MAX_ANGLE_DEGREES must be above 0"),
-        ({"TURN_YAW_DEGREES": "20", "OFF_AXIS_MAX_DEGREES": "20"}, "must be above OFF_AXIS_MAX_DEGREES"),
-        ({"TILT_PITCH_DEGREES": "-15"}, "must be positive"),
-    ],
-)
-def test_settings_refuse_unsafe_limits(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        Settings.from_env(env)
-
-
-def test_settings_accept_the_bounds_themselves() -> None:
-    assert Settings.from_env({"SESSION_MAX_FRAMES": str(MAX_FRAMES_CAP)}).session_limits.max_frames == 100
-    assert Settings.from_env({"EXPRESSION_MAX_ANGLE_DEGREES": "14.9"}).thresholds.expression_max_angle == 14.9
-
-
 @pytest.mark.parametrize(
     ("yaw", "pitch", "met"),
     [(0.0, 0.0, True), (-11.9, 11.9, True), (-12.0, 0.0, False), (0.0, 12.0, False), (0.0, 33.0, False)],
@@ -478,18 +444,6 @@ def test_no_pose_meets_two_different_steps_under_any_accepted_thresholds() -> No
                 movements = met & set(HEAD_MOVEMENTS)
                 assert len(movements) <= 1 and not (movements and met & set(EXPRESSIONS)), (t, yaw, pitch, met)
     assert accepted == 60
-
-
-def test_the_settings_refuse_every_threshold_set_whose_windows_overlap() -> None:
-    """The converse: for refused sets with valid signs, an overlapping pose exists (the rule is not stricter
-    than it needs to be, so the shipped defaults, tilt 15 below off-axis 20, stay valid)."""
-    overlapping = Thresholds(turn_yaw=18.0, tilt_pitch=15.0, off_axis_max=20.0, expression_max_angle=12.0)
-    both = Measured(yaw=19.0, pitch=16.0, roll=0.0)
-    assert step_reason(StepCode.TURN_LEFT, both, overlapping) is None
-    assert step_reason(StepCode.LOOK_UP, both, overlapping) is None
-    with pytest.raises(ValueError, match="must be above OFF_AXIS_MAX_DEGREES"):
-        Settings.from_env({"TURN_YAW_DEGREES": "18"})
-    assert Settings.from_env({}).thresholds == Thresholds()  # 25 > 20 separates the defaults
 
 
 # --- the neutral start, the baseline and the comparison range (issue 7) ---------------------------------------
@@ -747,31 +701,6 @@ def test_the_plain_data_form_carries_the_new_fields() -> None:
     assert raw["baseline"] == {"yaw": 0.0, "pitch": -12.0, "roll": 0.0, "faceAspect": None}
     assert [step["framesReceived"] for step in raw["steps"]] == [1, 0, 0, 0]
     assert session_from_dict(raw) == session
-
-
-def test_settings_read_the_new_limits_and_thresholds_from_env() -> None:
-    settings = Settings.from_env({"STEP_MAX_FRAMES": "12", "NEUTRAL_MAX_DEGREES": "15", "COMPARE_MAX_DEGREES": "20"})
-    assert settings.session_limits.step_max_frames == 12
-    assert (settings.thresholds.neutral_max_angle, settings.thresholds.compare_max_angle) == (15.0, 20.0)
-    defaults = Settings.from_env({})
-    assert (defaults.session_limits.max_frames, defaults.session_limits.step_max_frames) == (60, 30)
-    assert (defaults.thresholds.neutral_max_angle, defaults.thresholds.compare_max_angle) == (20.0, 25.0)
-
-
-@pytest.mark.parametrize(
-    "env,message",
-    [
-        ({"NEUTRAL_MAX_DEGREES": "0"}, "NEUTRAL_MAX_DEGREES and COMPARE_MAX_DEGREES must be positive"),
-        ({"NEUTRAL_MAX_DEGREES": "-5"}, "NEUTRAL_MAX_DEGREES and COMPARE_MAX_DEGREES must be positive"),
-        ({"COMPARE_MAX_DEGREES": "0"}, "NEUTRAL_MAX_DEGREES and COMPARE_MAX_DEGREES must be positive"),
-        ({"COMPARE_MAX_DEGREES": "-30"}, "NEUTRAL_MAX_DEGREES and COMPARE_MAX_DEGREES must be positive"),
-        ({"STEP_MAX_FRAMES": "0"}, "STEP_MAX_FRAMES must be positive"),
-        ({"STEP_MAX_FRAMES": "-1"}, "STEP_MAX_FRAMES must be positive"),
-    ],
-)
-def test_settings_refuse_non_positive_new_limits(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        Settings.from_env(env)
 
 
 def test_the_baseline_is_the_same_in_memory_and_read_back() -> None:

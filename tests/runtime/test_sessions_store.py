@@ -29,12 +29,10 @@ from liveness.sessions.store import (
 from liveness.sessions.transitions import apply_frame, close_if_due, new_session, reserve_frame, settle_frame
 from moto import mock_aws
 
+from testkit.aws import TABLE, create_aws_resources
+from testkit.faces import face, face_for
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     START,
-    TABLE,
-    create_aws_resources,
-    face,
-    face_for,
     fake_aws_env,
     file_rig,
     start_session,
@@ -291,7 +289,7 @@ def test_items_stored_before_the_neutral_start_still_load(store: Any, tmp_path: 
         path = tmp_path / f"{SESSION_ID}.json"
         path.write_text(json.dumps(_as_stored_before_issue_7(json.loads(path.read_text()))))
     else:
-        client = store._client
+        client = store.client
         item = client.get_item(TableName=TABLE, Key={"sessionId": {"S": SESSION_ID}})["Item"]
         plain = {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
         old = _as_stored_before_issue_7(_from_dynamo(plain))

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.runtime.session_helpers import FAKE_AWS_ENV
+from testkit.aws import FAKE_AWS_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,25 +50,25 @@ with mock_aws():
     import snapshot_restore_py as hooks
     from liveness import handler
 
-    report = {"at_import": {**counts, "app": handler._app is not None}}
+    report = {"at_import": {**counts, "app": handler.is_prepared()}}
     before = hooks.get_before_snapshot()
     report["hooks"] = [len(before), len(hooks.get_after_restore())]
     while before:  # the runtime pops them: last registered first
         func, args, kwargs = before.pop()
         func(*args, **kwargs)
-    report["after_snapshot_hooks"] = {**counts, "app": handler._app is not None}
-    deps = handler._deps
+    report["after_snapshot_hooks"] = {**counts, "app": handler.is_prepared()}
+    deps = handler.current_dependencies()
     for func, args, kwargs in hooks.get_after_restore():
         func(*args, **kwargs)
     report["after_restore"] = {
         **counts,
-        "same_analyzer": handler._deps.analyzer is deps.analyzer,
-        "new_s3_client": handler._deps.archive._client is not deps.archive._client,
-        "new_dynamodb_client": handler._deps.session_store._client is not deps.session_store._client,
+        "same_analyzer": handler.current_dependencies().analyzer is deps.analyzer,
+        "new_s3_client": handler.current_dependencies().archive.client is not deps.archive.client,
+        "new_dynamodb_client": handler.current_dependencies().session_store.client is not deps.session_store.client,
     }
     bgr = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     image = "data:image/jpeg;base64," + base64.b64encode(cv2.imencode(".jpg", bgr)[1].tobytes()).decode()
-    from tests.runtime.fakes import LambdaContext, api_event
+    from testkit.events import LambdaContext, api_event
 
     response = handler.lambda_handler(api_event("POST", "/detect", {"image_bytes": image}), LambdaContext())
     report["first_request"] = {**counts, "status": response["statusCode"]}

@@ -27,13 +27,13 @@ from liveness.sessions.model import Session, SessionStatus, Verdict
 from liveness.sessions.repair import ABANDONED_AFTER_SECONDS
 from moto import mock_aws
 
-from tests.runtime.fakes import detect_faces_response, face_detail
+from testkit.faces import face_for
+from testkit.rekognition import detect_faces_response, face_detail
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     Rig,
     S3PutWatch,
     aws_rig,
     data_url,
-    face_for,
     fake_aws_env,
     file_rig,
     jpeg_bytes,
@@ -58,7 +58,7 @@ class Faults:
         self.injected = 0
         self._parked: list[tuple[Path, Path]] = []
         if rig.kind == "aws":
-            dynamodb, s3 = rig.store._client, rig.deps.archive._client
+            dynamodb, s3 = rig.store.client, rig.deps.archive.client
             for operation in ("GetItem", "PutItem"):
                 dynamodb.meta.events.register(f"before-call.dynamodb.{operation}", self._dynamodb(operation))
             for operation in ("PutObject", "GetObject"):
@@ -304,7 +304,7 @@ def test_a_verdict_save_that_fails_once_logs_the_frame_not_judged_at_once(fake_a
                 return AWSResponse(None, 500, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 500}}
             return None
 
-        rig.store._client.meta.events.register("before-call.dynamodb.PutItem", fail_once)
+        rig.store.client.meta.events.register("before-call.dynamodb.PutItem", fail_once)
         rig.analyzer.during_next_detect = lambda: failures.update(left=1)
         assert_unavailable(send_good_frame(rig, session_id, 1))
         after = assert_consistent(rig, session_id, before)
@@ -347,7 +347,7 @@ def test_detect_answers_503_when_its_archive_fails(rig: Rig, faults: Faults) -> 
         (root / "detections").write_bytes(b"not a folder")
         watch = None
     else:
-        watch = S3PutWatch(rig.deps.archive._client, "detections/")
+        watch = S3PutWatch(rig.deps.archive.client, "detections/")
         watch.failing = True
     reply = rig.client.call("POST", "/detect", {"image_bytes": data_url(1)})
     assert_unavailable(reply)
@@ -372,9 +372,9 @@ def test_reads_answer_503_while_the_store_is_down(rig: Rig, faults: Faults) -> N
 _DISK_FULL = r"""
 import json, resource, signal, sys
 from pathlib import Path
-sys.path[:0] = [sys.argv[1], sys.argv[1] + "/lambda_src"]
-from tests.runtime.session_helpers import face_for, file_rig
-root = Path(sys.argv[2])
+from testkit.faces import face_for
+from tests.runtime.session_helpers import file_rig
+root = Path(sys.argv[1])
 rig = file_rig(root)
 session_id = rig.client.create().body["sessionId"]
 rig.analyzer.default_faces = [face_for(rig.store.get(session_id).step.code)]
@@ -394,7 +394,8 @@ print(json.dumps(answers))
 
 def test_a_full_disk_answers_503_and_leaves_no_temporary_or_partial_files(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", _DISK_FULL, str(ROOT), str(tmp_path)],
+        [sys.executable, "-c", _DISK_FULL, str(tmp_path)],
+        cwd=ROOT,  # the child imports the test helpers (package tests) from the repository root
         capture_output=True,
         text=True,
         timeout=120,
@@ -427,8 +428,9 @@ def test_a_corrupt_or_crafted_reference_crop_in_the_store_is_a_503_and_never_dec
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reference crop goes through the upload checks too: the local data folder is writable by others."""
+    from testkit.faces import face_for
     from tests.runtime.bombs import png_length_bomb
-    from tests.runtime.session_helpers import face_for, file_rig, look_straight, start_session, step_codes
+    from tests.runtime.session_helpers import file_rig, look_straight, start_session, step_codes
 
     rig = file_rig(tmp_path)
     created = start_session(rig)

@@ -114,6 +114,11 @@ class DynamoDbSessionStore:
         self._client = client
         self._table = table_name
 
+    @property
+    def client(self) -> Any:
+        """The DynamoDB client it reads and writes with (tests inspect and instrument it)."""
+        return self._client
+
     def create(self, session: Session) -> None:
         self._put(session, "attribute_not_exists(sessionId)", {}, {})
 
