@@ -21,6 +21,16 @@ FIELD_MEANINGS = {
     "step_time_limit_seconds": "time per step; its timer starts with its first frame",
     "session_ttl_seconds": "session lifetime (`expiresAt`)",
 }
+SETTINGS_MEANINGS = {
+    "ANALYZER": "`rekognition` (Amazon Rekognition) or `local` (the embedded analyzer)",
+    "STORAGE": "`aws` (S3 and DynamoDB) or `file` (`DATA_DIR`, local mode)",
+    "ARCHIVE_BUCKET": "the evidence bucket (AWS storage)",
+    "SESSIONS_TABLE": "the DynamoDB sessions table (AWS storage)",
+    "DATA_DIR": "where file storage keeps `archive/` and `sessions/`",
+    "ALLOWED_ORIGINS": "comma-separated CORS allow-list of exact origins",
+    "MAX_UPLOAD_BYTES": "the largest request body the function accepts",
+    "ANONYMOUS_CALLER": "set only by the demo-only deployment without an authorizer: the identity every caller shares",
+}
 FAILURE_MEANINGS = {
     "SESSION_EXPIRED": "`expiresAt` passed (status `EXPIRED`)",
     "STEP_TIMEOUT": "the current step ran past `STEP_TIME_LIMIT_SECONDS`",
@@ -157,6 +167,22 @@ def _meaning(meanings: dict[str, str], code: str, what: str) -> str:
     return meanings[code]
 
 
+def settings_env() -> str:
+    """The variables ``Settings.from_env`` reads itself, each with the default an empty environment gets."""
+    from liveness.settings import Settings
+
+    found = re.findall(r'(\w+)=[^\n]*?env\.get\("([A-Z_]+)"', inspect.getsource(Settings.from_env))
+    if not found:
+        raise ValueError("no environment variable found in Settings.from_env")
+    defaults = Settings.from_env({})
+    rows = []
+    for field_name, name in found:
+        value = getattr(defaults, field_name)
+        shown = f"`{value}`" if value not in ("", ()) else "(empty)"
+        rows.append((f"`{name}`", shown, _meaning(SETTINGS_MEANINGS, name, "variable")))
+    return _table(("variable", "default", "meaning"), rows)
+
+
 def reason_codes() -> str:
     from liveness.challenges import COACHING, ReasonCode
 
@@ -226,6 +252,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "reason-codes": reason_codes,
     "failure-reasons": failure_reasons,
     "error-codes": error_codes,
+    "settings-env": settings_env,
     "session-env": session_env,
     "threshold-env": threshold_env,
     "checkov-skips": checkov_skips,
