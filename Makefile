@@ -12,7 +12,7 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup browser test test-fast fuzz lint synth deploy run summary bench bench-analyzer bench-same-person load clean
+.PHONY: setup browser test test-fast docs fuzz lint synth deploy run summary bench bench-analyzer bench-same-person load clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed browser
 
@@ -43,8 +43,8 @@ $(VENV)/.run-installed: requirements-run.txt layer/requirements-models.txt requi
 	touch $@
 
 # Everything else for tests, lint, synth and deploy (requirements-dev.txt includes the run set, already there).
-$(VENV)/.installed: $(VENV)/.run-installed requirements-run.txt requirements.txt requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+$(VENV)/.installed: $(VENV)/.run-installed requirements-run.txt requirements.txt requirements-dev.txt requirements-docs.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r requirements-docs.txt
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
@@ -64,6 +64,11 @@ test: setup
 FAST_TIERS := not (infra or browser or realtime or fuzz or slow)
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "$(FAST_TIERS)" -n auto -q
+
+# The docs site (mkdocs Material): strict, so a broken link or a table that cannot be generated fails.
+# make test builds it too (tests/docs).
+docs: $(VENV)/.installed
+	$(PY) -m mkdocs build --strict --site-dir site
 
 # The long fuzz run (the "fuzz" Hypothesis profile; make test runs the short "ci" one) and how many cases ran.
 FUZZ_EXAMPLES ?= 2000
