@@ -36,7 +36,7 @@ TEMPLATE_5 = np.array(
 # The same five points on MediaPipe's 468-point mesh (the subject's left eye is on the image's right).
 MESH_FIVE_POINTS = (263, 362, 33, 133, 2)
 
-SAME_PERSON_DISTANCE = 0.54  # dlib publishes 0.6; see the module docstring and make bench-same-person
+SAME_PERSON_DISTANCE = 0.54  # dlib publishes 0.6; docs/analyzers.md (the same-person model) has why
 SAME_PERSON_SIMILARITY = 90.0  # the session rule's default min_similarity
 SIMILARITY_SCALE = 0.05  # descriptor distance per logistic unit
 
@@ -122,7 +122,7 @@ def face_chip(bgr: np.ndarray, points: np.ndarray, size: int = CHIP_SIZE, paddin
 
 
 def similarity_from_distance(distance: float) -> float:
-    """0-100, exactly ``SAME_PERSON_SIMILARITY`` at dlib's ``SAME_PERSON_DISTANCE`` (see the module docstring)."""
+    """0-100, exactly ``SAME_PERSON_SIMILARITY`` at dlib's ``SAME_PERSON_DISTANCE`` (docs/analyzers.md has the mapping)."""
     odds_at_threshold = math.log(SAME_PERSON_SIMILARITY / (100.0 - SAME_PERSON_SIMILARITY))
     exponent = (distance - SAME_PERSON_DISTANCE) / SIMILARITY_SCALE - odds_at_threshold
     return 100.0 / (1.0 + math.exp(min(exponent, 700.0)))
