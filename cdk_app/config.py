@@ -101,13 +101,13 @@ class LivenessConfig:
     analyzer: str = "rekognition"
     memory_mb: int = 1024
     timeout_seconds: int = 20
-    # At most this many environments of the API function run at once (None: no reservation). See the README.
+    # At most this many environments of the API function run at once (None: no reservation). See docs/deploy.md.
     reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY
     session_tuning: dict[str, str] = field(default_factory=dict)
     layer_arn_parameter: str = DEFAULT_LAYER_ARN_PARAMETER
     web_client: bool = True
     cognito_domain: str = ""
-    # SnapStart for the API function (README: "Cold starts and SnapStart").
+    # SnapStart for the API function (docs/operations.md: "Cold starts and SnapStart").
     snap_start: bool = True
 
     def __post_init__(self) -> None:

@@ -146,14 +146,14 @@ class LivenessStack(cdk.Stack):
             "AwsSolutions-APIG3",
             "No WAF web ACL by default (an ACL and each rule cost a monthly fee); the API is protected by the Cognito "
             "authorizer, request validation and stage throttling. Associate an existing web ACL with the stage if "
-            "your organisation requires one (see README).",
+            "your organisation requires one (see docs/deploy.md).",
         )
 
 
 def _acknowledge_demo_mode(api: LivenessApi) -> None:
     reason = (
         "The deployer set liveness:disableAuthDemoOnly=true explicitly: the API is open for a demo. "
-        "The README marks this flag as never for production."
+        "docs/deploy.md marks this flag as never for production."
     )
     for method in api.rest_api.methods:
         for rule_id in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):

@@ -38,7 +38,7 @@ HSTS_SECONDS = 2 * 365 * 24 * 3600
 NO_WAF_REASON = (
     "No WAF web ACL by default (an ACL and each rule cost a monthly fee): the distribution serves static "
     "files only, and the API behind it has its own authorizer, validation and throttling. Attach an "
-    "existing web ACL if your organisation requires one (see README)."
+    "existing web ACL if your organisation requires one (see docs/deploy.md)."
 )
 NO_STANDARD_LOGGING_REASON = (
     "CloudFront standard logging needs a bucket with ACLs enabled, which the stack's private buckets "
@@ -47,7 +47,7 @@ NO_STANDARD_LOGGING_REASON = (
 )
 DEFAULT_CERTIFICATE_REASON = (
     "The distribution uses CloudFront's default *.cloudfront.net certificate, whose TLS policy CloudFront "
-    "fixes; a custom domain with its own ACM certificate and TLSv1.2_2021 is the way to pin it (see README)."
+    "fixes; a custom domain with its own ACM certificate and TLSv1.2_2021 is the way to pin it (see docs/deploy.md)."
 )
 
 
