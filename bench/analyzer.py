@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_csv(path: Path, labels: list[dict], results: dict[str, ImageResult]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        keys = ["eye_openness", "eye_detail", "mouth_gap", "mouth_width", "mouth_aspect", "corner_rise", "corner_lift"]
+        keys = ["eye_openness", "eye_detail", "mouth_gap", "corner_lift"]
         writer.writerow(
             ["file", "found", "yaw", "pitch", "roll", "true_yaw", "true_pitch", "true_roll"]
             + ["eyes_closed", "mouth_open", "smiling"]

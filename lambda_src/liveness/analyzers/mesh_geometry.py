@@ -32,7 +32,6 @@ CHIN_BOTTOM = 152
 MOUTH_CORNER_LEFT, MOUTH_CORNER_RIGHT = 61, 291
 UPPER_LIP_TOP, LOWER_LIP_BOTTOM = 0, 17
 UPPER_LIP_INNER, LOWER_LIP_INNER = 13, 14
-CHEEK_LEFT, CHEEK_RIGHT = 234, 454  # the face's widest points, beside the eyes
 
 # Eye contours in the iris model's order: 9 lower-lid points from corner to corner, then the 7 upper-lid
 # points above lower points 1..7. The iris model returns refined positions for exactly these 16 vertices.
@@ -219,16 +218,11 @@ def inter_ocular(points: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Expression:
-    """Scale-free measurements on the frontalized face; the analyzer thresholds them."""
+    """Scale-free measurements on the frontalized face (``eye_detail`` on the image); the analyzer thresholds them."""
 
     eye_openness: float  # eyelid gap over eye width, mean of both eyes
     eye_detail: float  # grey-level spread between the eye corners over the skin around them (see eye_detail)
     mouth_gap: float  # inner-lip gap over mouth width
-    # Mouth-corner distance over cheek-to-cheek face width. Over the inter-ocular distance it grew from 0.87 to
-    # 1.39 as a neutral face turned 35 degrees (the mesh narrows the eyes); over the face width it stays put.
-    mouth_width: float
-    mouth_aspect: float  # outer-lip height (top of upper lip to bottom of lower lip) over mouth width
-    corner_rise: float  # lip corners above the inner upper lip, over mouth width (tells a smile from an open jaw)
     # Lip corners above the inner-lip centre (between both inner lips), over mouth width: a smile lifts the corners
     # whatever the person's mouth width; a dropped jaw lowers the lower lip and so the centre, not the corners.
     corner_lift: float
@@ -237,19 +231,14 @@ class Expression:
 def measure_expression(upright: np.ndarray, eye_detail: float) -> Expression:
     mouth_width = max(float(np.linalg.norm(upright[MOUTH_CORNER_RIGHT] - upright[MOUTH_CORNER_LEFT])), 1e-6)
     lip_gap = float(np.linalg.norm(upright[LOWER_LIP_INNER] - upright[UPPER_LIP_INNER]))
-    mouth_height = float(upright[LOWER_LIP_BOTTOM, 1] - upright[UPPER_LIP_TOP, 1])
     corners_y = (upright[MOUTH_CORNER_LEFT, 1] + upright[MOUTH_CORNER_RIGHT, 1]) / 2.0
-    corner_rise = float(upright[UPPER_LIP_INNER, 1] - corners_y)  # y points down: positive = corners higher
     lip_centre_y = (upright[UPPER_LIP_INNER, 1] + upright[LOWER_LIP_INNER, 1]) / 2.0
     eyes = (eye_openness(upright, LEFT_EYE_CONTOUR), eye_openness(upright, RIGHT_EYE_CONTOUR))
     return Expression(
         eye_openness=float(np.mean(eyes)),
         eye_detail=eye_detail,
         mouth_gap=lip_gap / mouth_width,
-        mouth_width=mouth_width / max(float(np.linalg.norm(upright[CHEEK_RIGHT] - upright[CHEEK_LEFT])), 1e-6),
-        mouth_aspect=mouth_height / mouth_width,
-        corner_rise=corner_rise / mouth_width,
-        corner_lift=float(lip_centre_y - corners_y) / mouth_width,
+        corner_lift=float(lip_centre_y - corners_y) / mouth_width,  # y points down: positive = corners higher
     )
 
 
