@@ -6,7 +6,7 @@ import { has, t } from "./i18n.js";
 // Direction cues, in the mirrored preview: turning to your own left moves your reflection to the left.
 // Expression cues sit at the oval's edge, never over the mouth and nose the analyzer needs to see.
 export const CUES = {
-  LOOK_STRAIGHT: { cls: "center", glyph: "◎" },
+  LOOK_STRAIGHT: { cls: "corner", glyph: "◎" },
   TURN_LEFT: { cls: "left", glyph: "←" },
   TURN_RIGHT: { cls: "right", glyph: "→" },
   LOOK_UP: { cls: "up", glyph: "↑" },

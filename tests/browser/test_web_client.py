@@ -71,7 +71,6 @@ def test_the_start_screen_loads_clean_and_accessible(
     assert "30 days" in page.locator("#screen-start").inner_text()  # says what is kept, for how long
     assert not page.locator("#head-only").is_checked()
     assert "livenessStatus" not in page.evaluate("Object.keys(document.body.dataset)")
-    screenshot(page, "start")
     assert axe_violations(page) == []
     assert watch.errors == []
 
@@ -110,7 +109,6 @@ def test_a_session_starts_posts_frames_one_at_a_time_and_coaches_the_face_less_p
     assert re.fullmatch(r"\d+ s left for this step", page.locator("#time-left").inner_text())
     assert page.locator("#announce").get_attribute("aria-live") == "polite"  # "Step i of N" with the instruction
     assert page.locator("#coaching").get_attribute("aria-live") == "polite"
-    screenshot(page, "challenge")
     assert axe_violations(page) == []
     page.get_by_role("button", name="Cancel").click()
     assert page.locator("#screen-start").is_visible()
@@ -241,7 +239,6 @@ def test_a_failed_check_says_why_and_try_again_starts_a_new_session(
     for button in ("Try again", "Head movements only", "Back to start"):
         assert page.get_by_role("button", name=button).is_visible()
     assert page.evaluate("document.getElementById('video').srcObject") is None  # the camera is released
-    screenshot(page, "failed")
     assert axe_violations(page) == []
     page.get_by_role("button", name="Try again").click()
     status_is(page, "IN_PROGRESS")
@@ -259,7 +256,6 @@ def test_a_passed_check_shows_the_reference_face(launch: Launch, start_server: S
     assert page.locator("#result-title").inner_text() == "Check passed"
     page.wait_for_selector("#reference:not([hidden])")
     assert page.evaluate("document.getElementById('reference-img').naturalWidth") > 0
-    screenshot(page, "passed")
     assert axe_violations(page) == []
     assert watch.errors == []
 

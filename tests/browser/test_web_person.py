@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from local.server import LocalServer
-from tests.browser.conftest import Launch, axe_violations, screenshot
+from tests.browser.conftest import Launch, axe_violations
 from tests.browser.support import CooperativeAnalyzer
 from tests.browser.test_web_client import TIMEOUT_MS, _first, open_page, status_is, web_server
 from tests.local.conftest import StartServer
@@ -74,12 +74,10 @@ def test_spanish_from_the_browser_language_with_no_english_left(
     assert page.evaluate("document.documentElement.lang") == "es"
     assert page.locator("#start-title").inner_text() == ES["ui"]["startTitle"]
     assert english_left(page) == []
-    screenshot(page, "start-es")
     page.get_by_role("button", name=ES["ui"]["start"]).click()
     page.wait_for_function(f"document.getElementById('progress').textContent.startsWith({ES['ui']['stepOf'][:4]!r})")
     assert page.locator("#instruction").inner_text() == ES["steps"]["LOOK_STRAIGHT"]
     assert english_left(page) == []
-    screenshot(page, "challenge-es")
     # The switch is remembered: English after a reload, whatever the browser says.
     page.get_by_role("button", name=ES["ui"]["cancel"]).click()
     page.select_option("#language", "en")
@@ -144,7 +142,6 @@ def test_a_success_state_on_the_oval_before_the_next_instruction(
     page.get_by_role("button", name="Start").click()
     page.wait_for_selector("#preview.success", timeout=15_000)
     assert page.locator("#coaching").inner_text() == EN["ui"]["stepDone"]
-    screenshot(page, "step-done")
 
 
 def test_a_502_from_the_gateway_is_retried_and_no_raw_code_is_shown(
@@ -200,7 +197,6 @@ def test_a_3_second_outage_is_named_as_the_connection_not_the_person(
             page.locator("#problem-details").is_hidden()
             or "STEP_TIMEOUT" not in page.locator("#problem-message").inner_text()
         )
-        screenshot(page, "connection-problem")
 
 
 @pytest.mark.parametrize(
