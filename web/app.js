@@ -86,9 +86,10 @@ function tick(run) {
   $("time-left").textContent = t("ui.timeLeft", { s: left });
 }
 
-/** The retry wait, counted down on screen each second. */
+/** The retry wait, counted down on screen each second; announced once, not at every second. */
 async function countdown(run, waitMs, key) {
   const until = Date.now() + waitMs;
+  $("connection-live").textContent = t(key, { s: Math.ceil(waitMs / 1000) });
   for (let left = waitMs; left > 0 && !run.cancelled; left = until - Date.now()) {
     $("connection").textContent = t(key, { s: Math.ceil(left / 1000) });
     await sleep(Math.min(1000, left), run);
@@ -114,6 +115,7 @@ async function withRetry(run, call) {
       const result = await call();
       run.offline = false;
       $("connection").textContent = "";
+      $("connection-live").textContent = "";
       return result;
     } catch (error) {
       if (run.cancelled) throw error;
@@ -151,7 +153,7 @@ function stopRun() {
 }
 
 function clearChallenge() {
-  for (const id of ["instruction", "connection", "time-left", "cue"]) $(id).textContent = "";
+  for (const id of ["instruction", "connection", "connection-live", "time-left", "cue"]) $(id).textContent = "";
   $("steps").replaceChildren();
   $("cue").className = "cue";
   $("preview").classList.remove("success");

@@ -39,7 +39,7 @@ navigator.vibrate = () => { window.__vibrations += 1; return true; };
 TEXT_LOG = """
 window.__texts = [];
 setInterval(() => {
-  for (const id of ['instruction', 'coaching']) {
+  for (const id of ['instruction', 'coaching', 'connection']) {
     const element = document.getElementById(id);
     if (!element) continue;
     const last = window.__texts.filter((e) => e.id === id).pop();
@@ -190,6 +190,9 @@ def test_a_3_second_outage_is_named_as_the_connection_not_the_person(
     assert page.locator("#time-left").inner_text() == EN["ui"]["timePaused"]
     assert page.locator("#coaching").inner_text() == ""
     page.wait_for_selector("body[data-liveness-status]:not([data-liveness-status='IN_PROGRESS'])", timeout=20_000)
+    countdown = [entry["text"] for entry in page.evaluate("window.__texts") if entry["id"] == "connection"]
+    assert "Connection lost. Retrying in 2 s…" in countdown and "Connection lost. Retrying in 1 s…" in countdown
+    assert countdown.index("Connection lost. Retrying in 1 s…", countdown.index("Connection lost. Retrying in 2 s…"))
     if page.evaluate("document.body.dataset.livenessStatus") != "PASSED":
         assert page.locator("#screen-problem").is_visible()
         assert "connection problem, not because of you" in page.locator("#problem-message").inner_text()
