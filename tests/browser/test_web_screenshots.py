@@ -14,6 +14,7 @@ from local.server import LocalServer
 from tests.browser.conftest import Launch, screenshot
 from tests.browser.support import CooperativeAnalyzer, astronaut_y4m
 from tests.browser.test_web_client import TIMEOUT_MS, status_is, web_server
+from tests.browser.test_web_person import english_left
 from tests.local.conftest import StartServer
 from tests.local.test_web_catalogues import catalogue
 
@@ -37,8 +38,11 @@ def open_in(launch: Launch, server: LocalServer, camera: Path, language: str, qu
     return page
 
 
-def name(screen: str, language: str) -> str:
-    return screen if language == "en" else f"{screen}-{language}"
+def shot(page: Any, screen: str, language: str) -> None:
+    """The screen's PNG; a screen in another language must have no English sentence left."""
+    if language != "en":
+        assert english_left(page) == [], screen
+    screenshot(page, screen if language == "en" else f"{screen}-{language}")
 
 
 def start(page: Any, language: str) -> None:
@@ -52,7 +56,7 @@ def test_start_a_step_with_coaching_and_a_named_failure(
     texts = catalogue(language)
     server = web_server(start_server, mesh_analyzer, STEP_TIME_LIMIT_SECONDS="5")
     page = open_in(launch, server, astronaut, language, "?headMovementsOnly=1")
-    screenshot(page, name("start", language))
+    shot(page, "start", language)
     start(page, language)
     status_is(page, "IN_PROGRESS")
     # The real analyzer judges the still astronaut: a head step she never makes gets its own coaching.
@@ -60,10 +64,10 @@ def test_start_a_step_with_coaching_and_a_named_failure(
         "(done) => { const c = document.getElementById('coaching').textContent; return c && c !== done; }",
         arg=texts["ui"]["stepDone"],
     )
-    screenshot(page, name("challenge", language))
+    shot(page, "challenge", language)
     page.wait_for_selector("body[data-liveness-status='FAILED']", state="attached", timeout=40_000)
     assert any(text in page.locator("#result-reason").inner_text() for text in texts["failedStep"].values())
-    screenshot(page, name("failed", language))
+    shot(page, "failed", language)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -74,11 +78,11 @@ def test_a_step_done_and_passed_with_the_reference_face(
     page = open_in(launch, server, astronaut, language)
     start(page, language)
     page.wait_for_selector("#preview.success", timeout=15_000)
-    screenshot(page, name("step-done", language))
+    shot(page, "step-done", language)
     status_is(page, "PASSED")
     page.wait_for_selector("#reference:not([hidden])")
     assert page.evaluate("document.getElementById('reference-img').naturalWidth") > 0
-    screenshot(page, name("passed", language))
+    shot(page, "passed", language)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -101,4 +105,4 @@ def test_a_connection_problem(
     page.route("**/sessions/*/frames", frames)
     start(page, language)
     page.wait_for_selector("#screen-problem:not([hidden])", timeout=30_000)
-    screenshot(page, name("connection-problem", language))
+    shot(page, "connection-problem", language)
