@@ -16,6 +16,7 @@ allow-list; the API's origin is given later (``connect_api``), which completes t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,13 +167,18 @@ class WebHosting(Construct):
             "ResponseHeadersPolicyConfig.SecurityHeadersConfig.ContentSecurityPolicy.ContentSecurityPolicy", self.csp
         )
 
-    def publish(self, *, retention_days: int, audit_retention_days: int) -> s3deploy.BucketDeployment:
-        """Upload web/ and write config.json beside it (at deploy time, with the stack's real values)."""
+    def publish(
+        self, *, retention_days: int, audit_retention_days: int, return_origins: Sequence[str] = ()
+    ) -> s3deploy.BucketDeployment:
+        """Upload web/ and write config.json beside it (at deploy time, with the stack's real values).
+        ``return_origins``: the apps a passed check may be handed back to (postMessage, ``?returnUrl=``)."""
         config: dict[str, Any] = {
             "apiUrl": self.api_url,
             "retentionDays": retention_days,
             "auditRetentionDays": audit_retention_days,
         }
+        if return_origins:
+            config["returnOrigins"] = list(return_origins)
         if self.client is not None:
             config.update(
                 {
