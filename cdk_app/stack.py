@@ -123,7 +123,11 @@ class LivenessStack(cdk.Stack):
         self._suppress_api_gateway_account_role(api)
         if web:
             web.connect_api(api_url=api.rest_api.url, api_origin=api_origin_of(api.rest_api.rest_api_id))
-            web.publish(retention_days=config.retention_days, audit_retention_days=config.audit_retention_days)
+            web.publish(
+                retention_days=config.retention_days,
+                audit_retention_days=config.audit_retention_days,
+                return_origins=config.return_origins,
+            )
             cdk.CfnOutput(self, "WebUrl", value=f"{web.url}/", description="The web client")
             if web.client is not None:
                 cdk.CfnOutput(self, "WebSignInDomain", value=web.sign_in_url)
