@@ -64,6 +64,7 @@ class ScriptedAnalyzer:
     """Stands in for Rekognition: scripted faces per frame, scripted similarity; records its calls."""
 
     name = "scripted"
+    pose_robust_comparison = False  # like the embedded analyzer: a comparison range, and the identity chain
 
     def __init__(self) -> None:
         self.faces: deque[list[FaceDetail]] = deque()
