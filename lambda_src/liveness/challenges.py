@@ -125,7 +125,7 @@ class Thresholds:
     flat_face_slope: float = 0.005
     # After this many FACE_NOT_COMPARABLE frames the session fails (SAME_PERSON_UNVERIFIED): a person swapped in
     # beyond the comparison range must not get a step's whole frame budget to score high once.
-    max_not_comparable: float = 6.0
+    max_not_comparable: float = 8.0
     # The identity chain (embedded analyzer only; docs/sessions.md "Identity through the movement"): a frame beyond
     # compare_max_angle counts as the same person when it matches a frame of the same step verified before it, at
     # most link_max_angle degrees of yaw and pitch away and link_max_seconds earlier, itself at most
