@@ -106,11 +106,11 @@ def frame_to_dict(frame: FrameRecord) -> dict[str, Any]:
         "mirrored": frame.mirrored,
         "frameKey": frame.frame_key,
         "sha256": frame.sha256,
-        "link": _link_to_dict(frame.link),
+        "link": link_to_dict(frame.link),
     }
 
 
-def _link_to_dict(link: Link | None) -> dict[str, Any] | None:
+def link_to_dict(link: Link | None) -> dict[str, Any] | None:
     if link is None:
         return None
     return {"frameId": link.frame_id, "hops": link.hops, "gapDegrees": link.gap_degrees}
