@@ -130,7 +130,7 @@ class Thresholds:
     # compare_max_angle counts as the same person when it matches a frame of the same step verified before it, at
     # most link_max_angle degrees of yaw and pitch away and link_max_seconds earlier, itself at most
     # max_link_hops - 1 links from a frame compared with the reference directly. 0 degrees: no chain.
-    link_max_angle: float = 15.0
+    link_max_angle: float = 25.0
     link_max_seconds: float = 2.0
     max_link_hops: float = 3.0
 
