@@ -124,15 +124,15 @@ class Thresholds:
     # tilted 45-60 degrees read 15-30 degrees of pitch and kept 0.74-0.81 (see tests). 0 switches the check off.
     flat_face_slope: float = 0.005
     # After this many FACE_NOT_COMPARABLE frames the session fails (SAME_PERSON_UNVERIFIED): a person swapped in
-    # beyond the comparison range must not get a step's whole frame budget to score high once.
+    # beyond the comparison range must not get a step's whole frame budget to score high once. 8 lets a person who
+    # holds a look-up the chain cannot follow (40 degrees) for two seconds ease off when told (make test: e2e).
     max_not_comparable: float = 8.0
     # The identity chain (embedded analyzer only; docs/sessions.md "Identity through the movement"): a frame beyond
-    # compare_max_angle counts as the same person when it matches a frame of the same step verified before it, at
-    # most link_max_angle degrees of yaw and pitch away and link_max_seconds earlier, itself at most
-    # max_link_hops - 1 links from a frame compared with the reference directly. 0 degrees: no chain.
+    # compare_max_angle counts as the same person when it matches a verified frame of the same step at most this
+    # many degrees of yaw and pitch away (the gap the reference comparison is trusted over). 0: no chain.
     link_max_angle: float = 25.0
-    link_max_seconds: float = 2.0
-    max_link_hops: float = 3.0
+    link_max_seconds: float = 2.0  # ... that arrived at most this many seconds before it
+    max_link_hops: float = 3.0  # ... and lies at most this many links from a frame compared with the reference
 
     def to_json(self) -> dict[str, float]:
         return asdict(self)

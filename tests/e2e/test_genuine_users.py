@@ -147,6 +147,11 @@ def test_a_person_swap_after_the_neutral_start_never_passes(start_server: StartS
     # that meets its step is compared with the other person's face (FACE_MISMATCH, FACE_NOT_COMPARABLE; the
     # comparison rules themselves are covered in tests/runtime/test_sessions_routes.py).
     assert set(run.reasons[1:]) <= {"POSE_NOT_MET", "FACE_MISMATCH", "FACE_NOT_COMPARABLE", "PREVIOUS_STEP_HELD"}
+    # The head on its way is compared with the reference (the identity chain's links start there): the first frame
+    # compared within the comparison range is the mismatch, and it ends the session.
+    assert run.final["failureReason"] == "FACE_MISMATCH", run.reasons
+    scored = [answer for answer in run.answers[1:] if answer["similarity"] is not None]
+    assert scored == [run.answers[-1]] and scored[0]["reasonCode"] == "FACE_MISMATCH", run.reasons
 
 
 def _turned_print(photo: np.ndarray, degrees: float, axis: str) -> np.ndarray:
