@@ -27,7 +27,7 @@ from ..challenges import (
 )
 from ..dependencies import Dependencies
 from ..errors import ErrorCode, LivenessError, unavailable
-from ..faces import FaceDetail, Frame
+from ..faces import FaceComparison, FaceDetail, Frame
 from ..images.crop import face_crop_jpeg
 from ..images.intake import load_stored_frame, receive_upload
 from ..limits import SessionLimits
@@ -289,9 +289,8 @@ def _judge(
     )
     comparison, link = None, None
     if (reason is None or transit) and reference is not None:
-        link = None if comparable or robust else link_for(session, movement, now, thresholds)
-        against = reference.result() if link is None else _verified_face(deps, session, link)
-        comparison = deps.analyzer.compare_faces(against, frame)
+        link = None if comparable else link_for(session, movement, now, thresholds)
+        comparison = _compare(deps, session, frame, reference, link)
         if transit and face is not None and (comparison.similarity or 0.0) >= thresholds.min_similarity:
             # A link for the step's later frames: its crop must exist before the save that records it.
             deps.archive.put_new(face_crop_key(session.session_id, frame_id), face_crop_jpeg(frame, face), "image/jpeg")
@@ -318,6 +317,14 @@ def _judge(
 def _pose_robust(deps: Dependencies) -> bool:
     """An analyzer that does not say is taken as pose-sensitive: today's rules (a range, a chain) apply."""
     return bool(getattr(deps.analyzer, "pose_robust_comparison", False))
+
+
+def _compare(
+    deps: Dependencies, session: Session, frame: Frame, reference: Future[Frame], link: Link | None
+) -> FaceComparison:
+    """The frame against the reference face, or against the verified frame it links to (the identity chain)."""
+    against = reference.result() if link is None else _verified_face(deps, session, link)
+    return deps.analyzer.compare_faces(against, frame)
 
 
 def _verified_face(deps: Dependencies, session: Session, link: Link) -> Frame:
