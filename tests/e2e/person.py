@@ -6,6 +6,7 @@ holds it about 1.2 s, comes back, rests, and tries again if the step is still cu
 (FACE_NOT_COMPARABLE), they hold the move short of its peak from then on, as the page's coaching asks. The client posts one
 frame about every 0.28 s (with jitter), one request in flight, each frame with fresh sensor noise, so no two
 uploads are the same bytes. Nothing here decides anything: the server's answers drive the person.
+A ``Manner`` varies that: as far as the clip goes and held two seconds, overshooting then correcting, slow to react.
 """
 
 from __future__ import annotations
