@@ -20,6 +20,7 @@ from liveness.challenges import (
     measure,
     relative_to,
     step_reason_after,
+    threshold_problems,
 )
 from liveness.faces import FaceComparison
 from liveness.limits import SessionLimits
@@ -27,6 +28,7 @@ from liveness.sessions.chain import MAX_VERIFIED_KEPT, in_transit, link_for, wit
 from liveness.sessions.codec import session_from_dict, session_to_dict
 from liveness.sessions.model import FailureReason, FrameEvaluation, SessionStatus
 from liveness.sessions.transitions import apply_frame, new_session, reserve_frame
+from liveness.settings import Settings
 
 from testkit.faces import face
 from tests.runtime.session_helpers import START
@@ -222,3 +224,13 @@ def test_transit_is_toward_the_steps_direction_only() -> None:
     assert in_transit(StepCode.TURN_RIGHT, pose(-14.0, 0.0), T) and not in_transit(StepCode.TURN_LEFT, pose(-14, 0), T)
     assert not in_transit(StepCode.LOOK_UP, pose(25.0, 12.0), T)  # off axis
     assert not in_transit(StepCode.SMILE, pose(0.0, 12.0), T)  # expressions have no direction
+
+
+def test_the_chain_bounds_are_settings_and_checked() -> None:
+    tuned = Settings.from_env({"LINK_MAX_DEGREES": "10", "LINK_MAX_SECONDS": "1.5", "MAX_LINK_HOPS": "2"}).thresholds
+    assert (tuned.link_max_angle, tuned.link_max_seconds, tuned.max_link_hops) == (10.0, 1.5, 2.0)
+    assert threshold_problems(replace(T, link_max_angle=0.0)) == []  # 0: no chain
+    for broken in (replace(T, link_max_angle=-1.0), replace(T, link_max_seconds=0.0), replace(T, max_link_hops=0.5)):
+        assert any("LINK_MAX_DEGREES" in problem for problem in threshold_problems(broken))
+    # A session stored before the chain existed keeps its rules: no links.
+    assert Thresholds.from_json({"turn_yaw": 25.0}).link_max_angle == 0.0
