@@ -1,4 +1,5 @@
-"""What the embedded same-person check scores, by how far the face has moved from a frontal reference.
+"""What the embedded same-person check scores, by how far the face has moved from a frontal reference, by the
+pose gap between any two compared frames, and what the identity chain verifies on the clip.
 
     python -m bench.same_person [SHARED_DIR]        (make bench-same-person; default ../shared)
 
@@ -6,7 +7,10 @@ Same person: every frame of the webcam clip ``video/headturn.gif`` against the f
 session compares each step's frame with its neutral start. Different people: the clip's frames against the crop of
 every face in ``faces/dev`` (other people), and the Yale subjects against each other. Prints the lowest same-person
 and the highest different-person similarity (and dlib distance) per movement band, which is what
-``SAME_PERSON_DISTANCE`` and ``COMPARE_MAX_DEGREES`` are chosen from. Nothing from SHARED_DIR is copied anywhere.
+``SAME_PERSON_DISTANCE`` and ``COMPARE_MAX_DEGREES`` are chosen from; then the same by the pose gap between the
+two frames (every pair of clip frames; clip frames against the other people), which ``LINK_MAX_DEGREES`` is
+chosen from; then the chain walked through each movement of the clip (docs/sessions.md, "Identity through the
+movement"). Nothing from SHARED_DIR is copied anywhere.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ import cv2
 import numpy as np
 from liveness.analyzers import face_embedding
 from liveness.analyzers.mesh import MeshAnalyzer, largest_face_points
+from liveness.challenges import Thresholds
 from liveness.faces import Frame
 from liveness.images.crop import face_crop_jpeg
 
-from testkit.headturn import STRAIGHT, read_frames
+from testkit.headturn import CLIP_FPS, MOVES, STRAIGHT, read_frames
 
 BANDS = (15.0, 25.0, 30.0, 38.0, 45.0)  # degrees of movement (the larger of |yaw| and |pitch|) from the reference
+GAPS = (5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 90.0)  # degrees between the two compared frames' poses
+Described = tuple[tuple[float, float], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,92 @@ def _extreme(band: list[Pair], same_person: bool) -> str:
     return f"{pick.similarity:5.1f} (d {pick.distance:.3f}, n {len(chosen)})"
 
 
+def gap_pairs(shared: Path, embedder: Embedder) -> tuple[list[Pair], list[Described | None]]:
+    """Every pair of clip frames (the same person), and every clip frame against every other person's face, with
+    the pose gap between the two as ``movement``; also the clip's frames as described."""
+    clip = [embedder.describe(bgr) for bgr in read_frames(shared / "video" / "headturn.gif")]
+    found = [_pair(a, b, same_person=True) for a, b in itertools.combinations([d for d in clip if d is not None], 2)]
+    for path in sorted((shared / "faces" / "dev").glob("*")):
+        if path.suffix.lower() in (".jpg", ".png"):
+            other = embedder.describe(cv2.imread(str(path)), as_reference=True)
+            if other is not None:
+                found.extend(_pair(other, d, same_person=False) for d in clip if d is not None)
+    return found, clip
+
+
+def gap_report(found: list[Pair]) -> list[str]:
+    lines = [
+        "",
+        "by the pose gap between the two compared frames (any two frames, not only against frontal)",
+        f"{'pose gap':12s} {'same: n':>8s} {'lowest':>7s} {'5th pct':>8s} {'< 90':>5s} "
+        f"{'different: n':>13s} {'highest':>8s} {'>= 90':>6s}",
+    ]
+    low = 0.0
+    for high in GAPS:
+        band = [p for p in found if low <= p.movement < high]
+        same = sorted(p.similarity for p in band if p.same_person)
+        other = [p.similarity for p in band if not p.same_person]
+        lines.append(
+            f"{f'{low:g}-{high:g}':12s} {len(same):8d} {min(same, default=float('nan')):7.1f} "
+            f"{(same[len(same) // 20] if same else float('nan')):8.1f} {sum(s < 90 for s in same):5d} "
+            f"{len(other):13d} {max(other, default=float('nan')):8.1f} {sum(s >= 90 for s in other):6d}"
+        )
+        low = high
+    return lines
+
+
+def chain_report(clip: list[Described | None], t: Thresholds) -> list[str]:
+    """Each movement of the clip, frame by frame at its own 10 frames a second: a frame within COMPARE_MAX of the
+    baseline is compared with the reference (a straight frame), a farther one with the nearest-pose verified frame
+    within LINK_MAX_DEGREES, LINK_MAX_SECONDS and MAX_LINK_HOPS (else with the reference, as the service does).
+    A far frame that passes completes the step in a session, so it is counted and links nothing further."""
+    reference = clip[STRAIGHT[2]]
+    assert reference is not None
+    base_yaw = float(np.mean([clip[i][0][0] for i in STRAIGHT if clip[i] is not None]))
+    base_pitch = float(np.mean([clip[i][0][1] for i in STRAIGHT if clip[i] is not None]))
+    lines = [
+        "",
+        f"the chain on the clip (COMPARE_MAX {t.compare_max_angle:g}, LINK_MAX {t.link_max_angle:g} deg, "
+        f"{t.link_max_seconds:g} s, {t.max_link_hops:g} hops; {CLIP_FPS:g} frames a second)",
+        f"{'movement':11s} {'far frames':>10s} {'by a link':>10s} {'by the reference':>17s} {'lowest link':>12s}",
+    ]
+    for name, move in MOVES.items():
+        verified: list[tuple[float, float, float, int, np.ndarray]] = []  # yaw, pitch, time, hops, descriptor
+        far = by_link = by_reference = 0
+        lowest = 100.0
+        for order, index in enumerate([*move.out, *move.peak, *move.back]):
+            described = clip[index]
+            if described is None:
+                continue
+            (yaw, pitch), vector = described
+            yaw, pitch, now = yaw - base_yaw, pitch - base_pitch, order / CLIP_FPS
+            if max(abs(yaw), abs(pitch)) <= t.compare_max_angle:
+                if _similarity(reference[1], vector) >= t.min_similarity:
+                    verified.append((yaw, pitch, now, 0, vector))
+                continue
+            far += 1
+            near = [
+                v
+                for v in verified
+                if max(abs(yaw - v[0]), abs(pitch - v[1])) <= t.link_max_angle
+                and now - v[2] <= t.link_max_seconds
+                and v[3] + 1 <= t.max_link_hops
+            ]
+            if near:
+                anchor = min(near, key=lambda v: (max(abs(yaw - v[0]), abs(pitch - v[1])), -v[2]))
+                score = _similarity(anchor[4], vector)
+                lowest = min(lowest, score)
+                by_link += score >= t.min_similarity  # it would complete the step: it links nothing further
+            elif _similarity(reference[1], vector) >= t.min_similarity:
+                by_reference += 1
+        lines.append(f"{name:11s} {far:10d} {by_link:10d} {by_reference:17d} {lowest:12.1f}")
+    return lines
+
+
+def _similarity(a: np.ndarray, b: np.ndarray) -> float:
+    return face_embedding.similarity_from_distance(face_embedding.FaceEmbedder.distance(a, b))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     shared = Path(args[0]) if args else Path(__file__).resolve().parents[1].parent / "shared"
@@ -146,7 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     if not face_embedding.available():
         print("dlib or its face model is not installed (requirements-embedding.txt)")
         return 2
-    print("\n".join(report(pairs(shared, Embedder()))))
+    embedder = Embedder()
+    print("\n".join(report(pairs(shared, embedder))))
+    by_gap, clip = gap_pairs(shared, embedder)
+    print("\n".join(gap_report(by_gap)))
+    print("\n".join(chain_report(clip, Thresholds())))
     return 0
 
 

@@ -31,7 +31,7 @@ class Move:
 # Step code -> where the person does it in the clip (the person's own directions, in an unmirrored frame).
 MOVES = {
     "TURN_LEFT": Move(out=range(5, 9), peak=range(9, 12), back=range(12, 16), moderate=(8, 12, 13)),
-    "TURN_RIGHT": Move(out=range(16, 22), peak=range(22, 26), back=range(26, 29), moderate=(20, 21, 26)),
+    "TURN_RIGHT": Move(out=range(16, 22), peak=range(22, 26), back=range(26, 29), moderate=(21, 22, 25)),
     "LOOK_UP": Move(out=range(33, 37), peak=range(37, 41), back=range(41, 45), moderate=(35, 42)),
     "LOOK_DOWN": Move(out=range(45, 49), peak=range(49, 53), back=range(53, 58), moderate=(48, 53)),
 }

@@ -239,6 +239,9 @@ class Analyzer(Protocol):
     """What the routes and rules need from a face analyzer. Implementations: Rekognition, local mesh."""
 
     name: str
+    # The comparison holds across head poses (Rekognition's CompareFaces): a low score at any pose means another
+    # person, and no identity chain is needed. False: reliable only near the reference's pose (the embedded model).
+    pose_robust_comparison: bool
 
     def detect_faces(self, frame: Frame) -> list[FaceDetail]:
         """All faces in the frame, in Rekognition's shape and sign convention."""

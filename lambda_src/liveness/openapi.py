@@ -213,6 +213,12 @@ def _frame_answer_schema() -> dict[str, Any]:
             "stepCode": _ref("StepCode"),
             "measured": _measured_schema(),
             "similarity": {"type": "number", "nullable": True},
+            "link": {
+                **_nullable(_obj({"frameId": _STR, "hops": _INT, "gapDegrees": _NUM})),
+                "description": "The verified frame of the step this one was compared with, instead of the reference "
+                "face (the identity chain of the embedded analyzer): links back to a frame compared with the "
+                "reference directly, and the pose gap in degrees.",
+            },
             "status": _ref("SessionStatus"),
             "currentStep": _INT,
             "failureReason": _nullable(_ref("FailureReason")),

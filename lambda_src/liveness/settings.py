@@ -72,6 +72,9 @@ THRESHOLD_ENV = {
     "COMPARE_MAX_DEGREES": "compare_max_angle",
     "FLAT_FACE_SLOPE": "flat_face_slope",
     "MAX_NOT_COMPARABLE": "max_not_comparable",
+    "LINK_MAX_DEGREES": "link_max_angle",
+    "LINK_MAX_SECONDS": "link_max_seconds",
+    "MAX_LINK_HOPS": "max_link_hops",
 }
 
 

@@ -6,6 +6,7 @@ holds it about 1.2 s, comes back, rests, and tries again if the step is still cu
 (FACE_NOT_COMPARABLE), they hold the move short of its peak from then on, as the page's coaching asks. The client posts one
 frame about every 0.28 s (with jitter), one request in flight, each frame with fresh sensor noise, so no two
 uploads are the same bytes. Nothing here decides anything: the server's answers drive the person.
+A ``Manner`` varies that: as far as the clip goes and held two seconds, overshooting then correcting, slow to react.
 """
 
 from __future__ import annotations
@@ -25,11 +26,32 @@ from tests.local.support import call
 REACTION_SECONDS = 0.8
 HOLD_SECONDS = 1.2
 REST_SECONDS = 0.6
+OVERSHOOT_SECONDS = 0.5
 FRAME_INTERVAL_SECONDS = 0.28
 FRAME_JITTER_SECONDS = 0.06
 SENSOR_NOISE_SIGMA = 3.0
 SENT_SIZE = (640, 352)  # the 400x220 clip scaled as a client's 640-wide canvas would carry it
 TERMINAL = {"PASSED", "FAILED", "EXPIRED"}
+
+
+@dataclass(frozen=True)
+class Manner:
+    """How a person moves: how long they take to react, how long they hold, whether they go past the peak and
+    come back to a moderate pose, whether "a little less far" changes their next try."""
+
+    reaction_seconds: tuple[float, float] = (REACTION_SECONDS, REACTION_SECONDS)  # drawn per step
+    hold_seconds: float = HOLD_SECONDS
+    overshoot: bool = False  # the peak for OVERSHOOT_SECONDS, then the rest of the hold a little less far
+    # Told "a little less far", they ease off this long after the answer (0: at once).
+    coaching_reaction_seconds: float = 0.0
+
+
+ORDINARY = Manner()
+# As far as the clip goes (33-41 degrees of yaw, 40-42 looking up), held two seconds; told "a little less far",
+# they ease off only after reading it.
+FAR_AND_HOLDING = Manner(hold_seconds=2.0, coaching_reaction_seconds=REACTION_SECONDS)
+OVERSHOOTING = Manner(hold_seconds=2.0, overshoot=True)
+SLOW = Manner(reaction_seconds=(1.5, 2.0))
 
 
 @dataclass
@@ -39,29 +61,36 @@ class Person:
     frames: list[np.ndarray]
     step: str = "LOOK_STRAIGHT"
     seen_at: float = 0.0
-    less_far: bool = False
+    less_far_from: float | None = None  # when they ease off, once told "a little less far"
+    manner: Manner = ORDINARY
+    reaction: float = REACTION_SECONDS
+    rng: random.Random = field(default_factory=random.Random)
 
     def react(self, step: str, now: float, reason: str | None = None) -> None:
         if step != self.step:
-            self.step, self.seen_at, self.less_far = step, now, False
-        elif reason == "FACE_NOT_COMPARABLE":
-            self.less_far = True
+            self.step, self.seen_at, self.less_far_from = step, now, None
+            self.reaction = self.rng.uniform(*self.manner.reaction_seconds)
+        elif reason == "FACE_NOT_COMPARABLE" and self.less_far_from is None:
+            self.less_far_from = now + self.manner.coaching_reaction_seconds
 
     def frame_index(self, now: float) -> int:
         elapsed = now - self.seen_at
         move = MOVES.get(self.step)
-        if move is None or elapsed < REACTION_SECONDS:  # straight: the neutral start, or still reading
+        if move is None or elapsed < self.reaction:  # straight: the neutral start, or still reading
             return STRAIGHT[int(elapsed * CLIP_FPS) % len(STRAIGHT)]
         out, back = len(move.out) / CLIP_FPS, len(move.back) / CLIP_FPS
-        cycle = out + HOLD_SECONDS + back + REST_SECONDS
-        t = (elapsed - REACTION_SECONDS) % cycle  # no progress: try the same move again
+        hold = self.manner.hold_seconds
+        cycle = out + hold + back + REST_SECONDS
+        t = (elapsed - self.reaction) % cycle  # no progress: try the same move again
         if t < out:
             return move.out[int(t * CLIP_FPS)]
         t -= out
-        if t < HOLD_SECONDS:
-            held = move.moderate if self.less_far else move.peak
+        if t < hold:
+            overshooting = self.manner.overshoot and t < OVERSHOOT_SECONDS
+            less_far = self.less_far_from is not None and now >= self.less_far_from
+            held = move.moderate if (less_far or self.manner.overshoot) and not overshooting else move.peak
             return held[int(t * CLIP_FPS) % len(held)]
-        t -= HOLD_SECONDS
+        t -= hold
         if t < back:
             return move.back[int(t * CLIP_FPS)]
         return STRAIGHT[int(t * CLIP_FPS) % len(STRAIGHT)]
@@ -116,13 +145,14 @@ def run_session(
     stand_in: np.ndarray | None = None,
     created: dict[str, Any] | None = None,
     max_seconds: float = 60.0,
+    manner: Manner = ORDINARY,
 ) -> SessionRun:
     """Create a head-movements-only session and play the person until it ends. ``show`` picks the clip frame
     (default: the reacting ``Person``); attack tests pass their own, or a ``stand_in`` (another person) who gives
     the neutral start before the person takes over. ``created`` is a session already created for ``user``."""
     created = created or create_session(base_url, user=user, mirrored=mirrored)
     session_id, started = created["sessionId"], time.monotonic()
-    person, camera, rng = Person(frames, seen_at=started), Camera(mirrored), random.Random()
+    person, camera, rng = Person(frames, seen_at=started, manner=manner), Camera(mirrored), random.Random()
     show = show or (
         lambda now: stand_in
         if stand_in is not None and person.step == "LOOK_STRAIGHT"

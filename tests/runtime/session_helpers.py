@@ -64,6 +64,7 @@ class ScriptedAnalyzer:
     """Stands in for Rekognition: scripted faces per frame, scripted similarity; records its calls."""
 
     name = "scripted"
+    pose_robust_comparison = False  # like the embedded analyzer: a comparison range, and the identity chain
 
     def __init__(self) -> None:
         self.faces: deque[list[FaceDetail]] = deque()
@@ -462,9 +463,10 @@ def seeded_session(rig: Rig, *steps: StepCode, mirrored: bool = False) -> str:
 
 def wrong_face_for(step: str) -> FaceDetail:
     """A clean face that passes every gate and meets no step, the neutral start included (from a baseline of 0):
-    half-turned and half-raised, too little for a turn or a tilt, too far off-axis for the other, too far from the
-    camera for the neutral start or an expression."""
-    return face(yaw=22.0, pitch=18.0)
+    turned and raised 22 degrees each, too little for a turn and too far off-axis for a tilt, too far from the
+    camera for the neutral start or an expression; off-axis both ways, so it is no head on its way to a turn or a
+    tilt either (such frames are compared with the reference: the identity chain)."""
+    return face(yaw=22.0, pitch=22.0)
 
 
 class S3PutWatch:

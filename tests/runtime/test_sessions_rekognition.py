@@ -162,3 +162,36 @@ def test_a_throttled_comparison_answers_503_and_changes_nothing(rekognition: tup
     stub.compare(crop, second, 99.0)
     retry = rig.client.frame(created["sessionId"], image=_data_url(second))
     assert retry.body["verdict"] == "ACCEPTED" and retry.body["stepIndex"] == 1
+
+
+def _pose(yaw: float = 0.0, pitch: float = 0.0) -> dict[str, Any]:
+    return {"Pose": {"Yaw": yaw, "Pitch": pitch, "Roll": 0.0}}
+
+
+# A head movement on its way (not there yet), and far (40 degrees): Rekognition's signs, unmirrored.
+ON_THE_WAY = {"TURN_LEFT": _pose(yaw=15.0), "TURN_RIGHT": _pose(yaw=-15.0), "LOOK_UP": _pose(pitch=12.0)}
+ON_THE_WAY["LOOK_DOWN"] = _pose(pitch=-12.0)
+FAR = {"TURN_LEFT": _pose(yaw=40.0), "TURN_RIGHT": _pose(yaw=-40.0), "LOOK_UP": _pose(pitch=40.0)}
+FAR["LOOK_DOWN"] = _pose(pitch=-40.0)
+
+
+def test_rekognition_compares_at_any_pose_and_chains_nothing(rekognition: tuple[Rig, Stubbed]) -> None:
+    """CompareFaces is robust to pose (pose_robust_comparison): a head on its way costs no CompareFaces call (the
+    Stubber refuses an unscripted one), and a low score 40 degrees out is another person, not "less far"."""
+    rig, stub = rekognition
+    created = start_session(rig, excludeExpressions=True)
+    session_id, step = created["sessionId"], step_codes(created)[1]
+    neutral = jpeg_bytes(seed=0)
+    stub.detect(neutral, "LOOK_STRAIGHT")
+    first = rig.client.frame(session_id, image=_data_url(neutral)).body
+    crop = rig.stored(face_crop_key(session_id, first["frameId"]))
+    on_the_way = jpeg_bytes(seed=1)
+    stub.stubber.add_response("detect_faces", detect_faces_response(face_detail(**ON_THE_WAY[step])))
+    moving = rig.client.frame(session_id, image=_data_url(on_the_way)).body
+    assert moving["reasonCode"] == "POSE_NOT_MET" and moving["similarity"] is None and moving["link"] is None
+    far = jpeg_bytes(seed=2)
+    stub.stubber.add_response("detect_faces", detect_faces_response(face_detail(**FAR[step])))
+    stub.compare(crop, far, 40.0)
+    reply = rig.client.frame(session_id, image=_data_url(far)).body
+    assert reply["reasonCode"] == "FACE_MISMATCH" and reply["failureReason"] == "FACE_MISMATCH", reply
+    assert rig.store.get(session_id).verified == ()

@@ -673,7 +673,7 @@ def test_items_stored_before_the_neutral_start_still_load() -> None:
     del raw["limits"]["stepMaxFrames"], raw["baseline"]
     for step in raw["steps"]:
         del step["framesReceived"]
-    for name in ("neutral_max_angle", "compare_max_angle", "flat_face_slope", "max_not_comparable"):
+    for name in ("neutral_max_angle", "compare_max_angle", "flat_face_slope", "max_not_comparable", "link_max_angle"):
         del raw["thresholds"][name]
     loaded = session_from_dict(raw)
     assert loaded.limits.step_max_frames == loaded.limits.max_frames == 5  # the session cap alone bounds a step

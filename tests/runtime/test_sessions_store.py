@@ -277,7 +277,7 @@ def _as_stored_before_issue_7(raw: dict[str, Any]) -> dict[str, Any]:
     del raw["limits"]["stepMaxFrames"], raw["baseline"]
     for step in raw["steps"]:
         del step["framesReceived"]
-    for name in ("neutral_max_angle", "compare_max_angle", "flat_face_slope", "max_not_comparable"):
+    for name in ("neutral_max_angle", "compare_max_angle", "flat_face_slope", "max_not_comparable", "link_max_angle"):
         del raw["thresholds"][name]
     return raw
 

@@ -142,6 +142,7 @@ class MeshAnalyzer:
     """Offline ``Analyzer``: MediaPipe detector + face mesh + iris through ``cv2.dnn``."""
 
     name = "local-mesh"
+    pose_robust_comparison = False  # the embedding drifts with pose: the sessions chain verified frames
 
     def __init__(self, models_path: Path | None = None, thresholds: ExpressionThresholds | None = None) -> None:
         self._models_path = models_path

@@ -34,6 +34,7 @@ _IMAGE_PROBLEMS = {
 
 class RekognitionAnalyzer:
     name = "rekognition"
+    pose_robust_comparison = True  # docs/sessions.md, "Identity through the movement": no chain, no range
 
     def __init__(self, client: Any) -> None:
         self._client = client

@@ -10,6 +10,7 @@ from ..limits import SessionLimits
 from .model import (
     FailureReason,
     FrameRecord,
+    Link,
     PendingFrame,
     SamePersonCheck,
     Session,
@@ -17,6 +18,7 @@ from .model import (
     Step,
     StepStatus,
     Verdict,
+    VerifiedFrame,
 )
 
 
@@ -63,6 +65,17 @@ def session_to_dict(session: Session) -> dict[str, Any]:
             {"frameId": frame.frame_id, "frameKey": frame.frame_key, "stepIndex": frame.step_index}
             for frame in session.pending
         ],
+        "verified": [
+            {
+                "frameId": frame.frame_id,
+                "stepIndex": frame.step_index,
+                "yaw": frame.yaw,
+                "pitch": frame.pitch,
+                "at": _iso(frame.at),
+                "hops": frame.hops,
+            }
+            for frame in session.verified
+        ],
     }
 
 
@@ -93,7 +106,20 @@ def frame_to_dict(frame: FrameRecord) -> dict[str, Any]:
         "mirrored": frame.mirrored,
         "frameKey": frame.frame_key,
         "sha256": frame.sha256,
+        "link": link_to_dict(frame.link),
     }
+
+
+def link_to_dict(link: Link | None) -> dict[str, Any] | None:
+    if link is None:
+        return None
+    return {"frameId": link.frame_id, "hops": link.hops, "gapDegrees": link.gap_degrees}
+
+
+def _link_from_dict(raw: dict[str, Any] | None) -> Link | None:
+    if not raw:
+        return None
+    return Link(frame_id=raw["frameId"], hops=int(raw["hops"]), gap_degrees=float(raw["gapDegrees"]))
 
 
 def session_from_dict(raw: dict[str, Any]) -> Session:
@@ -133,6 +159,17 @@ def session_from_dict(raw: dict[str, Any]) -> Session:
             PendingFrame(frame_id=item["frameId"], frame_key=item["frameKey"], step_index=int(item["stepIndex"]))
             for item in raw.get("pending") or ()
         ),
+        verified=tuple(
+            VerifiedFrame(
+                frame_id=item["frameId"],
+                step_index=int(item["stepIndex"]),
+                yaw=float(item["yaw"]),
+                pitch=float(item["pitch"]),
+                at=_time(item["at"]),  # type: ignore[arg-type]
+                hops=int(item["hops"]),
+            )
+            for item in raw.get("verified") or ()
+        ),
     )
 
 
@@ -162,4 +199,5 @@ def _frame_from_dict(raw: dict[str, Any]) -> FrameRecord:
         mirrored=bool(raw.get("mirrored", False)),
         frame_key=str(raw.get("frameKey", "")),
         sha256=raw.get("sha256"),
+        link=_link_from_dict(raw.get("link")),
     )

@@ -69,6 +69,28 @@ class PendingFrame:
 
 
 @dataclass(frozen=True)
+class VerifiedFrame:
+    """A frame of the current step shown to be the reference's person: directly (``hops`` 0) or through a chain
+    of links (see chain.py). Its face crop is archived (write-once), so a later frame can be compared with it."""
+
+    frame_id: str
+    step_index: int
+    yaw: float  # movement from the baseline, mirror-corrected
+    pitch: float
+    at: datetime  # when it arrived
+    hops: int
+
+
+@dataclass(frozen=True)
+class Link:
+    """What a frame beyond the comparison range was compared with: a verified frame, and the chain's length."""
+
+    frame_id: str
+    hops: int  # links from this frame back to one compared with the reference directly
+    gap_degrees: float
+
+
+@dataclass(frozen=True)
 class FrameRecord:
     """One analysed frame, as kept in the session's bounded frame log and the audit record."""
 
@@ -83,6 +105,7 @@ class FrameRecord:
     mirrored: bool
     frame_key: str  # where the uploaded frame is archived ("" if it never was: a frame not judged)
     sha256: str | None = None  # hex digest of the upload's bytes: REPEATED_FRAME; never the image itself
+    link: Link | None = None  # compared with a verified frame of the step, not with the reference face
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,8 @@ class Session:
     baseline: Baseline | None = None
     # Reserved frames whose verdict is not logged yet (at most the frames in flight); see PendingFrame.
     pending: tuple[PendingFrame, ...] = ()
+    # The current step's verified frames (the identity chain; at most MAX_VERIFIED_KEPT, the latest).
+    verified: tuple[VerifiedFrame, ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -149,3 +174,8 @@ class FrameEvaluation:
     sha256: str | None = None
     comparable: bool = True
     movement: Measured | None = None  # ``measured`` relative to the baseline (None before the baseline is set)
+    link: Link | None = None  # compared with this verified frame instead of the reference face
+    # The analyzer's comparison is not robust to pose: a frame verified now joins the identity chain.
+    chained: bool = False
+    # A head movement on its way (not meeting the step yet), compared only to give later frames a link.
+    transit: bool = False

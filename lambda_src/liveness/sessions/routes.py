@@ -21,7 +21,7 @@ from ..dependencies import Dependencies
 from ..http import caller_id_of, json_body_of, json_response, request_id_of
 from ..images.limits import SUPPORTED_TYPES
 from .audit import verdict_of
-from .codec import session_to_dict
+from .codec import link_to_dict, session_to_dict
 from .keys import reference_face_key
 from .model import Session
 from .service import FrameResult, SessionView, create_session, read_session, reason_message, submit_frame
@@ -124,6 +124,8 @@ def frame_response(result: FrameResult, request_id: str) -> dict[str, Any]:
         # Withheld beyond the comparison range: a score there proves nothing, and would let a swapped-in person
         # tune against it (it stays in the audit record).
         "similarity": None if record.reason is ReasonCode.FACE_NOT_COMPARABLE else record.similarity,
+        # Compared with this verified frame of the step, not with the reference face (the identity chain).
+        "link": link_to_dict(record.link),
         "status": session.status.value,
         "currentStep": session.current_step,
         "failureReason": session.failure_reason.value if session.failure_reason else None,

@@ -27,14 +27,15 @@ from ..challenges import (
 )
 from ..dependencies import Dependencies
 from ..errors import ErrorCode, LivenessError, unavailable
-from ..faces import FaceDetail, Frame
+from ..faces import FaceComparison, FaceDetail, Frame
 from ..images.crop import face_crop_jpeg
 from ..images.intake import load_stored_frame, receive_upload
 from ..limits import SessionLimits
 from ..parallel import start, succeeded, wait
+from .chain import in_transit, link_for
 from .commit import after_commit, commit_due, commit_transition, ensure_audit, session_thresholds
 from .keys import face_crop_key, frame_key
-from .model import FrameEvaluation, FrameRecord, PendingFrame, Session, SessionStatus
+from .model import FrameEvaluation, FrameRecord, Link, PendingFrame, Session, SessionStatus
 from .repair import has_abandoned_frames, settle_abandoned
 from .store import SessionConflict, is_session_id
 from .transitions import is_repeated, new_session, reserve_frame, settle_frame
@@ -149,7 +150,7 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     try:
         try:
             faces = deps.analyzer.detect_faces(frame)
-            evaluation = _judge(session, frame, faces, frame_id, key, digest, deps, reference)
+            evaluation = _judge(session, frame, faces, frame_id, key, digest, deps, reference, now)
         finally:
             wait(reference)  # nothing left in flight, whatever failed
             archived = key if succeeded(frame_written) else ""
@@ -262,8 +263,13 @@ def _judge(
     digest: str,
     deps: Dependencies,
     reference: Future[Frame] | None,
+    now: datetime,
 ) -> FrameEvaluation:
-    """Judge the analysed frame against the session's current step (``session`` is the reserved state)."""
+    """Judge the analysed frame against the session's current step (``session`` is the reserved state).
+
+    A frame that meets its step is compared with the reference face, or beyond the comparison range with the
+    nearest verified frame of the step (the identity chain, chain.py). With an analyzer whose comparison is not
+    robust to pose, a head movement on its way is compared too, so that the step's far frames have a link."""
     face = faces[0] if len(faces) == 1 else None
     measured = measure(face, session.mirrored, (frame.width, frame.height)) if face else Measured()
     movement = relative_to(measured, session.baseline)  # the neutral start itself is judged from the camera
@@ -273,9 +279,21 @@ def _judge(
         reason: ReasonCode | None = ReasonCode.REPEATED_FRAME
     else:
         reason = gate_faces(faces, thresholds) or step_reason_after(session.step.code, earlier, movement, thresholds)
-    comparison = None
-    if reason is None and reference is not None:
-        comparison = deps.analyzer.compare_faces(reference.result(), frame)
+    robust = _pose_robust(deps)
+    comparable = robust or comparison_reliable(movement, thresholds)
+    transit = (
+        not robust
+        and reason is ReasonCode.POSE_NOT_MET
+        and reference is not None
+        and in_transit(session.step.code, movement, thresholds)
+    )
+    comparison, link = None, None
+    if (reason is None or transit) and reference is not None:
+        link = None if comparable else link_for(session, movement, now, thresholds)
+        comparison = _compare(deps, session, frame, reference, link)
+        if transit and face is not None and (comparison.similarity or 0.0) >= thresholds.min_similarity:
+            # A link for the step's later frames: its crop must exist before the save that records it.
+            deps.archive.put_new(face_crop_key(session.session_id, frame_id), face_crop_jpeg(frame, face), "image/jpeg")
     elif reason is None and face is not None:
         # This frame may become the reference face: its crop must exist before the save that says so.
         deps.archive.put_new(face_crop_key(session.session_id, frame_id), face_crop_jpeg(frame, face), "image/jpeg")
@@ -288,9 +306,33 @@ def _judge(
         frame_key=key,
         comparison=comparison,
         sha256=digest,
-        comparable=comparison_reliable(movement, thresholds),
+        comparable=comparable,
         movement=movement if session.baseline is not None else None,
+        link=link,
+        chained=not robust,
+        transit=transit,
     )
+
+
+def _pose_robust(deps: Dependencies) -> bool:
+    """An analyzer that does not say is taken as pose-sensitive: today's rules (a range, a chain) apply."""
+    return bool(getattr(deps.analyzer, "pose_robust_comparison", False))
+
+
+def _compare(
+    deps: Dependencies, session: Session, frame: Frame, reference: Future[Frame], link: Link | None
+) -> FaceComparison:
+    """The frame against the reference face, or against the verified frame it links to (the identity chain)."""
+    against = reference.result() if link is None else _verified_face(deps, session, link)
+    return deps.analyzer.compare_faces(against, frame)
+
+
+def _verified_face(deps: Dependencies, session: Session, link: Link) -> Frame:
+    """The crop of the verified frame a far frame links to (written before the save that recorded it)."""
+    crop = deps.archive.get(face_crop_key(session.session_id, link.frame_id))
+    if crop is None:
+        raise unavailable(ErrorCode.STORAGE_UNAVAILABLE, "A verified face")
+    return load_stored_frame(crop, "A verified face")
 
 
 def _reference_face(deps: Dependencies, session: Session) -> Frame:

@@ -8,9 +8,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..challenges import Baseline, ReasonCode, StepCode, Thresholds
+from ..challenges import Baseline, Measured, ReasonCode, StepCode, Thresholds
 from ..faces import FaceComparison
 from ..limits import SessionLimits
+from .chain import with_verified
 from .model import (
     FailureReason,
     FrameEvaluation,
@@ -135,6 +136,10 @@ def apply_frame(
     reason, similarity = _frame_reason(session, evaluation, min_similarity)
     if reason is None:
         session = _accept(session, evaluation, now)
+    elif _verified_in_transit(evaluation, reason, min_similarity):
+        session = _count_comparison(session, evaluation.comparison)
+        session = with_verified(session, evaluation.frame_id, evaluation.movement or Measured(), evaluation.link, now)
+        session = _with_step(session, replace(session.step, reason=reason.value))
     elif reason is ReasonCode.FACE_MISMATCH:
         session = _with_step(session, replace(session.step, reason=reason.value))
         session = _fail_mismatch(session, now)
@@ -161,7 +166,7 @@ def _apply_superseded(
         comparison is not None
         and comparison.similarity is not None
         and comparison.similarity < min_similarity
-        and evaluation.comparable
+        and _reliable(evaluation)
     ):
         reason, similarity = ReasonCode.FACE_MISMATCH, comparison.similarity
         session = _fail_mismatch(session, now)
@@ -170,6 +175,19 @@ def _apply_superseded(
         similarity = comparison.similarity if comparison is not None else None
     code = session.steps[evaluation.step_index].code
     return _finish_frame(session, _record(evaluation, code, reason, similarity, now), now)
+
+
+def _verified_in_transit(evaluation: FrameEvaluation, reason: ReasonCode, min_similarity: float) -> bool:
+    """A head movement on its way, not meeting the step yet, shown to be the same person: a link for later."""
+    comparison = evaluation.comparison
+    return (
+        evaluation.transit
+        and evaluation.chained
+        and reason is ReasonCode.POSE_NOT_MET
+        and comparison is not None
+        and comparison.similarity is not None
+        and comparison.similarity >= min_similarity
+    )
 
 
 def _not_comparable_count(session: Session) -> int:
@@ -204,7 +222,7 @@ def _frame_reason(
     session: Session, evaluation: FrameEvaluation, min_similarity: float
 ) -> tuple[ReasonCode | None, float | None]:
     if evaluation.reason is not None:
-        return evaluation.reason, None
+        return _in_transit_reason(evaluation, min_similarity)
     if is_repeated(session, evaluation.sha256):  # an identical upload judged since this one's analysis began
         return ReasonCode.REPEATED_FRAME, None
     if session.reference_frame_id is None:
@@ -213,8 +231,26 @@ def _frame_reason(
         raise ValueError("a frame that meets a step after the first must carry a face comparison")
     similarity = evaluation.comparison.similarity
     if similarity is not None and similarity < min_similarity:
-        return (ReasonCode.FACE_MISMATCH if evaluation.comparable else ReasonCode.FACE_NOT_COMPARABLE), similarity
+        return (ReasonCode.FACE_MISMATCH if _reliable(evaluation) else ReasonCode.FACE_NOT_COMPARABLE), similarity
     return None, similarity
+
+
+def _in_transit_reason(evaluation: FrameEvaluation, min_similarity: float) -> tuple[ReasonCode, float | None]:
+    """A frame that did not meet its step keeps its reason, unless it was compared on its way (transit) and
+    the reliable comparison shows another person: a swap is a swap, whatever the pose rules say."""
+    assert evaluation.reason is not None
+    comparison = evaluation.comparison
+    if comparison is None or comparison.similarity is None:
+        return evaluation.reason, None
+    if comparison.similarity < min_similarity and _reliable(evaluation):
+        return ReasonCode.FACE_MISMATCH, comparison.similarity
+    return evaluation.reason, comparison.similarity
+
+
+def _reliable(evaluation: FrameEvaluation) -> bool:
+    """A low score means another person only against the reference within the comparison range: a link
+    between two frames far from frontal can score low for the same person (looking up, 59 at 3 degrees apart)."""
+    return evaluation.comparable and evaluation.link is None
 
 
 def _accept(session: Session, evaluation: FrameEvaluation, now: datetime) -> Session:
@@ -228,7 +264,8 @@ def _accept(session: Session, evaluation: FrameEvaluation, now: datetime) -> Ses
     if session.current_step + 1 == len(session.steps):
         return _pass(session, now)
     following = replace(session.steps[session.current_step + 1], started_at=now)
-    return _with_step(replace(session, current_step=session.current_step + 1), following)
+    # A step's verified frames link only that step's frames: the next one starts its own chain.
+    return _with_step(replace(session, current_step=session.current_step + 1, verified=()), following)
 
 
 def _count_comparison(session: Session, comparison: FaceComparison | None) -> Session:
@@ -277,6 +314,7 @@ def _record(
         mirrored=evaluation.mirrored,
         frame_key=evaluation.frame_key,
         sha256=evaluation.sha256,
+        link=evaluation.link,
     )
 
 

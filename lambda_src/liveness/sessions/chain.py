@@ -1,0 +1,81 @@
+"""The identity chain: which verified frame a frame beyond the comparison range is compared with. Pure.
+
+The embedded model's same-person score collapses far from a frontal reference (looking 40 degrees up: 3-27)
+but stays high between frames close in pose and time (docs/sessions.md, "Identity through the movement").
+So a far frame is compared with the nearest-pose frame of the same step already verified, within
+``link_max_angle`` degrees and ``link_max_seconds``, at most ``max_link_hops`` links from a frame compared with
+the reference directly. The bounds keep a chain short and fresh: interleaved frames of two people at human pace,
+or a slow morph from one person to another, cannot carry the identity across.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from ..challenges import HEAD_MOVEMENTS, Measured, StepCode, Thresholds
+from .model import Link, Session, VerifiedFrame
+
+# A head movement this far toward its step's direction, not there yet, is compared too: it gives the step's
+# far frames something close to link to.
+TRANSIT_MIN_DEGREES = 10.0
+# Verified frames kept in the session item (the latest): enough for a step, small enough for the item.
+MAX_VERIFIED_KEPT = 8
+
+_DIRECTION = {
+    StepCode.TURN_LEFT: ("yaw", 1.0),
+    StepCode.TURN_RIGHT: ("yaw", -1.0),
+    StepCode.LOOK_UP: ("pitch", 1.0),
+    StepCode.LOOK_DOWN: ("pitch", -1.0),
+}
+
+
+def pose_gap(yaw: float, pitch: float, other: VerifiedFrame) -> float:
+    return max(abs(yaw - other.yaw), abs(pitch - other.pitch))
+
+
+def in_transit(step: StepCode, movement: Measured, t: Thresholds) -> bool:
+    """The head is on its way: at least TRANSIT_MIN_DEGREES toward the step's direction, the other axis within
+    the off-axis limit (a frame that meets the step is judged as such, not as transit)."""
+    if step not in HEAD_MOVEMENTS or movement.yaw is None or movement.pitch is None:
+        return False
+    axis, sign = _DIRECTION[step]
+    along = sign * (movement.yaw if axis == "yaw" else movement.pitch)
+    across = movement.pitch if axis == "yaw" else movement.yaw
+    return along >= TRANSIT_MIN_DEGREES and abs(across) <= t.off_axis_max
+
+
+def link_for(session: Session, movement: Measured, now: datetime, t: Thresholds) -> Link | None:
+    """The verified frame of the current step to compare a far frame with, or None: the nearest in pose (then
+    the latest) among those within the pose and time bounds whose chain can take one more link."""
+    if movement.yaw is None or movement.pitch is None or t.link_max_angle <= 0:
+        return None
+    yaw, pitch = movement.yaw, movement.pitch
+    candidates = [
+        frame
+        for frame in session.verified
+        if frame.step_index == session.current_step
+        and pose_gap(yaw, pitch, frame) <= t.link_max_angle
+        and 0 <= (now - frame.at).total_seconds() <= t.link_max_seconds
+        and frame.hops + 1 <= t.max_link_hops
+    ]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda frame: (pose_gap(yaw, pitch, frame), -frame.at.timestamp()))
+    return Link(frame_id=best.frame_id, hops=best.hops + 1, gap_degrees=round(pose_gap(yaw, pitch, best), 1))
+
+
+def with_verified(session: Session, frame_id: str, movement: Measured, link: Link | None, now: datetime) -> Session:
+    """The session with this frame added to the current step's verified frames (older steps' are dropped)."""
+    if movement.yaw is None or movement.pitch is None:
+        return session
+    verified = VerifiedFrame(
+        frame_id=frame_id,
+        step_index=session.current_step,
+        yaw=movement.yaw,
+        pitch=movement.pitch,
+        at=now,
+        hops=link.hops if link is not None else 0,
+    )
+    kept = tuple(frame for frame in session.verified if frame.step_index == session.current_step)
+    return replace(session, verified=(kept + (verified,))[-MAX_VERIFIED_KEPT:])
