@@ -2,7 +2,8 @@
 
 Face: Lambert's cosine between each mesh triangle's normal (the analyzer's 468 landmarks, triangulated) and
 the screen, which sits by the camera. Hair, ears and neck: a ring at the face's distance, mostly turned away.
-Background: inverse-square falloff from the face's distance (~0.4 m) to the wall's (1-2.5 m).
+Background: inverse-square falloff from the face's distance (~0.4 m) to the walls' (1-2.5 m; left and right of
+the head may differ).
 Ambient light (50-1000 lux) is what the photo already shows; the screen adds tens to ~150 lux on top.
 """
 
@@ -47,11 +48,14 @@ def to_bgr8(linear: np.ndarray) -> np.ndarray:
     return np.round(srgb * 255.0).astype(np.uint8)
 
 
-def light_factor(shape: tuple[int, ...], points: np.ndarray, background_distance_m: float) -> np.ndarray:
-    """Per pixel, the share of the screen's light at the face's distance it receives (0-1)."""
+def light_factor(shape: tuple[int, ...], points: np.ndarray, background_m: tuple[float, float]) -> np.ndarray:
+    """Per pixel, the share of the screen's light at the face's distance it receives (0-1); ``background_m``:
+    the distance of the background left and right of the head."""
     height, width = shape[:2]
-    factor = np.full((height, width), (FACE_DISTANCE_M / background_distance_m) ** 2, np.float32)
     centre = points[:, :2].mean(axis=0)
+    left, right = ((FACE_DISTANCE_M / distance) ** 2 for distance in background_m)
+    factor = np.where(np.arange(width)[None, :] < centre[0], left, right).astype(np.float32)
+    factor = np.ascontiguousarray(np.broadcast_to(factor, (height, width)))
     face_height = float(np.ptp(points[:, 1]))
     hull = cv2.convexHull(np.round(points[:, :2]).astype(np.int32))[:, 0, :].astype(np.float64)
     ring = np.round((hull - centre) * [1.35, 1.5] + centre - [0, 0.1 * face_height]).astype(np.int32)
@@ -86,11 +90,11 @@ class Scene:
     factor: np.ndarray  # H x W
 
     @classmethod
-    def of(cls, analyzer: mesh.MeshAnalyzer, bgr: np.ndarray, background_distance_m: float) -> Scene:
+    def of(cls, analyzer: mesh.MeshAnalyzer, bgr: np.ndarray, background_m: tuple[float, float]) -> Scene:
         points = mesh_points(analyzer, bgr)
         if points is None:
             raise ValueError("no face in the scene's frame")
-        return cls(to_linear(bgr), light_factor(bgr.shape, points, background_distance_m))
+        return cls(to_linear(bgr), light_factor(bgr.shape, points, background_m))
 
     def reduced(self, by: int) -> Scene:
         """A copy ``by`` times smaller on each side (for quantities that only need the frame's mean)."""

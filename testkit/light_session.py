@@ -47,19 +47,20 @@ class Subject:
             raise ValueError("no face in the subject's frame")
         self.points = found
 
-    def scene(self, background_distance_m: float) -> Scene:
-        return Scene(to_linear(self.bgr), light_factor(self.bgr.shape, self.points, background_distance_m))
+    def scene(self, background_m: tuple[float, float]) -> Scene:
+        return Scene(to_linear(self.bgr), light_factor(self.bgr.shape, self.points, background_m))
 
 
 @dataclass(frozen=True)
 class Conditions:
     ambient_lux: float
     screen_lux: float
-    background_distance_m: float
+    background_m: tuple[float, float]  # left and right of the head
 
     @classmethod
     def random(cls, rng: np.random.Generator, ambient_lux: float) -> Conditions:
-        return cls(ambient_lux, float(rng.uniform(60, 150)), float(rng.uniform(1.0, 2.5)))
+        left, right = (float(distance) for distance in rng.uniform(1.0, 2.5, 2))
+        return cls(ambient_lux, float(rng.uniform(60, 150)), (left, right))
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def camera_images(
 ) -> list[bytes]:
     """The camera runs from the countdown on, its gains following each tick; frames are kept at the captures."""
     render = RENDERERS[kind]
-    scene = subject.scene(conditions.background_distance_m)
+    scene = subject.scene(conditions.background_m)
     metered = scene.reduced(8)  # the gains follow the frame's mean: a small copy gives it cheaply
     ratio = conditions.screen_lux / conditions.ambient_lux
     due = sorted((sequence.capture_ms(index, offset) / 1000.0, n) for n, (index, offset) in enumerate(captures))

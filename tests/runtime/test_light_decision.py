@@ -54,7 +54,7 @@ def subject(astronaut: np.ndarray, analyzer) -> Subject:  # noqa: ANN001
 
 def lit_batch(subject: Subject, sequence: LightSequence, shift_px: int = 0) -> list[LightFrame]:
     """Frames lit by the sequence at 100 lux, with no camera; every other frame shifted by ``shift_px``."""
-    scene = subject.scene(1.5)
+    scene = subject.scene((1.5, 1.5))
     frames = []
     for index, colour in enumerate(sequence.colours):
         for n, offset in enumerate(sequence.capture_offsets_ms):

@@ -38,7 +38,8 @@ class LightThresholds:
 
     min_correlation: float = 0.8  # rho, early and late frames apart
     min_response: float = 0.02  # alpha at the face's centre: below it the light is not measurable
-    max_flatness: float = 0.92  # a real face ~0.6-0.75, a print ~1, a screen's sheen > 1.3
+    max_flatness: float = 1.2  # sides over centre: a real face 0.4-1.1 (noisy: small regions), a screen sheen > 1.3
+    min_background_balance: float = 0.7  # genuine >= 0.8 even with a wall at 1 m on one side only; a print < 0.45
     min_stillness: float = 0.6  # the lowest frame's gradient correlation with the analysed frame
 
 
@@ -75,14 +76,30 @@ def fit(response: np.ndarray, expected: np.ndarray) -> Fit:
     return Fit(rho=product / norm if norm > 0 else 0.0, alpha=product / energy if energy > 0 else 0.0)
 
 
-def log_ratio(means: list[RegionMeans], region: str) -> np.ndarray:
-    return np.array([np.log(getattr(m, region) + EPSILON) - np.log(m.background + EPSILON) for m in means])
+def log_ratio(means: list[RegionMeans], region: str, side: int | None = None) -> np.ndarray:
+    """Per frame, log(region / background) per channel; ``side``: against that background side alone."""
+    return np.array(
+        [
+            np.log(getattr(m, region) + EPSILON)
+            - np.log((m.background if side is None else m.backgrounds[side]) + EPSILON)
+            for m in means
+        ]
+    )
 
 
 def linear_gain(response: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """The response as a linear gain over the frames under the darkest colour (the first one is dark)."""
     darkest = expected.sum(axis=1) == expected.sum(axis=1).min()
     return np.expm1(response - response[darkest].mean(axis=0))
+
+
+def balance(by_side: list[Fit]) -> float:
+    """The weaker side's response over the stronger's: a far background leaves them alike (a wall near one
+    side differs by its own small share), a print's edge between the face and one side does not."""
+    alphas = [item.alpha for item in by_side]
+    if len(alphas) < 2 or max(alphas) <= 0:
+        return 1.0
+    return min(alphas) / max(alphas)
 
 
 def analysed_frame_index(frames: list[LightFrame], sequence: LightSequence) -> int:
@@ -120,6 +137,8 @@ def measure(frames: list[LightFrame], sequence: LightSequence, means: list[Regio
     whole = {region: fit(log_ratio(means, region), expected) for region in ("centre", "forehead", "sides")}
     gains = {region: fit(linear_gain(log_ratio(means, region), expected), expected) for region in ("centre", "sides")}
     parts = {name: fit(centre[mask], expected[mask]) for name, mask in (("early", early), ("late", ~early))}
+    # Against each background side alone: a plane (a print, a screen) reaching one side responds there too.
+    by_side = [fit(log_ratio(means, "centre", side), expected) for side in range(len(means[0].backgrounds))]
     centred = centre - centre.mean(axis=0)
     spread = expected - expected.mean(axis=0)
     alpha = whole["centre"].alpha
@@ -128,6 +147,9 @@ def measure(frames: list[LightFrame], sequence: LightSequence, means: list[Regio
         "rhoEarly": round(parts["early"].rho, 4),
         "rhoLate": round(parts["late"].rho, 4),
         "alpha": {region: round(item.alpha, 4) for region, item in whole.items()},
+        "alphaBySide": [round(item.alpha, 4) for item in by_side],
+        "rhoBySide": [round(item.rho, 4) for item in by_side],
+        "backgroundBalance": round(balance(by_side), 4),
         "flatness": round(gains["sides"].alpha / gains["centre"].alpha, 4) if abs(alpha) > 1e-6 else None,
         # How much the face-to-background ratio moved at all, in the alpha scale of a perfect follower.
         "responseSpread": round(math.sqrt(float((centred**2).sum()) / max(float((spread**2).sum()), 1e-12)), 4),
@@ -141,7 +163,8 @@ def decide(measured: dict[str, Any], limits: LightThresholds) -> LightOutcome:
         return LightOutcome.LIGHT_FACE_MOVED
     if measured["responseSpread"] < limits.min_response:
         return LightOutcome.LIGHT_TOO_BRIGHT
-    followed = min(measured["rhoEarly"], measured["rhoLate"]) >= limits.min_correlation
-    strong = measured["alpha"]["centre"] >= limits.min_response
+    followed = min(measured["rhoEarly"], measured["rhoLate"], *measured["rhoBySide"]) >= limits.min_correlation
+    strong = min(measured["alpha"]["centre"], *measured["alphaBySide"]) >= limits.min_response
     shaped = measured["flatness"] is not None and measured["flatness"] <= limits.max_flatness
+    shaped = shaped and measured["backgroundBalance"] >= limits.min_background_balance
     return LightOutcome.PASSED if followed and strong and shaped else LightOutcome.LIGHT_NOT_FOLLOWED

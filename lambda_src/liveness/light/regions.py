@@ -11,6 +11,8 @@ from ..faces import FaceDetail
 
 LANDMARKS = ("eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight")
 MIN_REGION_PX = 4  # a region narrower or shorter than this (cut by the frame's edge) is not read
+# The outer cheeks, as fractions of the box's width: turned away from the screen, inside the face's edge.
+SIDE_SPANS = ((0.02, 0.12), (0.88, 0.98))
 
 # sRGB to linear light, per 8-bit code: the light adds up in linear units, not in gamma-encoded ones.
 _CODES = np.arange(256, dtype=np.float64) / 255.0
@@ -50,7 +52,7 @@ def face_regions(face: FaceDetail, width: int, height: int) -> FaceRegions | Non
 
     centre = rect(nose_x - 0.45 * eyes, eye_y + 0.15 * eyes, nose_x + 0.45 * eyes, mouth_y - 0.1 * eyes)
     forehead = rect(eye_x0, eye_y - 0.75 * eyes, eye_x1, eye_y - 0.35 * eyes)
-    sides = [rect(x0 + a * bw, eye_y + 0.3 * eyes, x0 + b * bw, mouth_y) for a, b in ((0.02, 0.12), (0.88, 0.98))]
+    sides = [rect(x0 + a * bw, eye_y + 0.3 * eyes, x0 + b * bw, mouth_y) for a, b in SIDE_SPANS]
     upper = (y0 - 0.2 * bh, y0 + 0.5 * bh)
     background = [rect(x0 - 1.5 * bw, upper[0], x0 - 0.6 * bw, upper[1])]
     background.append(rect(x0 + 1.6 * bw, upper[0], x0 + 2.5 * bw, upper[1]))
@@ -87,7 +89,8 @@ class RegionMeans:
     centre: np.ndarray
     forehead: np.ndarray
     sides: np.ndarray
-    background: np.ndarray
+    background: np.ndarray  # both sides together
+    backgrounds: tuple[np.ndarray, ...]  # each side alone: a print's edge may hide one of them
 
 
 def region_means(bgr: np.ndarray, regions: FaceRegions) -> RegionMeans:
@@ -97,4 +100,5 @@ def region_means(bgr: np.ndarray, regions: FaceRegions) -> RegionMeans:
         forehead=mean_rgb(linear, (regions.forehead,)),
         sides=mean_rgb(linear, regions.sides),
         background=mean_rgb(linear, regions.background),
+        backgrounds=tuple(mean_rgb(linear, (side,)) for side in regions.background),
     )
