@@ -7,8 +7,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-from liveness.faces import Frame
-from liveness.light.decision import LightFrame, LightOutcome, fit, judge_light
+from liveness.faces import BoundingBox, FaceDetail, Frame
+from liveness.light.decision import LightFrame, LightOutcome, batch_problem, fit, judge_light
 from liveness.light.sequence import MAX_HOLD_MS, MIN_HOLD_MS, PALETTE, LightSequence, draw_sequence
 
 from testkit.light_physics import lit, to_bgr8
@@ -81,3 +81,26 @@ def test_a_face_without_landmarks_cannot_be_read(subject: Subject, analyzer) -> 
     face = analyzer.detect_faces(Frame(bgr=frames[0].bgr, encoded=b"", content_type="image/jpeg"))[0]
     bare = dataclasses.replace(face, landmarks=())
     assert judge_light(frames, sequence, bare, analysed=0).outcome is LightOutcome.LIGHT_FACE_MOVED
+
+
+def test_rekognitions_shape_is_enough(subject: Subject, analyzer) -> None:  # noqa: ANN001
+    """Only the box and the five landmarks Rekognition's DetectFaces gives are read: the same verdict."""
+    sequence = draw_sequence()
+    frames = lit_batch(subject, sequence)
+    face = analyzer.detect_faces(Frame(bgr=frames[0].bgr, encoded=b"", content_type="image/jpeg"))[0]
+    raw = face.to_rekognition()
+    five = ("eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight")
+    shaped = {"BoundingBox": raw["BoundingBox"], "Landmarks": [lm for lm in raw["Landmarks"] if lm["Type"] in five]}
+    as_rekognition = judge_light(frames, sequence, FaceDetail.from_rekognition(shaped), analysed=0)
+    assert as_rekognition.outcome is LightOutcome.PASSED
+    assert as_rekognition.measured == judge_light(frames, sequence, face, analysed=0).measured
+
+
+def test_a_malformed_batch_is_refused(subject: Subject) -> None:
+    sequence = draw_sequence()
+    frames = lit_batch(subject, sequence)
+    assert batch_problem(frames, sequence) is None
+    assert batch_problem(frames[:-1], sequence) is not None
+    assert batch_problem([*frames[:-1], frames[0]], sequence) == "a colour and offset was sent twice"
+    with pytest.raises(ValueError):
+        judge_light(frames[:-1], sequence, FaceDetail(bounding_box=BoundingBox(0.3, 0.2, 0.3, 0.4), confidence=99))

@@ -40,6 +40,10 @@ class LightThresholds:
     min_response: float = 0.02  # alpha at the face's centre: below it the light is not measurable
     max_flatness: float = 1.2  # sides over centre: a real face 0.4-1.1 (noisy: small regions), a screen sheen > 1.3
     min_background_balance: float = 0.7  # genuine >= 0.8 even with a wall at 1 m on one side only; a print < 0.45
+    # A weak response (alpha below this) that partly follows (rho above the next) is put down to bright
+    # surroundings: abstain and coach, rather than call it not followed.
+    clear_response: float = 0.06
+    partial_correlation: float = 0.5
     min_stillness: float = 0.6  # the lowest frame's gradient correlation with the analysed frame
 
 
@@ -108,6 +112,19 @@ def analysed_frame_index(frames: list[LightFrame], sequence: LightSequence) -> i
     return int(np.argmax(brightness))
 
 
+def batch_problem(frames: list[LightFrame], sequence: LightSequence) -> str | None:
+    """Why a batch cannot be judged (a client error), or None: every colour at every capture offset, once."""
+    wanted = {(index, offset) for index in range(len(sequence.colours)) for offset in sequence.capture_offsets_ms}
+    got = [(frame.colour_index, frame.offset_ms) for frame in frames]
+    if len(set(got)) != len(got):
+        return "a colour and offset was sent twice"
+    if set(got) != wanted:
+        return f"expected one frame per colour at offsets {list(sequence.capture_offsets_ms)}"
+    if len({frame.bgr.shape[:2] for frame in frames}) != 1:
+        return "the frames differ in size"
+    return None
+
+
 def judge_light(
     frames: list[LightFrame],
     sequence: LightSequence,
@@ -115,15 +132,18 @@ def judge_light(
     thresholds: LightThresholds | None = None,
     analysed: int | None = None,
 ) -> LightVerdict:
-    """The verdict on one batch; ``face`` is the analyzer's face in ``frames[analysed]``."""
+    """The verdict on one batch; ``face`` is the analyzer's face in ``frames[analysed]``.
+
+    Raises ValueError when ``batch_problem`` finds the batch malformed (check it first, answer a 4xx)."""
+    problem = batch_problem(frames, sequence)
+    if problem is not None:
+        raise ValueError(problem)
     limits = thresholds or LightThresholds()
     index = analysed_frame_index(frames, sequence) if analysed is None else analysed
     height, width = frames[index].bgr.shape[:2]
     regions = face_regions(face, width, height)
     if regions is None or not regions.background:
         return LightVerdict(LightOutcome.LIGHT_FACE_MOVED, {"regions": "face or background out of the frame"})
-    if any(frame.bgr.shape[:2] != (height, width) for frame in frames):
-        return LightVerdict(LightOutcome.LIGHT_FACE_MOVED, {"regions": "frames of different sizes"})
     still = stillness([frame.bgr for frame in frames], frames[index].bgr, regions.face)
     measured = measure(frames, sequence, [region_means(frame.bgr, regions) for frame in frames])
     measured["stillness"] = round(min(still), 4)
@@ -167,4 +187,7 @@ def decide(measured: dict[str, Any], limits: LightThresholds) -> LightOutcome:
     strong = min(measured["alpha"]["centre"], *measured["alphaBySide"]) >= limits.min_response
     shaped = measured["flatness"] is not None and measured["flatness"] <= limits.max_flatness
     shaped = shaped and measured["backgroundBalance"] >= limits.min_background_balance
-    return LightOutcome.PASSED if followed and strong and shaped else LightOutcome.LIGHT_NOT_FOLLOWED
+    if followed and strong and shaped:
+        return LightOutcome.PASSED
+    faint = 0 < measured["alpha"]["centre"] < limits.clear_response and measured["rho"] >= limits.partial_correlation
+    return LightOutcome.LIGHT_TOO_BRIGHT if faint else LightOutcome.LIGHT_NOT_FOLLOWED
