@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 from liveness.light.sequence import LightSequence
 
-from .light_physics import Scene, lit, screen_light
+from .light_physics import HEAD_RING_FACTOR, Scene, lit, screen_light
 
 LATE_TINT_S = 0.3
 SHEEN_REFLECTANCE = 0.05  # a glossy screen mirrors ~5% of the flash back to the camera
@@ -57,6 +57,17 @@ def flat_print(scene: Scene, sequence: LightSequence, other: LightSequence, t: f
     return lit(flat, colour_rgb(sequence, t), ratio)
 
 
+def head_sized_print(scene: Scene, sequence: LightSequence, other: LightSequence, t: float, ratio: float) -> np.ndarray:
+    """A print cut to the head (half a face width beyond each cheek): the room shows on both sides, so only
+    the face's flat shading can give it away (the bench reports it; the issue's print fills the frame)."""
+    columns = np.flatnonzero((scene.factor > HEAD_RING_FACTOR + 0.01).any(axis=0))
+    left, right = int(columns.min()), int(columns.max())
+    margin = (right - left) // 2
+    flat = Scene(scene.linear, np.full_like(scene.factor, float(scene.factor.min())))
+    flat.factor[:, max(left - margin, 0) : right + margin] = 0.9
+    return lit(flat, colour_rgb(sequence, t), ratio)
+
+
 def tint(scene: Scene, sequence: LightSequence, other: LightSequence, t: float, ratio: float) -> np.ndarray:
     """An injected feed tinted evenly by the flashed colour (the attacker read the sequence)."""
     return lit(Scene(scene.linear, np.full_like(scene.factor, 0.5)), colour_rgb(sequence, t), ratio)
@@ -79,6 +90,7 @@ RENDERERS: dict[str, Renderer] = {
     "still": still,
     "sheen": screen_sheen,
     "print": flat_print,
+    "print_head_sized": head_sized_print,
     "inject_no_tint": no_tint,
     "inject_tint": tint,
     "inject_late_tint": late_tint,

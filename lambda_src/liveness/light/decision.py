@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..faces import FaceDetail
+from .alignment import aligned, shifts
 from .regions import RegionMeans, face_regions, region_means
 from .sequence import LightSequence
 from .stillness import stillness
@@ -38,12 +39,13 @@ class LightThresholds:
 
     min_correlation: float = 0.8  # rho, early and late frames apart
     min_response: float = 0.02  # alpha at the face's centre: below it the light is not measurable
-    max_flatness: float = 1.2  # sides over centre: a real face 0.4-1.1 (noisy: small regions), a screen sheen > 1.3
+    max_flatness: float = 0.88  # sides over centre: a real face 0.5-0.75, a print 0.98-1.05, a screen sheen > 1.3
     min_background_balance: float = 0.7  # genuine >= 0.8 even with a wall at 1 m on one side only; a print < 0.45
     # A weak response (alpha below this) that partly follows (rho above the next) is put down to bright
     # surroundings: abstain and coach, rather than call it not followed.
     clear_response: float = 0.06
     partial_correlation: float = 0.5
+    max_sway_px: float = 6.0  # the largest shift undone before reading the regions (stillness judges more)
     min_stillness: float = 0.6  # the lowest frame's gradient correlation with the analysed frame
 
 
@@ -144,9 +146,13 @@ def judge_light(
     regions = face_regions(face, width, height)
     if regions is None or not regions.background:
         return LightVerdict(LightOutcome.LIGHT_FACE_MOVED, {"regions": "face or background out of the frame"})
-    still = stillness([frame.bgr for frame in frames], frames[index].bgr, regions.face)
-    measured = measure(frames, sequence, [region_means(frame.bgr, regions) for frame in frames])
+    pictures = [frame.bgr for frame in frames]
+    still = stillness(pictures, frames[index].bgr, regions.face)
+    moves = shifts(pictures, frames[index].bgr, regions.face, limits.max_sway_px)
+    means = [region_means(aligned(picture, move), regions) for picture, move in zip(pictures, moves, strict=True)]
+    measured = measure(frames, sequence, means)
     measured["stillness"] = round(min(still), 4)
+    measured["swayPx"] = round(max(max(abs(dx), abs(dy)) for dx, dy in moves), 2)
     return LightVerdict(decide(measured, limits), measured)
 
 
