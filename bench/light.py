@@ -21,7 +21,6 @@ from testkit.light_session import Conditions, Played, Subject, play, working_fra
 from testkit.puppet import shared_analyzer
 
 AMBIENT_LUX = (50, 100, 200, 350, 500, 750, 1000, 2000)
-EXTRA = ("print_head_sized",)  # beyond the attacks: where the decision's limits are
 
 
 def subjects() -> list[Subject]:
@@ -55,7 +54,7 @@ def spread(played: list[Played], key: str) -> str:
 
 def main() -> int:
     sessions = int(os.environ.get("LIGHT_SESSIONS", "20"))
-    kinds = ("genuine", *ATTACKS, *EXTRA)
+    kinds = ("genuine", *ATTACKS)
     found = subjects()
     rng = np.random.default_rng(int(os.environ.get("LIGHT_SEED", "19")))
     print(f"{len(found)} faces, {sessions} sessions per cell; rates: passed / all. Ranges: 2nd/50th/98th percentile")

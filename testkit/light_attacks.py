@@ -59,7 +59,7 @@ def flat_print(scene: Scene, sequence: LightSequence, other: LightSequence, t: f
 
 def head_sized_print(scene: Scene, sequence: LightSequence, other: LightSequence, t: float, ratio: float) -> np.ndarray:
     """A print cut to the head (half a face width beyond each cheek): the room shows on both sides, so only
-    the face's flat shading can give it away (the bench reports it; the issue's print fills the frame)."""
+    the face's flat shading can give it away (the issue's print fills the frame; this one is harder)."""
     columns = np.flatnonzero((scene.factor > HEAD_RING_FACTOR + 0.01).any(axis=0))
     left, right = int(columns.min()), int(columns.max())
     margin = (right - left) // 2
@@ -95,4 +95,14 @@ RENDERERS: dict[str, Renderer] = {
     "inject_tint": tint,
     "inject_late_tint": late_tint,
 }
-ATTACKS = ("replay", "still", "puppet", "sheen", "print", "inject_no_tint", "inject_tint", "inject_late_tint")
+ATTACKS = (
+    "replay",
+    "still",
+    "puppet",
+    "sheen",
+    "print",
+    "print_head_sized",
+    "inject_no_tint",
+    "inject_tint",
+    "inject_late_tint",
+)

@@ -21,6 +21,7 @@ from .puppet import puppet_frame
 FRAME_SIZE = (320, 240)  # what the client sends (width, height)
 COUNTDOWN_S = 1.5  # the camera runs through the countdown before the first colour, under the page's grey
 SWAY_PX = 1.0  # a person holding still still sways a pixel or so between frames
+DRIFT_PX = 3.0  # and drifts up to this far over the whole sequence, in one direction
 PUPPET_SWAY_DEGREES = 4.0
 
 
@@ -77,8 +78,9 @@ class Played:
         return self.verdict.outcome.value if self.verdict is not None else "NO_FACE"
 
 
-def sway(linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    dx, dy = rng.uniform(-SWAY_PX, SWAY_PX, 2)
+def sway(linear: np.ndarray, rng: np.random.Generator, drift: np.ndarray) -> np.ndarray:
+    """The frame moved by ``drift`` (pixels) plus a random pixel of sway and half a degree of roll."""
+    dx, dy = rng.uniform(-SWAY_PX, SWAY_PX, 2) + drift
     matrix = cv2.getRotationMatrix2D((linear.shape[1] / 2, linear.shape[0] / 2), float(rng.uniform(-0.5, 0.5)), 1.0)
     matrix[:, 2] += (dx, dy)
     return cv2.warpAffine(linear, matrix, (linear.shape[1], linear.shape[0]), borderMode=cv2.BORDER_REFLECT)
@@ -128,13 +130,17 @@ def camera_images(
     due = sorted((sequence.capture_ms(index, offset) / 1000.0, n) for n, (index, offset) in enumerate(captures))
     images: list[bytes] = [b""] * len(captures)
     t = -COUNTDOWN_S
+    heading = rng.uniform(0, 2 * np.pi)
+    drift = (
+        rng.uniform(0, DRIFT_PX) * np.array([np.cos(heading), np.sin(heading)]) / max(sequence.total_ms / 1000, 1e-3)
+    )
     for when, n in due:
         while t < when:
             camera.meter(render(metered, sequence, other, t - camera.latency_s, ratio).reshape(-1, 3).mean(axis=0), t)
             t += TICK_S
         camera.meter(render(metered, sequence, other, when - camera.latency_s, ratio).reshape(-1, 3).mean(axis=0), when)
         shown = render(scene, sequence, other, when - camera.latency_s, ratio)
-        images[n] = camera.shoot(sway(shown, rng))
+        images[n] = camera.shoot(sway(shown, rng, drift * when))
     return images
 
 

@@ -38,7 +38,7 @@ class LightThresholds:
     """Defaults from the simulation sweep (bench/light.py); the report gives the measured ranges."""
 
     min_correlation: float = 0.8  # rho, early and late frames apart
-    min_response: float = 0.02  # alpha at the face's centre: below it the light is not measurable
+    min_response: float = 0.04  # alpha at the face's centre and against each side: below it, too bright to judge
     max_flatness: float = 0.88  # sides over centre: a real face 0.5-0.75, a print 0.98-1.05, a screen sheen > 1.3
     min_background_balance: float = 0.7  # genuine >= 0.8 even with a wall at 1 m on one side only; a print < 0.45
     # A weak response (alpha below this) that partly follows (rho above the next) is put down to bright
