@@ -4,6 +4,7 @@ outcomes a moved face or a missing landmark give (real astronaut frames, lit by 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -71,8 +72,10 @@ def test_a_lit_still_face_passes_and_a_moving_one_does_not(subject: Subject, ana
     face = analyzer.detect_faces(Frame(bgr=frames[0].bgr, encoded=b"", content_type="image/jpeg"))[0]
     verdict = judge_light(frames, sequence, face, analysed=0)
     assert verdict.outcome is LightOutcome.PASSED, verdict.measured
+    assert json.loads(json.dumps(verdict.measured)) == verdict.measured and verdict.measured["failed"] == []
     moved = judge_light(lit_batch(subject, sequence, shift_px=8), sequence, face, analysed=0)
     assert moved.outcome is LightOutcome.LIGHT_FACE_MOVED, moved.measured
+    assert "stillness" in moved.measured["failed"]
 
 
 def test_a_face_without_landmarks_cannot_be_read(subject: Subject, analyzer) -> None:  # noqa: ANN001

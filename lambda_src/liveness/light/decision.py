@@ -153,6 +153,7 @@ def judge_light(
     measured = measure(frames, sequence, means)
     measured["stillness"] = round(min(still), 4)
     measured["swayPx"] = round(max(max(abs(dx), abs(dy)) for dx, dy in moves), 2)
+    measured["failed"] = failed_checks(measured, limits)
     return LightVerdict(decide(measured, limits), measured)
 
 
@@ -167,7 +168,6 @@ def measure(frames: list[LightFrame], sequence: LightSequence, means: list[Regio
     by_side = [fit(log_ratio(means, "centre", side), expected) for side in range(len(means[0].backgrounds))]
     centred = centre - centre.mean(axis=0)
     spread = expected - expected.mean(axis=0)
-    alpha = whole["centre"].alpha
     return {
         "rho": round(whole["centre"].rho, 4),
         "rhoEarly": round(parts["early"].rho, 4),
@@ -176,7 +176,9 @@ def measure(frames: list[LightFrame], sequence: LightSequence, means: list[Regio
         "alphaBySide": [round(item.alpha, 4) for item in by_side],
         "rhoBySide": [round(item.rho, 4) for item in by_side],
         "backgroundBalance": round(balance(by_side), 4),
-        "flatness": round(gains["sides"].alpha / gains["centre"].alpha, 4) if abs(alpha) > 1e-6 else None,
+        "flatness": round(gains["sides"].alpha / gains["centre"].alpha, 4)
+        if abs(gains["centre"].alpha) > 1e-6
+        else None,
         # How much the face-to-background ratio moved at all, in the alpha scale of a perfect follower.
         "responseSpread": round(math.sqrt(float((centred**2).sum()) / max(float((spread**2).sum()), 1e-12)), 4),
         "backgroundLevel": round(float(np.mean([m.background.mean() for m in means])), 5),
@@ -184,16 +186,25 @@ def measure(frames: list[LightFrame], sequence: LightSequence, means: list[Regio
     }
 
 
+def failed_checks(measured: dict[str, Any], limits: LightThresholds) -> list[str]:
+    """The names of the checks the measurement misses (recorded, so a deployer can see what fails)."""
+    checks = {
+        "stillness": measured["stillness"] >= limits.min_stillness,
+        "correlation": min(measured["rhoEarly"], measured["rhoLate"], *measured["rhoBySide"]) >= limits.min_correlation,
+        "response": min(measured["alpha"]["centre"], *measured["alphaBySide"]) >= limits.min_response,
+        "flatness": measured["flatness"] is not None and measured["flatness"] <= limits.max_flatness,
+        "backgroundBalance": measured["backgroundBalance"] >= limits.min_background_balance,
+    }
+    return [name for name, ok in checks.items() if not ok]
+
+
 def decide(measured: dict[str, Any], limits: LightThresholds) -> LightOutcome:
-    if measured["stillness"] < limits.min_stillness:
+    failed = failed_checks(measured, limits)
+    if "stillness" in failed:
         return LightOutcome.LIGHT_FACE_MOVED
     if measured["responseSpread"] < limits.min_response:
         return LightOutcome.LIGHT_TOO_BRIGHT
-    followed = min(measured["rhoEarly"], measured["rhoLate"], *measured["rhoBySide"]) >= limits.min_correlation
-    strong = min(measured["alpha"]["centre"], *measured["alphaBySide"]) >= limits.min_response
-    shaped = measured["flatness"] is not None and measured["flatness"] <= limits.max_flatness
-    shaped = shaped and measured["backgroundBalance"] >= limits.min_background_balance
-    if followed and strong and shaped:
+    if not failed:
         return LightOutcome.PASSED
     faint = 0 < measured["alpha"]["centre"] < limits.clear_response and measured["rho"] >= limits.partial_correlation
     return LightOutcome.LIGHT_TOO_BRIGHT if faint else LightOutcome.LIGHT_NOT_FOLLOWED
