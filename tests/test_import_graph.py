@@ -25,7 +25,7 @@ RUNTIME_LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("liveness.schemas", "liveness.sessions"),  # a data folder; a package whose __init__ imports nothing
     ("liveness.images",),
-    ("liveness.analyzers",),
+    ("liveness.analyzers", "liveness.light"),
     ("liveness.challenges",),
     ("liveness.sessions.model",),
     ("liveness.sessions.transitions", "liveness.sessions.codec", "liveness.sessions.repair"),
@@ -84,7 +84,7 @@ def graph() -> dict[str, set[str]]:
 
 
 # Listed whole: every module inside them shares their layer. Any other module must be listed by name.
-WHOLE_PACKAGES = ("liveness.images", "liveness.analyzers", "liveness.schemas")
+WHOLE_PACKAGES = ("liveness.images", "liveness.analyzers", "liveness.light", "liveness.schemas")
 
 
 def rank(name: str, layers: tuple[tuple[str, ...], ...]) -> int | None:
