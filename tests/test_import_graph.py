@@ -28,6 +28,7 @@ RUNTIME_LAYERS: tuple[tuple[str, ...], ...] = (
     ("liveness.analyzers", "liveness.light"),
     ("liveness.challenges",),
     ("liveness.sessions.model",),
+    ("liveness.sessions.chain",),
     ("liveness.sessions.transitions", "liveness.sessions.codec", "liveness.sessions.repair"),
     ("liveness.archive", "liveness.sessions.keys", "liveness.sessions.store", "liveness.http"),
     ("liveness.settings",),
