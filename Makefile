@@ -12,7 +12,7 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup browser test test-fast docs fuzz lint synth deploy run summary bench bench-analyzer bench-same-person load clean
+.PHONY: setup browser test test-fast docs fuzz lint synth deploy run summary bench bench-analyzer bench-same-person bench-light load clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed browser
 
@@ -105,6 +105,10 @@ load: setup
 bench-analyzer: setup
 	@test -n "$(DATA)" || (echo "usage: make bench-analyzer DATA=<folder with labels.json>" && exit 2)
 	$(PY) -m bench.analyzer "$(DATA)"
+
+# The light challenge's simulation sweep (ambient 50-2000 lux, each attack); LIGHT_SESSIONS per cell.
+bench-light: $(VENV)/.installed
+	$(PY) -m bench.light
 
 bench-same-person: setup
 	$(PY) -m bench.same_person $(if $(SHARED),"$(SHARED)",)

@@ -4,7 +4,8 @@
 
 The folder holds images and a ``labels.json`` ({"images": [{"file", "pose_rekognition", "smiling",
 "mouth_open", "eyes_closed"}]}, Rekognition's sign convention, ``null`` = not scored). Prints faces found,
-pose errors, turn-direction accuracy, expression accuracies and milliseconds per 640x480 frame on one core.
+pose errors, turn-direction accuracy, expression accuracies (overall, and on the tuning and the held-out part of
+the labelled images: ``testkit.labelled_faces.HELD_OUT``) and milliseconds per 640x480 frame on one core.
 The images stay where they are: nothing from the folder is copied anywhere.
 """
 
@@ -21,9 +22,11 @@ from testkit.labelled_faces import (
     AMBIGUOUS_MARGIN_DEG,
     BENCH_SIZE,
     FRONTAL_BAND_DEG,
+    HELD_OUT,
     NEAR_FRONTAL_PITCH_DEG,
     NEAR_FRONTAL_YAW_DEG,
     SCORED_LABELS,
+    STEP_CONFIDENCE,
     ImageResult,
     Summary,
     analyse,
@@ -47,6 +50,18 @@ def report(summary: Summary, timing: bool = True) -> list[str]:
     for label in SCORED_LABELS:
         right, total = summary.counts[label]
         lines.append(f"{label:36s} {100 * summary.accuracy[label]:.1f}% ({right}/{total})")
+    closed, closed_total = summary.closed_at_step
+    false, open_total = summary.false_closes
+    lines.append(f"closed eyes at confidence >= {STEP_CONFIDENCE:g}       {closed}/{closed_total}")
+    lines.append(f"open eyes called closed              {false}/{open_total}")
+    lines.append("tuning part / held-out part (balanced accuracy, right/total):")
+    for label in SCORED_LABELS:
+        tuning, held = summary.parts["tuning"][label], summary.parts["held-out"][label]
+        lines.append(
+            f"  {label:34s} {100 * tuning.balanced:.1f}% ({tuning.right}/{tuning.total})"
+            f" / {100 * held.balanced:.1f}% ({held.right}/{held.total})"
+        )
+    lines.append(f"  held out: {', '.join(HELD_OUT)}")
     if timing:
         lines.append(
             f"ms per {BENCH_SIZE[0]}x{BENCH_SIZE[1]} frame, 1 core         "
@@ -95,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_csv(path: Path, labels: list[dict], results: dict[str, ImageResult]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        keys = ["eye_openness", "mouth_gap", "mouth_width", "mouth_aspect", "corner_rise"]
+        keys = ["eye_openness", "eye_detail", "mouth_gap", "corner_lift"]
         writer.writerow(
             ["file", "found", "yaw", "pitch", "roll", "true_yaw", "true_pitch", "true_roll"]
             + ["eyes_closed", "mouth_open", "smiling"]

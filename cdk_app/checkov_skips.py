@@ -3,7 +3,7 @@
 The list is applied to the template as checkov's own resource-level suppressions (``Metadata.checkov.skip``,
 with the reason as the comment), so a plain ``checkov -f KycLiveness.template.json`` reports them as skipped,
 and tests/infra/test_checkov.py fails on any other finding, or on an entry that no longer matches one. The
-README's "Reliability and security" section shows this list (a test keeps the two equal).
+docs site's security page shows this list, generated from it when the site is built.
 """
 
 from __future__ import annotations

@@ -101,14 +101,16 @@ class LivenessConfig:
     analyzer: str = "rekognition"
     memory_mb: int = 1024
     timeout_seconds: int = 20
-    # At most this many environments of the API function run at once (None: no reservation). See the README.
+    # At most this many environments of the API function run at once (None: no reservation). See docs/deploy.md.
     reserved_concurrency: int | None = DEFAULT_RESERVED_CONCURRENCY
     session_tuning: dict[str, str] = field(default_factory=dict)
     layer_arn_parameter: str = DEFAULT_LAYER_ARN_PARAMETER
     web_client: bool = True
     cognito_domain: str = ""
-    # SnapStart for the API function (README: "Cold starts and SnapStart").
+    # SnapStart for the API function (docs/operations.md: "Cold starts and SnapStart").
     snap_start: bool = True
+    # The embedding apps a passed check may be handed back to (docs/web-client.md: "Handing the result back").
+    return_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.allowed_origins:
@@ -119,6 +121,12 @@ class LivenessConfig:
             if not _is_allowed_origin(origin):
                 raise ConfigError(
                     f"{PREFIX}allowedOrigins: {origin!r} is not allowed; use explicit https://host[:port] origins "
+                    "(http only for localhost and 127.0.0.1), no wildcard, path or trailing slash"
+                )
+        for origin in self.return_origins:
+            if not _is_allowed_origin(origin):
+                raise ConfigError(
+                    f"{PREFIX}returnOrigins: {origin!r} is not allowed; use explicit https://host[:port] origins "
                     "(http only for localhost and 127.0.0.1), no wildcard, path or trailing slash"
                 )
         if self.analyzer not in ANALYZERS:
@@ -180,6 +188,7 @@ class LivenessConfig:
             web_client=_as_bool(value("webClient", True)),
             cognito_domain=str(value("cognitoDomain", "")).rstrip("/"),
             snap_start=_as_bool(value("snapStart", True)),
+            return_origins=tuple(_as_list(value("returnOrigins", []))),
         )
 
 

@@ -123,7 +123,11 @@ class LivenessStack(cdk.Stack):
         self._suppress_api_gateway_account_role(api)
         if web:
             web.connect_api(api_url=api.rest_api.url, api_origin=api_origin_of(api.rest_api.rest_api_id))
-            web.publish(retention_days=config.retention_days, audit_retention_days=config.audit_retention_days)
+            web.publish(
+                retention_days=config.retention_days,
+                audit_retention_days=config.audit_retention_days,
+                return_origins=config.return_origins,
+            )
             cdk.CfnOutput(self, "WebUrl", value=f"{web.url}/", description="The web client")
             if web.client is not None:
                 cdk.CfnOutput(self, "WebSignInDomain", value=web.sign_in_url)
@@ -146,14 +150,14 @@ class LivenessStack(cdk.Stack):
             "AwsSolutions-APIG3",
             "No WAF web ACL by default (an ACL and each rule cost a monthly fee); the API is protected by the Cognito "
             "authorizer, request validation and stage throttling. Associate an existing web ACL with the stage if "
-            "your organisation requires one (see README).",
+            "your organisation requires one (see docs/deploy.md).",
         )
 
 
 def _acknowledge_demo_mode(api: LivenessApi) -> None:
     reason = (
         "The deployer set liveness:disableAuthDemoOnly=true explicitly: the API is open for a demo. "
-        "The README marks this flag as never for production."
+        "docs/deploy.md marks this flag as never for production."
     )
     for method in api.rest_api.methods:
         for rule_id in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):

@@ -16,6 +16,7 @@ allow-list; the API's origin is given later (``connect_api``), which completes t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ HSTS_SECONDS = 2 * 365 * 24 * 3600
 NO_WAF_REASON = (
     "No WAF web ACL by default (an ACL and each rule cost a monthly fee): the distribution serves static "
     "files only, and the API behind it has its own authorizer, validation and throttling. Attach an "
-    "existing web ACL if your organisation requires one (see README)."
+    "existing web ACL if your organisation requires one (see docs/deploy.md)."
 )
 NO_STANDARD_LOGGING_REASON = (
     "CloudFront standard logging needs a bucket with ACLs enabled, which the stack's private buckets "
@@ -47,7 +48,7 @@ NO_STANDARD_LOGGING_REASON = (
 )
 DEFAULT_CERTIFICATE_REASON = (
     "The distribution uses CloudFront's default *.cloudfront.net certificate, whose TLS policy CloudFront "
-    "fixes; a custom domain with its own ACM certificate and TLSv1.2_2021 is the way to pin it (see README)."
+    "fixes; a custom domain with its own ACM certificate and TLSv1.2_2021 is the way to pin it (see docs/deploy.md)."
 )
 
 
@@ -166,13 +167,18 @@ class WebHosting(Construct):
             "ResponseHeadersPolicyConfig.SecurityHeadersConfig.ContentSecurityPolicy.ContentSecurityPolicy", self.csp
         )
 
-    def publish(self, *, retention_days: int, audit_retention_days: int) -> s3deploy.BucketDeployment:
-        """Upload web/ and write config.json beside it (at deploy time, with the stack's real values)."""
+    def publish(
+        self, *, retention_days: int, audit_retention_days: int, return_origins: Sequence[str] = ()
+    ) -> s3deploy.BucketDeployment:
+        """Upload web/ and write config.json beside it (at deploy time, with the stack's real values).
+        ``return_origins``: the apps a passed check may be handed back to (postMessage, ``?returnUrl=``)."""
         config: dict[str, Any] = {
             "apiUrl": self.api_url,
             "retentionDays": retention_days,
             "auditRetentionDays": audit_retention_days,
         }
+        if return_origins:
+            config["returnOrigins"] = list(return_origins)
         if self.client is not None:
             config.update(
                 {

@@ -1,46 +1,37 @@
-// The liveness page: start screen -> camera -> the server's steps, one frame at a time -> verdict.
+// The liveness page: start screen -> camera -> get ready -> the server's steps, one frame at a time -> verdict.
 // Everything the API says is decided on the server; this page only shows it and sends camera frames.
-// The words live in messages.js, the camera in camera.js, the frame pace in pacing.js.
+// Words: i18n.js + i18n/*.json (messages.js maps codes to keys); camera.js; pacing.js (frame pace and retry
+// waits); coaching.js (when the coaching line may change); feedback.js (tone, vibration); embed.js (handing
+// a passed check back); screens.js.
 
 import { ApiError, LivenessClient, NetworkError } from "./liveness-client.js";
 import { CognitoAuth } from "./auth.js";
 import { cameraProblemOf, captureFrame, openCamera, stopCamera } from "./camera.js";
-import { CAMERA_PROBLEMS, COACHING, CUES, FAILURES, coachingFor } from "./messages.js";
+import { CoachingLine } from "./coaching.js";
+import { handBack, returnUrlOf } from "./embed.js";
+import { prepareSound, setSound, soundOn, stepAccepted } from "./feedback.js";
+import { fillStrong, language, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
+import { CUES, coachingFor, failureFor, instructionFor } from "./messages.js";
 import { MIN_INTERVAL_MS, networkBackoffMs, nextInterval, retryAfterMs, secondsLeft } from "./pacing.js";
+import { renderProblem, setStatus, show } from "./screens.js";
 
 const TERMINAL = new Set(["PASSED", "FAILED", "EXPIRED"]);
+const GET_READY_MS = 1500; // the camera's exposure settles and the person reads the first instruction
+const SUCCESS_MS = 600; // the oval shows a step done before the next instruction
+// Failures a lost connection can cause: the server's clock ran on while the page could not reach it.
+const CLOCK_FAILURES = new Set(["STEP_TIMEOUT", "SESSION_EXPIRED", undefined, null]);
 
 const $ = (id) => document.getElementById(id);
 
 const state = {
   client: null,
   auth: null,
+  config: {},
   run: null, // the current attempt: {cancelled, session, ...}; a new object for each attempt
   timer: null,
+  coaching: null,
+  redraw: () => {}, // rewrites the current screen's words after a language switch
 };
-
-// ---------------------------------------------------------------------------------------------------------
-// Screens
-
-function show(screen) {
-  for (const section of document.querySelectorAll(".screen")) section.hidden = section.id !== `screen-${screen}`;
-  const heading = document.querySelector(`#screen-${screen} h1`);
-  if (heading) heading.focus();
-  document.body.dataset.screen = screen;
-}
-
-function setStatus(status) {
-  if (status) document.body.dataset.livenessStatus = status;
-  else delete document.body.dataset.livenessStatus;
-}
-
-function problem(title, message, retry = start) {
-  stopRun();
-  $("problem-title").textContent = title;
-  $("problem-message").textContent = message;
-  $("problem-retry").onclick = retry;
-  show("problem");
-}
 
 function sleep(ms, run) {
   return new Promise((resolve) => {
@@ -49,16 +40,25 @@ function sleep(ms, run) {
   });
 }
 
+function problem(key, { code = null, lead = null, retry = () => start(), status = "PROBLEM" } = {}) {
+  stopRun();
+  const draw = () => renderProblem({ key, code, lead });
+  draw();
+  state.redraw = draw;
+  $("problem-retry").onclick = retry;
+  setStatus(status);
+  show("problem");
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The challenge
 
 function renderSteps(run) {
   const { steps } = run.session;
-  const list = $("steps");
-  list.replaceChildren(
+  $("steps").replaceChildren(
     ...steps.map((step, index) => {
       const item = document.createElement("li");
-      item.textContent = step.instruction || step.code;
+      item.textContent = instructionFor(step);
       if (index < run.current) item.className = "done";
       if (index === run.current) {
         item.className = "current";
@@ -68,49 +68,73 @@ function renderSteps(run) {
     }),
   );
   const step = steps[Math.min(run.current, steps.length - 1)];
-  $("progress").textContent = `Step ${Math.min(run.current + 1, steps.length)} of ${steps.length}`;
-  const instruction = $("instruction");
-  const text = step.instruction || "Follow the instruction on screen.";
-  if (instruction.textContent !== text) instruction.textContent = text;
+  $("progress").textContent = t("ui.stepOf", { i: Math.min(run.current + 1, steps.length), n: steps.length });
+  $("instruction").textContent = instructionFor(step);
   const cue = CUES[step.code];
-  const element = $("cue");
-  element.className = `cue ${cue ? cue.cls : ""}`;
-  element.textContent = cue ? cue.glyph : "";
+  $("cue").className = `cue ${cue ? cue.cls : ""}`;
+  $("cue").textContent = cue ? cue.glyph : "";
   document.body.dataset.stepCode = step.code;
 }
 
-function coach(text) {
-  const element = $("coaching");
-  if (element.textContent !== text) element.textContent = text;
-}
-
 function tick(run) {
+  if (run.offline) {
+    $("time-left").textContent = t("ui.timePaused");
+    return;
+  }
+  if (!run.stepStartedAt && run.gettingReady) return;
   const left = Math.max(0, Math.ceil(secondsLeft(run, Date.now())));
-  $("time-left").textContent = `${left} s left for this step`;
+  $("time-left").textContent = t("ui.timeLeft", { s: left });
 }
 
-/** One call with the page's retry rules: Retry-After on 429/503/409 CONFLICT, backoff on network errors. */
+/** The retry wait, counted down on screen each second; announced once, not at every second. */
+async function countdown(run, waitMs, key) {
+  const until = Date.now() + waitMs;
+  $("connection-live").textContent = t(key, { s: Math.ceil(waitMs / 1000) });
+  for (let left = waitMs; left > 0 && !run.cancelled; left = until - Date.now()) {
+    $("connection").textContent = t(key, { s: Math.ceil(left / 1000) });
+    await sleep(Math.min(1000, left), run);
+  }
+}
+
+/** While the page cannot reach the service: the countdown pauses, the coaching stops; this step is marked. */
+function connectionLost(run) {
+  run.offline = true;
+  run.outageInStep = true;
+  state.coaching.stop();
+  tick(run);
+}
+
+/**
+ * One call with the page's retry rules: network errors and 502/503/504 with back-off (or the Retry-After the
+ * server named), 429 and 409 CONFLICT after Retry-After. Other errors go to the caller.
+ */
 async function withRetry(run, call) {
   let failures = 0;
   for (;;) {
     try {
       const result = await call();
+      run.offline = false;
       $("connection").textContent = "";
+      $("connection-live").textContent = "";
       return result;
     } catch (error) {
       if (run.cancelled) throw error;
+      const outage = error instanceof NetworkError || (error instanceof ApiError && error.unavailable);
       let waitMs;
-      if (error instanceof NetworkError) {
-        waitMs = networkBackoffMs(failures++);
-        if (waitMs === null) throw error;
-        $("connection").textContent = `Connection lost. Retrying in ${Math.round(waitMs / 1000)} s…`;
+      let key;
+      if (outage) {
+        const backoff = networkBackoffMs(failures++);
+        if (backoff === null) throw error;
+        waitMs = error.retryAfterSeconds != null ? retryAfterMs(error.retryAfterSeconds) : backoff;
+        key = error instanceof NetworkError ? "ui.connectionLost" : "ui.serviceDown";
       } else if (error instanceof ApiError && error.retryable) {
         waitMs = retryAfterMs(error.retryAfterSeconds);
-        $("connection").textContent = `The service is busy. Continuing in ${Math.round(waitMs / 1000)} s…`;
+        key = "ui.serverBusy";
       } else {
         throw error;
       }
-      await sleep(waitMs, run);
+      connectionLost(run);
+      await countdown(run, waitMs, key);
       if (run.cancelled) throw error;
     }
   }
@@ -124,41 +148,43 @@ function stopRun() {
   state.run = null;
   clearInterval(state.timer);
   state.timer = null;
+  if (state.coaching) state.coaching.stop();
   stopCamera();
 }
 
-async function start(event) {
-  if (event) event.preventDefault();
+function clearChallenge() {
+  for (const id of ["instruction", "connection", "connection-live", "time-left", "cue"]) $(id).textContent = "";
+  $("steps").replaceChildren();
+  $("cue").className = "cue";
+  $("preview").classList.remove("success");
+  state.coaching.stop();
+}
+
+async function start({ headOnly = $("head-only").checked } = {}) {
   stopRun();
+  prepareSound(); // inside the click: browsers allow audio only after a gesture
   setStatus(null);
-  const run = { cancelled: false, session: null, current: 0, framesSent: 0, stepFrames: 0, stepStartedAt: 0 };
+  const run = { cancelled: false, session: null, current: 0, framesSent: 0, stepFrames: 0, stepStartedAt: 0, headOnly };
   state.run = run;
 
-  if (!window.isSecureContext) return problem(...CAMERA_PROBLEMS.insecure);
-  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) return problem(...CAMERA_PROBLEMS.unsupported);
+  if (!window.isSecureContext) return problem("camera.insecure");
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) return problem("camera.unsupported");
 
-  $("instruction").textContent = "";
-  $("coaching").textContent = "";
-  $("connection").textContent = "";
-  $("steps").replaceChildren();
-  $("time-left").textContent = "";
-  $("cue").className = "cue";
-  $("cue").textContent = "";
-  $("progress").textContent = "Starting the camera…";
+  clearChallenge();
+  $("progress").textContent = t("ui.startingCamera");
+  state.redraw = () => (run.session ? renderSteps(run) : null);
   show("challenge");
   try {
     await openCamera();
   } catch (error) {
     if (run.cancelled) return;
-    return problem(...CAMERA_PROBLEMS[cameraProblemOf(error)]);
+    return problem(`camera.${cameraProblemOf(error)}`);
   }
   if (run.cancelled) return;
 
-  $("progress").textContent = "Starting the check…";
+  $("progress").textContent = t("ui.startingCheck");
   try {
-    run.session = await withRetry(run, () =>
-      state.client.createSession({ excludeExpressions: $("head-only").checked, mirrored: false }),
-    );
+    run.session = await withRetry(run, () => state.client.createSession({ excludeExpressions: headOnly, mirrored: false }));
   } catch (error) {
     if (!run.cancelled) apiProblem(error);
     return;
@@ -168,6 +194,13 @@ async function start(event) {
   run.deadline = Date.parse(run.session.expiresAt) || Date.now() + 120000;
   setStatus("IN_PROGRESS");
   renderSteps(run);
+  // Get ready: the first step's clock starts on the server with the first frame, so this wait costs nothing.
+  run.gettingReady = true;
+  $("time-left").textContent = t("ui.getReady");
+  await sleep(GET_READY_MS, run);
+  if (run.cancelled) return;
+  run.gettingReady = false;
+  state.coaching.newStep();
   tick(run);
   state.timer = setInterval(() => tick(run), 250);
   await frameLoop(run);
@@ -176,6 +209,15 @@ async function start(event) {
 async function digest(text) {
   const bytes = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A step was accepted: the oval turns to its done state, a tone and a vibration, then a short pause. */
+async function celebrate(run) {
+  $("preview").classList.add("success");
+  state.coaching.show(t("ui.stepDone"));
+  stepAccepted();
+  await sleep(SUCCESS_MS, run);
+  $("preview").classList.remove("success");
 }
 
 async function frameLoop(run) {
@@ -189,7 +231,7 @@ async function frameLoop(run) {
       // No new camera picture (a stalled or ended camera): nothing is sent, so the server cannot say the time
       // ran out. Once it has, ask the server for the verdict instead of waiting here forever.
       if (secondsLeft(run, Date.now()) <= 0) return finishFromServer(run);
-      if (image) coach(COACHING.REPEATED_FRAME);
+      if (image) state.coaching.say(t("coaching.REPEATED_FRAME"));
       await sleep(image ? MIN_INTERVAL_MS : 200, run);
       continue;
     }
@@ -205,18 +247,26 @@ async function frameLoop(run) {
     } catch (error) {
       if (run.cancelled) return;
       if (error instanceof ApiError && error.code === "SESSION_CLOSED") return finishFromServer(run);
-      return apiProblem(error);
+      return apiProblem(error, run);
     }
     if (run.cancelled) return;
     const step = session.steps[answer.stepIndex];
+    const accepted = answer.verdict === "ACCEPTED" && (answer.currentStep !== run.current || answer.status === "PASSED");
+    if (accepted) {
+      run.stepStartedAt = Date.now(); // the server starts the next step's clock when it accepts the previous one
+      await celebrate(run);
+      if (run.cancelled) return;
+    }
+    if (TERMINAL.has(answer.status)) return finish(run, answer.status, answer.failureReason, answer.currentStep);
     if (answer.currentStep !== run.current) {
       run.current = answer.currentStep;
       run.stepFrames = 0;
-      run.stepStartedAt = Date.now(); // the server starts the next step's clock when it accepts the previous one
+      run.outageInStep = false;
       renderSteps(run);
+      state.coaching.newStep();
+    } else if (!accepted) {
+      state.coaching.say(coachingFor(answer, step));
     }
-    coach(coachingFor(answer, step));
-    if (TERMINAL.has(answer.status)) return finish(run, answer.status, answer.failureReason);
     const now = Date.now();
     await sleep(Math.max(0, nextInterval(run, now) - (now - started)), run);
   }
@@ -228,33 +278,54 @@ async function finishFromServer(run) {
     // Closed for new frames but not final yet (its last frames are still being judged, or a deadline is about
     // to pass): ask again until the server gives its verdict, which it does by the session's expiry at most.
     while (!TERMINAL.has(view.status) && !run.cancelled) {
-      coach("Finishing the check…");
+      state.coaching.say(t("ui.finishing"));
       await sleep(1000, run);
       view = await withRetry(run, () => state.client.getSession(run.session.sessionId));
     }
-    if (!run.cancelled) return finish(run, view.status, view.failureReason, view);
+    if (!run.cancelled) return finish(run, view.status, view.failureReason, view.currentStep, view);
   } catch (error) {
-    if (!run.cancelled) apiProblem(error);
+    if (!run.cancelled) apiProblem(error, run);
   }
 }
 
-async function finish(run, status, failureReason, view = null) {
-  clearInterval(state.timer);
-  state.timer = null;
-  stopCamera();
-  run.current = run.session.steps.length;
+function renderResult(run, status, failureReason, failedStep) {
   const passed = status === "PASSED";
   const title = $("result-title");
   title.className = passed ? "result-passed" : "result-failed";
-  title.textContent = passed ? "Check passed" : status === "EXPIRED" ? "The check expired" : "The check did not pass";
+  title.textContent = t(passed ? "ui.passedTitle" : status === "EXPIRED" ? "ui.expiredTitle" : "ui.failedTitle");
   $("result-reason").textContent = passed
-    ? "Thank you. You completed every step."
-    : `${FAILURES[failureReason] || "The check could not be completed."} You can try again: find good light, ` +
-      "keep your face in the oval and follow each instruction steadily.";
+    ? t("ui.passedText")
+    : `${failureFor(failureReason, failedStep)} ${t("ui.failedAdvice")}`;
+  $("done").textContent = t(returnUrlOf(state.config) ? "ui.continue" : "ui.done");
+  $("done").hidden = !passed;
+  $("try-again").hidden = passed;
+  $("head-only-again").hidden = passed || run.headOnly;
+  $("result-back").hidden = passed;
+  $("result-sent").hidden = true;
+}
+
+async function finish(run, status, failureReason, failedIndex, view = null) {
+  const outage = run.outageInStep && status !== "PASSED" && CLOCK_FAILURES.has(failureReason);
+  clearInterval(state.timer);
+  state.timer = null;
+  stopCamera();
+  if (outage) {
+    // The server's clock ran on while the page could not reach it: not the person's doing.
+    return problem("problems.connectionEnded", { code: failureReason, status });
+  }
+  const { steps } = run.session;
+  const failedStep = steps[Math.min(failedIndex ?? run.current, steps.length - 1)];
+  run.current = steps.length;
+  const draw = () => renderResult(run, status, failureReason, failedStep);
+  draw();
+  state.redraw = draw;
   $("reference").hidden = true;
+  $("done").onclick = () => {
+    if (!handBack(state.config, run.session.sessionId, status)) $("result-sent").hidden = false;
+  };
   setStatus(status);
   show("result");
-  if (passed) {
+  if (status === "PASSED") {
     try {
       const full = view || (await withRetry(run, () => state.client.getSession(run.session.sessionId)));
       if (full.referenceFace && full.referenceFace.base64 && !run.cancelled) {
@@ -267,18 +338,16 @@ async function finish(run, status, failureReason, view = null) {
   }
 }
 
-function apiProblem(error) {
-  if (error instanceof NetworkError) {
-    return problem(
-      "Cannot reach the service",
-      "The liveness service did not answer, even after several tries. Check your internet connection, then choose Try again.",
-    );
-  }
+/** An error that ended the check: the connection, the service, or the sign-in, with the code kept for support. */
+function apiProblem(error, run = null) {
+  if (error instanceof NetworkError) return problem(run && run.session ? "problems.connectionEnded" : "problems.connection");
   if (error instanceof ApiError && (error.status === 401 || error.status === 403) && state.auth) {
-    return problem("Please sign in again", "Your sign-in has ended. Sign in again to continue.", () => state.auth.signIn());
+    return problem("problems.signIn", { retry: () => state.auth.signIn() });
   }
-  const detail = error instanceof ApiError ? ` (${error.code})` : "";
-  return problem("Something went wrong", `The check could not continue${detail}. Please try again.`);
+  const code = error instanceof ApiError ? error.code : String(error && error.name);
+  if (error instanceof ApiError && error.unavailable) return problem("problems.connectionEnded", { code });
+  const lead = error instanceof ApiError && t(`errors.${code}`) !== `errors.${code}` ? t(`errors.${code}`) : null;
+  return problem("problems.server", { code, lead });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -296,25 +365,54 @@ async function loadConfig() {
   return {};
 }
 
-async function main() {
-  const params = new URLSearchParams(location.search);
-  $("head-only").checked = ["1", "true", "yes"].includes((params.get("headMovementsOnly") || "").toLowerCase());
-  $("start-form").addEventListener("submit", start);
-  $("try-again").addEventListener("click", () => start());
-  $("problem-back").addEventListener("click", () => { stopRun(); setStatus(null); show("start"); });
-  $("cancel").addEventListener("click", () => { stopRun(); setStatus(null); show("start"); });
+function renderStart() {
+  const { retentionDays = 30, auditRetentionDays = null } = state.config;
+  fillStrong($("kept"), "ui.keptText", {
+    retention: t("ui.days", { n: retentionDays }),
+    auditRetention: auditRetentionDays ? t("ui.days", { n: auditRetentionDays }) : t("ui.years", { n: 5 }),
+  });
+}
+
+function backToStart(status) {
+  stopRun();
+  if (status) setStatus(status);
+  state.redraw = () => {};
+  show("start");
+}
+
+function wireControls() {
+  $("start-form").addEventListener("submit", (event) => { event.preventDefault(); start(); });
+  $("try-again").addEventListener("click", () => start({ headOnly: state.run?.headOnly ?? $("head-only").checked }));
+  $("head-only-again").addEventListener("click", () => { $("head-only").checked = true; start({ headOnly: true }); });
+  $("result-back").addEventListener("click", () => backToStart());
+  $("problem-back").addEventListener("click", () => backToStart());
+  $("cancel").addEventListener("click", () => backToStart("CANCELLED"));
+  $("sound").checked = soundOn();
+  $("sound").addEventListener("change", (event) => setSound(event.target.checked));
+  $("language").addEventListener("change", (event) => setLanguage(event.target.value, { remember: true }));
   $("camera-select").addEventListener("change", async (event) => {
     try {
       await openCamera(event.target.value);
     } catch (error) {
-      problem(...CAMERA_PROBLEMS[cameraProblemOf(error)]);
+      problem(`camera.${cameraProblemOf(error)}`);
     }
   });
   window.addEventListener("pagehide", stopRun);
+}
 
-  const config = await loadConfig();
-  if (config.retentionDays) $("retention").textContent = `${config.retentionDays} days`;
-  if (config.auditRetentionDays) $("audit-retention").textContent = `${config.auditRetentionDays} days`;
+async function main() {
+  const params = new URLSearchParams(location.search);
+  $("head-only").checked = ["1", "true", "yes"].includes((params.get("headMovementsOnly") || "").toLowerCase());
+  state.coaching = new CoachingLine($("coaching"));
+  wireControls();
+  const [config] = await Promise.all([loadConfig(), setLanguage(preferredLanguage())]);
+  state.config = config;
+  $("language").value = language();
+  onLanguageChange(() => {
+    renderStart();
+    state.redraw();
+  });
+  renderStart();
   if (config.cognitoDomain && config.userPoolClientId) {
     state.auth = new CognitoAuth(config);
     try {

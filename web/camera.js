@@ -1,11 +1,13 @@
 // The camera: open it (the front one, or a chosen device), offer the other devices, grab a frame, release it.
 // Only one stream is ever held, so switching devices or leaving the page always turns the camera light off.
 
+import { t } from "./i18n.js";
+
 let stream = null;
 
 const $ = (id) => document.getElementById(id);
 
-/** The kind of camera problem (a key of CAMERA_PROBLEMS in messages.js) behind a getUserMedia error. */
+/** The kind of camera problem (camera.<kind> in the catalogues) behind a getUserMedia error. */
 export function cameraProblemOf(error) {
   switch (error && error.name) {
     case "NotAllowedError":
@@ -44,7 +46,7 @@ async function fillCameraPicker(opened) {
   const current = opened.getVideoTracks()[0]?.getSettings().deviceId;
   select.replaceChildren(
     ...devices.map((device, index) => {
-      const option = new Option(device.label || `Camera ${index + 1}`, device.deviceId);
+      const option = new Option(device.label || t("ui.cameraN", { n: index + 1 }), device.deviceId);
       option.selected = device.deviceId === current;
       return option;
     }),

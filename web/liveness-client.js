@@ -64,9 +64,14 @@ export class ApiError extends Error {
     this.retryAfterSeconds = retryAfterSeconds;
   }
 
-  /** True for answers worth repeating after a pause: 429, 503 and a 409 CONFLICT. */
+  /** True for answers worth repeating after a pause: 429, 502, 503, 504 and a 409 CONFLICT. */
   get retryable() {
-    return this.status === 429 || this.status === 503 || (this.status === 409 && this.code === "CONFLICT");
+    return this.status === 429 || this.unavailable || (this.status === 409 && this.code === "CONFLICT");
+  }
+
+  /** The service (or the gateway in front of it) is down or failing for now: 502, 503, 504. */
+  get unavailable() {
+    return this.status === 502 || this.status === 503 || this.status === 504;
   }
 }
 

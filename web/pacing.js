@@ -8,7 +8,8 @@
 
 export const MIN_INTERVAL_MS = 300;
 export const MAX_INTERVAL_MS = 1500;
-const NETWORK_BACKOFF_MS = [1000, 2000, 4000, 8000, 8000, 8000];
+// Short first waits: an outage of a few seconds is over before the step's clock (which runs on the server) is.
+const NETWORK_BACKOFF_MS = [1000, 1000, 2000, 2000, 4000, 8000, 8000];
 const DEFAULT_RETRY_AFTER_S = 2;
 
 /** Seconds left for the current step, as far as this page can tell (the server's clock decides). */

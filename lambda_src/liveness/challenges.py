@@ -32,7 +32,7 @@ INSTRUCTIONS: dict[StepCode, str] = {
     StepCode.LOOK_DOWN: "Tilt your chin down and look below the camera.",
     StepCode.SMILE: "Look at the camera and smile.",
     StepCode.OPEN_MOUTH: "Look at the camera and open your mouth.",
-    StepCode.CLOSE_EYES: "Look at the camera and close your eyes.",
+    StepCode.CLOSE_EYES: "Close your eyes and keep them closed until the page signals (a tone) that the step is done.",
 }
 
 HEAD_MOVEMENTS = (StepCode.TURN_LEFT, StepCode.TURN_RIGHT, StepCode.LOOK_UP, StepCode.LOOK_DOWN)

@@ -11,7 +11,7 @@ MAX_FRAMES_CAP = 100
 
 @dataclass(frozen=True)
 class SessionLimits:
-    """Defaults sized for a person: 2-4 s per step at the 3-4 frames a second a client sends (README: Pace)."""
+    """Defaults sized for a person: 2-4 s per step at the 3-4 frames a second a client sends (docs/sessions.md: pace)."""
 
     step_count: int = 3  # drawn steps, after the neutral start
     step_time_limit_seconds: int = 10

@@ -142,7 +142,7 @@ SCREEN_CHANGED_SHARE = 0.02
 
 
 def screenshot(page: Any, name: str) -> Path:
-    """One PNG per screen under docs/screenshots/ (the README shows them), rewritten when the screen changed."""
+    """One PNG per screen under docs/screenshots/ (the README and docs/web-client.md show them), rewritten when the screen changed."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{name}.png"
     taken = page.screenshot(full_page=True)

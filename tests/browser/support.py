@@ -70,3 +70,18 @@ class CooperativeAnalyzer:
 
     def compare_faces(self, reference: Frame, candidate: Frame) -> FaceComparison:
         return FaceComparison(similarity=99.0, method="cooperative")
+
+
+def astronaut_y4m(path: Path, frames: int = 20) -> Path:
+    """A real face for the fake camera: scikit-image's public-domain astronaut (Eileen Collins), with a little
+    sensor-like noise per frame so no two camera pictures are the same bytes (the page skips repeats)."""
+    from skimage import data
+
+    # A 4:3 window around her face (the whole portrait leaves the face too small for the analyzer).
+    bgr = cv2.cvtColor(data.astronaut()[0:270, 25:385], cv2.COLOR_RGB2BGR)
+    random = np.random.default_rng(16)
+    clip = [
+        np.clip(bgr.astype(np.int16) + random.integers(-2, 3, bgr.shape, dtype=np.int16), 0, 255).astype(np.uint8)
+        for _ in range(frames)
+    ]
+    return write_y4m(clip, path)

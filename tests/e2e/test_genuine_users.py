@@ -88,7 +88,7 @@ def test_genuine_people_pass_every_head_movement_order_plain_and_mirrored(
     frames = sorted(len(run.answers) for _o, _m, run in runs)
     less_far = sorted(run.reasons.count("FACE_NOT_COMPARABLE") for _o, _m, run in runs)
     seconds = sorted(run.seconds for _o, _m, run in runs)
-    print(  # the README's figures (pytest -s)
+    print(  # the docs' figures (pytest -s)
         f"genuine sessions passed {passed}/{len(runs)}; frames per session median {frames[len(frames) // 2]}, "
         f"max {frames[-1]}; seconds per session median {seconds[len(seconds) // 2]:.1f}, max {seconds[-1]:.1f}; "
         f"sessions told 'a little less far' {sum(1 for count in less_far if count)}, at most {less_far[-1]} times"

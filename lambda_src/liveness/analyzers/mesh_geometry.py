@@ -32,7 +32,6 @@ CHIN_BOTTOM = 152
 MOUTH_CORNER_LEFT, MOUTH_CORNER_RIGHT = 61, 291
 UPPER_LIP_TOP, LOWER_LIP_BOTTOM = 0, 17
 UPPER_LIP_INNER, LOWER_LIP_INNER = 13, 14
-CHEEK_LEFT, CHEEK_RIGHT = 234, 454  # the face's widest points, beside the eyes
 
 # Eye contours in the iris model's order: 9 lower-lid points from corner to corner, then the 7 upper-lid
 # points above lower points 1..7. The iris model returns refined positions for exactly these 16 vertices.
@@ -219,30 +218,27 @@ def inter_ocular(points: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Expression:
-    """Scale-free measurements on the frontalized face; the analyzer thresholds them."""
+    """Scale-free measurements on the frontalized face (``eye_detail`` on the image); the analyzer thresholds them."""
 
     eye_openness: float  # eyelid gap over eye width, mean of both eyes
+    eye_detail: float  # grey-level spread between the eye corners over the skin around them (see eye_detail)
     mouth_gap: float  # inner-lip gap over mouth width
-    # Mouth-corner distance over cheek-to-cheek face width. Over the inter-ocular distance it grew from 0.87 to
-    # 1.39 as a neutral face turned 35 degrees (the mesh narrows the eyes); over the face width it stays put.
-    mouth_width: float
-    mouth_aspect: float  # outer-lip height (top of upper lip to bottom of lower lip) over mouth width
-    corner_rise: float  # lip corners above the inner upper lip, over mouth width (tells a smile from an open jaw)
+    # Lip corners above the inner-lip centre (between both inner lips), over mouth width: a smile lifts the corners
+    # whatever the person's mouth width; a dropped jaw lowers the lower lip and so the centre, not the corners.
+    corner_lift: float
 
 
-def measure_expression(upright: np.ndarray) -> Expression:
+def measure_expression(upright: np.ndarray, eye_detail: float) -> Expression:
     mouth_width = max(float(np.linalg.norm(upright[MOUTH_CORNER_RIGHT] - upright[MOUTH_CORNER_LEFT])), 1e-6)
     lip_gap = float(np.linalg.norm(upright[LOWER_LIP_INNER] - upright[UPPER_LIP_INNER]))
-    mouth_height = float(upright[LOWER_LIP_BOTTOM, 1] - upright[UPPER_LIP_TOP, 1])
     corners_y = (upright[MOUTH_CORNER_LEFT, 1] + upright[MOUTH_CORNER_RIGHT, 1]) / 2.0
-    corner_rise = float(upright[UPPER_LIP_INNER, 1] - corners_y)  # y points down: positive = corners higher
+    lip_centre_y = (upright[UPPER_LIP_INNER, 1] + upright[LOWER_LIP_INNER, 1]) / 2.0
     eyes = (eye_openness(upright, LEFT_EYE_CONTOUR), eye_openness(upright, RIGHT_EYE_CONTOUR))
     return Expression(
         eye_openness=float(np.mean(eyes)),
+        eye_detail=eye_detail,
         mouth_gap=lip_gap / mouth_width,
-        mouth_width=mouth_width / max(float(np.linalg.norm(upright[CHEEK_RIGHT] - upright[CHEEK_LEFT])), 1e-6),
-        mouth_aspect=mouth_height / mouth_width,
-        corner_rise=corner_rise / mouth_width,
+        corner_lift=float(lip_centre_y - corners_y) / mouth_width,  # y points down: positive = corners higher
     )
 
 
@@ -253,3 +249,37 @@ def eye_openness(points: np.ndarray, contour: tuple[int, ...]) -> float:
     width = float(np.linalg.norm(points[contour[8]] - points[contour[0]]))
     gaps = np.linalg.norm(upper[:, :2] - lower[:, :2], axis=1)
     return float(gaps.mean()) / max(width, 1e-6)
+
+
+# The eye patch, in corner distances from the eye's centre along and across the corner line: the part between
+# the corners where an open eye shows iris and sclera, and the skin around the eye to compare it with.
+EYE_PATCH_SAMPLES = (48, 28)  # across x in [-1, 1], y in [-0.6, 0.6]
+EYE_INNER_HALF = (0.35, 0.15)
+EYE_SKIN_BEYOND = (0.7, 0.35)  # |x| beyond the first, or |y| beyond the second with |x| <= 0.9
+EYE_SKIN_MAX_X = 0.9
+
+
+def eye_detail(gray: np.ndarray, landmarks: np.ndarray, contour: tuple[int, ...]) -> float:
+    """Standard deviation of the grey levels between the eye's corners over the median grey of the skin around.
+
+    An open eye shows a dark iris against sclera and a highlight; a closed lid is flat skin. The patch is sampled in
+    corner distances (scale-free) and aligned with the corner line (roll-free); dividing by the skin's grey makes
+    it independent of exposure.
+    """
+    first, second = landmarks[contour[0], :2], landmarks[contour[8], :2]
+    width = max(float(np.linalg.norm(second - first)), 1e-6)
+    along = (second - first) / width
+    across = np.array([-along[1], along[0]])
+    centre = (first + second) / 2.0
+    xs, ys = np.meshgrid(np.linspace(-1.0, 1.0, EYE_PATCH_SAMPLES[0]), np.linspace(-0.6, 0.6, EYE_PATCH_SAMPLES[1]))
+    map_x = (centre[0] + width * (xs * along[0] + ys * across[0])).astype(np.float32)
+    map_y = (centre[1] + width * (xs * along[1] + ys * across[1])).astype(np.float32)
+    patch = cv2.remap(gray, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+    inner = (np.abs(xs) <= EYE_INNER_HALF[0]) & (np.abs(ys) <= EYE_INNER_HALF[1])
+    skin = (np.abs(xs) > EYE_SKIN_BEYOND[0]) | ((np.abs(xs) <= EYE_SKIN_MAX_X) & (np.abs(ys) > EYE_SKIN_BEYOND[1]))
+    return float(patch[inner].std()) / (float(np.median(patch[skin])) + 1e-6)
+
+
+def eyes_detail(gray: np.ndarray, landmarks: np.ndarray) -> float:
+    """``eye_detail`` of both eyes, averaged (image landmarks, after the iris model refined the eye contours)."""
+    return float(np.mean([eye_detail(gray, landmarks, c) for c in (LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR)]))
