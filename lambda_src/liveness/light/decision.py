@@ -37,7 +37,7 @@ class LightOutcome(str, Enum):
 class LightThresholds:
     """Defaults from the simulation sweep (bench/light.py); the report gives the measured ranges."""
 
-    min_correlation: float = 0.8  # rho, early and late frames apart
+    min_correlation: float = 0.85  # rho, early and late frames apart (and against each background side)
     min_response: float = 0.04  # alpha at the face's centre and against each side: below it, too bright to judge
     max_flatness: float = 0.88  # sides over centre: a real face 0.5-0.75, a print 0.98-1.05, a screen sheen > 1.3
     min_background_balance: float = 0.7  # genuine >= 0.8 even with a wall at 1 m on one side only; a print < 0.45
