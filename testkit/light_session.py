@@ -21,7 +21,7 @@ from .puppet import puppet_frame
 FRAME_SIZE = (320, 240)  # what the client sends (width, height)
 COUNTDOWN_S = 1.5  # the camera runs through the countdown before the first colour, under the page's grey
 SWAY_PX = 1.0  # a person holding still still sways a pixel or so between frames
-DRIFT_PX = 3.0  # and drifts up to this far over the whole sequence, in one direction
+DRIFT_FACE_WIDTHS = 0.04  # and drifts up to this share of the face's width over the sequence, one way
 PUPPET_SWAY_DEGREES = 4.0
 
 
@@ -131,9 +131,8 @@ def camera_images(
     images: list[bytes] = [b""] * len(captures)
     t = -COUNTDOWN_S
     heading = rng.uniform(0, 2 * np.pi)
-    drift = (
-        rng.uniform(0, DRIFT_PX) * np.array([np.cos(heading), np.sin(heading)]) / max(sequence.total_ms / 1000, 1e-3)
-    )
+    reach = rng.uniform(0, DRIFT_FACE_WIDTHS) * float(np.ptp(subject.points[:, 0]))
+    drift = reach * np.array([np.cos(heading), np.sin(heading)]) / max(sequence.total_ms / 1000, 1e-3)
     for when, n in due:
         while t < when:
             camera.meter(render(metered, sequence, other, t - camera.latency_s, ratio).reshape(-1, 3).mean(axis=0), t)

@@ -78,6 +78,20 @@ def test_a_lit_still_face_passes_and_a_moving_one_does_not(subject: Subject, ana
     assert "stillness" in moved.measured["failed"]
 
 
+def test_a_covered_face_does_not_pass(subject: Subject, analyzer) -> None:  # noqa: ANN001
+    """A hand over the lower face in the late frames: the face's gradients change."""
+    sequence = draw_sequence()
+    frames = lit_batch(subject, sequence)
+    face = analyzer.detect_faces(Frame(bgr=frames[0].bgr, encoded=b"", content_type="image/jpeg"))[0]
+    box, (height, width) = face.bounding_box, frames[0].bgr.shape[:2]
+    x0, x1 = int(box.left * width), int((box.left + box.width) * width)
+    y0, y1 = int((box.top + box.height / 2) * height), int((box.top + box.height) * height)
+    for frame in frames[1::2]:
+        frame.bgr[y0:y1, x0:x1] = (90, 120, 170)
+    covered = judge_light(frames, sequence, face, analysed=0)
+    assert covered.outcome is LightOutcome.LIGHT_FACE_MOVED, covered.measured
+
+
 def test_a_face_without_landmarks_cannot_be_read(subject: Subject, analyzer) -> None:  # noqa: ANN001
     sequence = draw_sequence()
     frames = lit_batch(subject, sequence)

@@ -2,7 +2,7 @@
 
 The regions are fixed in the analysed frame's pixels; a pixel of sway moves a small region across the face's
 edge and adds noise that is not light. Phase correlation of the face's log-brightness finds the shift
-(sub-pixel); the stillness check, run on the frames as sent, still catches real movement.
+(sub-pixel); a shift at the cap is a moved face (the decision says so).
 """
 
 from __future__ import annotations

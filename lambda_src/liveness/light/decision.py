@@ -37,7 +37,7 @@ class LightOutcome(str, Enum):
 class LightThresholds:
     """Defaults from the simulation sweep (bench/light.py); the report gives the measured ranges."""
 
-    min_correlation: float = 0.8  # rho, early and late frames apart
+    min_correlation: float = 0.85  # rho, early and late frames apart (and against each background side)
     min_response: float = 0.04  # alpha at the face's centre and against each side: below it, too bright to judge
     max_flatness: float = 0.88  # sides over centre: a real face 0.5-0.75, a print 0.98-1.05, a screen sheen > 1.3
     min_background_balance: float = 0.7  # genuine >= 0.8 even with a wall at 1 m on one side only; a print < 0.45
@@ -45,8 +45,8 @@ class LightThresholds:
     # surroundings: abstain and coach, rather than call it not followed.
     clear_response: float = 0.06
     partial_correlation: float = 0.5
-    max_sway_px: float = 6.0  # the largest shift undone before reading the regions (stillness judges more)
-    min_stillness: float = 0.6  # the lowest frame's gradient correlation with the analysed frame
+    max_sway: float = 0.1  # face widths: a larger shift from the analysed frame is a moved face
+    min_stillness: float = 0.6  # the lowest frame's gradient correlation with the analysed frame, shift undone
 
 
 @dataclass(frozen=True)
@@ -146,13 +146,13 @@ def judge_light(
     regions = face_regions(face, width, height)
     if regions is None or not regions.background:
         return LightVerdict(LightOutcome.LIGHT_FACE_MOVED, {"regions": "face or background out of the frame"})
-    pictures = [frame.bgr for frame in frames]
-    still = stillness(pictures, frames[index].bgr, regions.face)
-    moves = shifts(pictures, frames[index].bgr, regions.face, limits.max_sway_px)
-    means = [region_means(aligned(picture, move), regions) for picture, move in zip(pictures, moves, strict=True)]
-    measured = measure(frames, sequence, means)
-    measured["stillness"] = round(min(still), 4)
-    measured["swayPx"] = round(max(max(abs(dx), abs(dy)) for dx, dy in moves), 2)
+    face_width = regions.face[2] - regions.face[0]
+    moves = shifts([frame.bgr for frame in frames], frames[index].bgr, regions.face, limits.max_sway * face_width)
+    pictures = [aligned(frame.bgr, move) for frame, move in zip(frames, moves, strict=True)]
+    measured = measure(frames, sequence, [region_means(picture, regions) for picture in pictures])
+    # Sway is undone first: stillness then sees turning, covering or a changed face, not a drift.
+    measured["stillness"] = round(min(stillness(pictures, frames[index].bgr, regions.face)), 4)
+    measured["sway"] = round(max(max(abs(dx), abs(dy)) for dx, dy in moves) / face_width, 4)
     measured["failed"] = failed_checks(measured, limits)
     return LightVerdict(decide(measured, limits), measured)
 
@@ -189,7 +189,7 @@ def measure(frames: list[LightFrame], sequence: LightSequence, means: list[Regio
 def failed_checks(measured: dict[str, Any], limits: LightThresholds) -> list[str]:
     """The names of the checks the measurement misses (recorded, so a deployer can see what fails)."""
     checks = {
-        "stillness": measured["stillness"] >= limits.min_stillness,
+        "stillness": measured["stillness"] >= limits.min_stillness and measured["sway"] < limits.max_sway,
         "correlation": min(measured["rhoEarly"], measured["rhoLate"], *measured["rhoBySide"]) >= limits.min_correlation,
         "response": min(measured["alpha"]["centre"], *measured["alphaBySide"]) >= limits.min_response,
         "flatness": measured["flatness"] is not None and measured["flatness"] <= limits.max_flatness,

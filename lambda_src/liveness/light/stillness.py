@@ -1,7 +1,8 @@
-"""Did the face hold still? Each frame's face-region gradients against the analysed frame's.
+"""Did the face hold still? Each frame's face-region gradients (its sway undone) against the analysed frame's.
 
 Gradients of the log of the brightness (not pixels), so the flashed colour and the camera's gains, which
-multiply the light, do not count as change; a blurred, downsized crop so a pixel or two of sway does not either. A turned, moved or covered face decorrelates.
+multiply the light, do not count as change; a blurred, downsized crop, so what is left of the sway does not
+either. A turned, covered or changed face decorrelates.
 """
 
 from __future__ import annotations
