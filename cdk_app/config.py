@@ -37,6 +37,9 @@ SESSION_TUNING_KEYS = (
     "COMPARE_MAX_DEGREES",
     "FLAT_FACE_SLOPE",
     "MAX_NOT_COMPARABLE",
+    "LINK_MAX_DEGREES",
+    "LINK_MAX_SECONDS",
+    "MAX_LINK_HOPS",
 )
 ANALYZERS = ("rekognition", "local")
 # Where the stack publishes the OpenCV layer's ARN for other stacks (cdk_app/layer_export.py).

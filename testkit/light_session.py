@@ -95,7 +95,11 @@ def play(
     camera: Camera | None = None,
 ) -> Played:
     """One challenge played by the genuine subject or an attack (``light_attacks.ATTACKS``)."""
-    sequence, other = draw_sequence(), draw_sequence()
+
+    def seeded(bound: int) -> int:  # so a test or a sweep replays the same sequences
+        return int(rng.integers(bound))
+
+    sequence, other = draw_sequence(randbelow=seeded), draw_sequence(randbelow=seeded)
     camera = camera or Camera.random(rng)
     captures = [(index, offset) for index in range(len(sequence.colours)) for offset in sequence.capture_offsets_ms]
     if kind == "puppet":

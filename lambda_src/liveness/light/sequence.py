@@ -7,6 +7,7 @@ within WCAG 2.3.1), the first colour is dark (the reference the others are read 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,17 +84,19 @@ class LightSequence:
         )
 
 
-def draw_sequence(length: int = SEQUENCE_LENGTH) -> LightSequence:
-    """Dark first, at least one white, no colour twice in a row, each held a random 450-750 ms."""
+def draw_sequence(length: int = SEQUENCE_LENGTH, randbelow: Callable[[int], int] = secrets.randbelow) -> LightSequence:
+    """Dark first, at least one white, no colour twice in a row, each held a random 450-750 ms.
+
+    ``randbelow``: the OS's CSPRNG; only the simulation harness passes a seeded one, to replay a sweep."""
     names = ["dark"]
-    white_at = 1 + secrets.randbelow(length - 1)
+    white_at = 1 + randbelow(length - 1)
     for index in range(1, length):
         if index == white_at:
             names.append("white")
             continue
         choices = [name for name in PALETTE if name != names[-1] and not (index == white_at - 1 and name == "white")]
-        names.append(choices[secrets.randbelow(len(choices))])
+        names.append(choices[randbelow(len(choices))])
     colours = tuple(
-        LightColour(PALETTE[name], MIN_HOLD_MS + secrets.randbelow(MAX_HOLD_MS - MIN_HOLD_MS + 1)) for name in names
+        LightColour(PALETTE[name], MIN_HOLD_MS + randbelow(MAX_HOLD_MS - MIN_HOLD_MS + 1)) for name in names
     )
     return LightSequence(challenge_id=secrets.token_urlsafe(12), colours=colours)
