@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+import cv2
 import numpy as np
+from liveness.faces import FaceDetail
 from liveness.images.intake import load_frame
 from liveness.light.decision import LightFrame, analysed_frame_index
 from liveness.light.sequence import LightSequence, draw_sequence
 
 from .camera import Camera
-from .light_session import Conditions, Subject, camera_images
+from .light_session import Conditions, Subject, camera_images, working_frame
 
 GENUINE_LUX = 200.0  # an ordinary room: the harness's genuine subject passes well clear of every threshold
 
@@ -59,3 +62,23 @@ def batch_of(challenge_id: str, sequence: LightSequence, images: list[bytes], ca
     ]
     light_frames = [LightFrame(np.zeros((1, 1, 3), np.uint8), i, o) for i, o in captures]
     return Batch({"challengeId": challenge_id, "frames": frames}, images, analysed_frame_index(light_frames, sequence))
+
+
+@cache
+def astronaut_subject() -> Subject:
+    """scikit-image's public-domain astronaut at the client's frame size, with her face mesh (found once)."""
+    from skimage import data  # a dev dependency: always there for the tests
+
+    bgr = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    return Subject(working_frame(bgr, top=0.0))
+
+
+def genuine_light(started: dict[str, Any], seed: int = 0) -> tuple[dict[str, Any], FaceDetail]:
+    """A genuine batch for the revealed sequence, and the face the embedded analyzer finds in its analysed frame
+    (what a scripted analyzer should answer for it)."""
+    subject = astronaut_subject()
+    batch = play_batch(subject, started, np.random.default_rng(seed))
+    faces = subject.analyzer.detect_faces(batch.analysed_frame())
+    if len(faces) != 1:
+        raise AssertionError("the lit astronaut's analysed frame should hold one face")
+    return batch.body, faces[0]
