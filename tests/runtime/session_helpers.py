@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import sys
 import threading
 import traceback
 import uuid
@@ -374,7 +375,7 @@ def build_rig(
 ) -> Rig:
     scripted, clock = ScriptedAnalyzer(), FakeClock()
     deps = Dependencies(
-        settings=settings or Settings(),
+        settings=settings or DEFAULT_SETTINGS,
         analyzer=analyzer or scripted,
         archive=archive,
         clock=clock,
@@ -396,6 +397,18 @@ def file_rig(root: Path, settings: Settings | None = None) -> Rig:
     backend = Backend(root=root)
     store, archive = backend.session_store_and_archive()
     return build_rig("file", store, archive, settings, backend=backend)
+
+
+# The settings a rig gets when a test does not give its own: the deployment defaults (the light step enforced).
+DEFAULT_SETTINGS = Settings()
+LIGHT_OFF = Settings(light_challenge="off")
+
+
+@pytest.fixture
+def light_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rigs without the light step, for tests about other steps where it is irrelevant (pytestmark =
+    pytest.mark.usefixtures("light_off")); a rig given its own settings decides for itself."""
+    monkeypatch.setattr(sys.modules[__name__], "DEFAULT_SETTINGS", LIGHT_OFF)
 
 
 @pytest.fixture
