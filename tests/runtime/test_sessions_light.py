@@ -20,6 +20,7 @@ from liveness.analyzers.mesh import MeshAnalyzer
 from liveness.analyzers.rekognition import RekognitionAnalyzer
 from liveness.images.crop import encode_jpeg
 from liveness.images.intake import load_frame
+from liveness.light.decision import LightThresholds
 from liveness.sessions.keys import audit_key
 from liveness.settings import Settings
 from moto import mock_aws
@@ -113,7 +114,10 @@ def test_an_attack_is_rejected_and_fails_the_session_after_the_attempts(
     assert second["failureReason"] in ("LIGHT_NOT_FOLLOWED", "LIGHT_UNVERIFIED")
     audit = json.loads(enforce.stored(audit_key(session_id)) or b"{}")
     assert [item["accepted"] for item in audit["light"]["attempts"]] == [False, False]
-    assert audit["light"]["mode"] == "enforce" and audit["light"]["thresholds"]["min_correlation"] == 0.8
+    assert (
+        audit["light"]["mode"] == "enforce"
+        and audit["light"]["thresholds"]["min_correlation"] == LightThresholds().min_correlation
+    )
     lights = [frame["measured"]["light"] for frame in audit["frames"] if frame["stepCode"] == "FOLLOW_LIGHT"]
     assert len(lights) == 2 and all("rho" in light for light in lights)
 
