@@ -1,0 +1,110 @@
+"""The light step in Chromium with a camera the page's own screen lights (testkit/lit_camera.py and .js).
+
+The camera draws scikit-image's astronaut onto a canvas stream and lights each frame with the colour the page
+shows (its light overlay's computed background, ~80 ms late, with sensor noise), through the face's light map
+from the physics harness. The genuine stream passes the light step; the same stream unlit (a replay) fails it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import pytest
+
+from local.server import LocalServer
+from testkit.lit_camera import LitPicture, init_script, lit_picture
+from tests.browser.conftest import Launch, PageWatch, axe_violations
+from tests.browser.light_api import LightApi
+from tests.browser.support import CooperativeAnalyzer
+from tests.browser.test_web_client import TIMEOUT_MS, status_is, web_server
+from tests.local.conftest import StartServer
+from tests.local.test_web_catalogues import catalogue
+
+pytestmark = pytest.mark.slow
+
+EN = catalogue("en")
+
+
+@pytest.fixture(scope="module")
+def astronaut_pictures(mesh_analyzer: Any) -> list[LitPicture]:
+    data = pytest.importorskip("skimage.data", reason="scikit-image (a dev dependency) ships the test photo")
+    return [lit_picture(mesh_analyzer, cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), top=0.0)]
+
+
+def serve_pictures(page: Any, pictures: list[LitPicture]) -> None:
+    def answer(route: Any) -> None:
+        name = route.request.url.rsplit("/", 1)[1]
+        kind, index = name.removesuffix(".png").split("-")
+        picture = pictures[int(index)]
+        route.fulfill(
+            status=200, content_type="image/png", body=picture.png if kind == "picture" else picture.lightmap_png
+        )
+
+    page.route("**/__lit-camera/*", answer)
+
+
+# Which colours the overlay showed, sampled every 20 ms (the page's own record of the sequence, for checks).
+COLOUR_LOG = """
+window.__colours = [];
+setInterval(() => {
+  const overlay = document.getElementById('light-overlay');
+  const colour = overlay && !overlay.hidden ? getComputedStyle(overlay).backgroundColor : null;
+  if (colour && window.__colours[window.__colours.length - 1] !== colour) window.__colours.push(colour);
+}, 20);
+"""
+
+
+def open_lit(
+    launch: Launch, server: LocalServer, pictures: list[LitPicture], *, lit: bool = True, **context: Any
+) -> tuple[Any, PageWatch]:
+    browser = launch()
+    page = browser.new_context(**{"viewport": {"width": 1024, "height": 768}, **context}).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    watch = PageWatch(page)
+    page.add_init_script(init_script(len(pictures), lit=lit))
+    page.add_init_script(COLOUR_LOG)
+    serve_pictures(page, pictures)
+    page.goto(f"{server.url}/")
+    page.wait_for_selector("body[data-ready='true']")
+    return page, watch
+
+
+@pytest.fixture
+def page_server(start_server: StartServer, data_dir: Any) -> LocalServer:
+    return web_server(start_server, CooperativeAnalyzer(data_dir / "sessions"))
+
+
+def test_the_lit_astronaut_passes_the_light_step(
+    launch: Launch, page_server: LocalServer, mesh_analyzer: Any, astronaut_pictures: list[LitPicture]
+) -> None:
+    page, watch = open_lit(launch, page_server, astronaut_pictures)
+    api = LightApi(mesh_analyzer)
+    page.route("**/sessions**", api.handle)
+    page.get_by_role("button", name=EN["ui"]["start"]).click()
+    page.wait_for_selector("#light-overlay:not([hidden])")
+    assert EN["ui"]["lightNotice"] in page.locator("#light-overlay").inner_text()
+    assert axe_violations(page) == []
+    status_is(page, "PASSED", timeout=60_000)
+    assert api.outcomes == ["PASSED"], api.outcomes
+    shown = page.evaluate("window.__colours")
+    assert shown[0] == "rgb(128, 128, 128)" and len(shown) >= 6, shown  # the countdown's grey, then the colours
+    assert page.evaluate("window.__litCameraFrames") > 50  # the camera drew through the whole check
+    assert watch.errors == []
+
+
+def test_a_replayed_stream_fails_the_light_step_with_coaching_between_attempts(
+    launch: Launch, page_server: LocalServer, mesh_analyzer: Any, astronaut_pictures: list[LitPicture]
+) -> None:
+    page, watch = open_lit(launch, page_server, astronaut_pictures, lit=False)
+    api = LightApi(mesh_analyzer)
+    page.route("**/sessions**", api.handle)
+    page.get_by_role("button", name=EN["ui"]["start"]).click()
+    # The second attempt's countdown shows what the first taught.
+    page.wait_for_function("document.getElementById('light-coaching').textContent.length > 0", timeout=60_000)
+    coaching = page.locator("#light-coaching").inner_text()
+    assert coaching in {EN["coaching"][code] for code in ("LIGHT_NOT_FOLLOWED", "LIGHT_TOO_BRIGHT", "LIGHT_FACE_MOVED")}
+    status_is(page, "FAILED", timeout=60_000)
+    assert len(api.outcomes) == 2 and "PASSED" not in api.outcomes, api.outcomes
+    assert page.locator("#result-reason").inner_text().startswith(EN["failures"][api.failure])
+    assert watch.errors == []
