@@ -13,6 +13,7 @@ import cv2
 import pytest
 
 from local.server import LocalServer
+from testkit import headturn
 from testkit.lit_camera import LitPicture, init_script, lit_picture
 from tests.browser.conftest import Launch, PageWatch, axe_violations
 from tests.browser.light_api import LightApi
@@ -30,6 +31,15 @@ EN = catalogue("en")
 def astronaut_pictures(mesh_analyzer: Any) -> list[LitPicture]:
     data = pytest.importorskip("skimage.data", reason="scikit-image (a dev dependency) ships the test photo")
     return [lit_picture(mesh_analyzer, cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), top=0.0)]
+
+
+@pytest.fixture(scope="module")
+def clip_pictures(mesh_analyzer: Any) -> list[LitPicture]:
+    """The webcam clip's first straight frames (a person holding still), played in a loop."""
+    if not headturn.available():
+        pytest.skip("the webcam clip lives in ../shared (not in a fresh clone)")
+    frames = headturn.read_frames()
+    return [lit_picture(mesh_analyzer, frames[index]) for index in headturn.STRAIGHT[:4]]
 
 
 def serve_pictures(page: Any, pictures: list[LitPicture]) -> None:
@@ -108,3 +118,18 @@ def test_a_replayed_stream_fails_the_light_step_with_coaching_between_attempts(
     assert len(api.outcomes) == 2 and "PASSED" not in api.outcomes, api.outcomes
     assert page.locator("#result-reason").inner_text().startswith(EN["failures"][api.failure])
     assert watch.errors == []
+
+
+def test_the_lit_clip_passes_the_light_step_and_its_replay_does_not(
+    launch: Launch, page_server: LocalServer, mesh_analyzer: Any, clip_pictures: list[LitPicture]
+) -> None:
+    outcomes = {}
+    for lit in (True, False):
+        page, watch = open_lit(launch, page_server, clip_pictures, lit=lit)
+        api = LightApi(mesh_analyzer)
+        page.route("**/sessions**", api.handle)
+        page.get_by_role("button", name=EN["ui"]["start"]).click()
+        status_is(page, "PASSED" if lit else "FAILED", timeout=60_000)
+        outcomes[lit] = api.outcomes
+        assert watch.errors == []
+    assert outcomes[True] == ["PASSED"] and "PASSED" not in outcomes[False], outcomes
