@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from liveness.images.intake import load_frame
 from liveness.light.decision import LightFrame, LightOutcome, analysed_frame_index, judge_light
-from liveness.light.sequence import LightSequence, draw_sequence
+from liveness.light.sequence import LightColour, LightSequence, draw_sequence
 
 STEPS = ("LOOK_STRAIGHT", "FOLLOW_LIGHT")
 MAX_ATTEMPTS = 2
@@ -29,8 +30,9 @@ def decode(data_url: str) -> bytes:
 class LightApi:
     """The session and light routes for one page; ``outcomes`` lists every light verdict it gave."""
 
-    def __init__(self, analyzer: Any) -> None:
+    def __init__(self, analyzer: Any, colours: tuple[str, ...] = ()) -> None:
         self.analyzer = analyzer
+        self.colours = colours  # fixed colours (750 ms each) instead of a drawn sequence: for screenshots
         self.current = 0
         self.status = "IN_PROGRESS"
         self.failure: str | None = None
@@ -98,7 +100,11 @@ class LightApi:
     def revealed(self) -> tuple[int, dict[str, Any]]:
         if self.current != 1 or self.sequence is not None:
             return 409, {"code": "CONFLICT", "message": "no light challenge can start now"}
-        self.sequence = draw_sequence()
+        self.sequence = (
+            LightSequence(secrets.token_hex(8), tuple(LightColour(hex, 750) for hex in self.colours))
+            if self.colours
+            else draw_sequence()
+        )
         total = self.sequence.total_ms
         return 201, {
             **self.sequence.to_json(),

@@ -19,6 +19,7 @@ from tests.browser.conftest import Launch, PageWatch, axe_violations
 from tests.browser.light_api import LightApi
 from tests.browser.support import CooperativeAnalyzer
 from tests.browser.test_web_client import TIMEOUT_MS, status_is, web_server
+from tests.browser.test_web_screenshots import LANGUAGES, shot
 from tests.local.conftest import StartServer
 from tests.local.test_web_catalogues import catalogue
 
@@ -133,3 +134,22 @@ def test_the_lit_clip_passes_the_light_step_and_its_replay_does_not(
         outcomes[lit] = api.outcomes
         assert watch.errors == []
     assert outcomes[True] == ["PASSED"] and "PASSED" not in outcomes[False], outcomes
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_screenshot_of_a_colour_on_screen(
+    launch: Launch,
+    page_server: LocalServer,
+    mesh_analyzer: Any,
+    astronaut_pictures: list[LitPicture],
+    language: str,
+) -> None:
+    page, _ = open_lit(launch, page_server, astronaut_pictures, locale=language)
+    # Fixed colours, so the screenshot only changes when the page does.
+    api = LightApi(mesh_analyzer, colours=("#000000", "#00ffff", "#ffffff", "#0000ff", "#ffff00", "#00ff00"))
+    page.route("**/sessions**", api.handle)
+    page.get_by_role("button", name=catalogue(language)["ui"]["start"]).click()
+    page.wait_for_selector("body[data-light='#00ffff']", state="attached")
+    page.wait_for_timeout(150)  # the preview shows the lit face
+    shot(page, "light-step", language)
+    status_is(page, "PASSED", timeout=60_000)
