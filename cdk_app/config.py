@@ -13,7 +13,7 @@ from constructs import Node
 
 PREFIX = "liveness:"
 # Session limits and step thresholds the runtime reads from its environment (lambda_src/liveness/settings.py:
-# SESSION_ENV and THRESHOLD_ENV; a test keeps the two lists equal).
+# SESSION_ENV, THRESHOLD_ENV and LIGHT_ENV; a test keeps the two lists equal).
 SESSION_TUNING_KEYS = (
     "STEP_COUNT",
     "STEP_TIME_LIMIT_SECONDS",
@@ -37,8 +37,21 @@ SESSION_TUNING_KEYS = (
     "COMPARE_MAX_DEGREES",
     "FLAT_FACE_SLOPE",
     "MAX_NOT_COMPARABLE",
+    "LINK_MAX_DEGREES",
+    "LINK_MAX_SECONDS",
+    "MAX_LINK_HOPS",
+    "LIGHT_MAX_ATTEMPTS",
+    "LIGHT_MIN_CORRELATION",
+    "LIGHT_MIN_RESPONSE",
+    "LIGHT_MAX_FLATNESS",
+    "LIGHT_MIN_BACKGROUND_BALANCE",
+    "LIGHT_CLEAR_RESPONSE",
+    "LIGHT_PARTIAL_CORRELATION",
+    "LIGHT_MAX_SWAY_PX",
+    "LIGHT_MIN_STILLNESS",
 )
 ANALYZERS = ("rekognition", "local")
+LIGHT_CHALLENGE_MODES = ("enforce", "shadow", "off")  # liveness.light.mode.LIGHT_MODES (a test keeps them equal)
 # Where the stack publishes the OpenCV layer's ARN for other stacks (cdk_app/layer_export.py).
 DEFAULT_LAYER_ARN_PARAMETER = "/kyc-liveness/opencv-layer/arn"
 # SSM's rules for a fully qualified name: /-separated segments of these characters, at most 15 levels, at
@@ -111,6 +124,8 @@ class LivenessConfig:
     snap_start: bool = True
     # The embedding apps a passed check may be handed back to (docs/web-client.md: "Handing the result back").
     return_origins: tuple[str, ...] = ()
+    # The light challenge (issue 19; docs/sessions.md "The light step"): LIGHT_CHALLENGE in the function.
+    light_challenge: str = "enforce"
 
     def __post_init__(self) -> None:
         if not self.allowed_origins:
@@ -131,6 +146,10 @@ class LivenessConfig:
                 )
         if self.analyzer not in ANALYZERS:
             raise ConfigError(f"{PREFIX}analyzer must be one of {ANALYZERS}, not {self.analyzer!r}")
+        if self.light_challenge not in LIGHT_CHALLENGE_MODES:
+            raise ConfigError(
+                f"{PREFIX}lightChallenge must be one of {LIGHT_CHALLENGE_MODES}, not {self.light_challenge!r}"
+            )
         if self.retention_days < 1:
             raise ConfigError(f"{PREFIX}retentionDays must be at least 1")
         if self.audit_retention_days < self.retention_days:
@@ -189,6 +208,7 @@ class LivenessConfig:
             cognito_domain=str(value("cognitoDomain", "")).rstrip("/"),
             snap_start=_as_bool(value("snapStart", True)),
             return_origins=tuple(_as_list(value("returnOrigins", []))),
+            light_challenge=str(value("lightChallenge", "enforce")).strip().lower(),
         )
 
 
@@ -217,11 +237,12 @@ def _as_list(raw: Any) -> list[str]:
 def _check_tuning_with_the_runtime(tuning: dict[str, str]) -> None:
     """Apply the function's own validation at synth time (windows that overlap, out-of-range counts), so a bad
     value stops the deploy instead of failing every cold start."""
-    from liveness.settings import session_limits_from_env, thresholds_from_env
+    from liveness.settings import light_thresholds_from_env, session_limits_from_env, thresholds_from_env
 
     try:
         session_limits_from_env(tuning)
         thresholds_from_env(tuning)
+        light_thresholds_from_env(tuning)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{PREFIX}sessionTuning: {error}") from None
 

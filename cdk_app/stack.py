@@ -53,6 +53,7 @@ class LivenessStack(cdk.Stack):
                 "POWERTOOLS_SERVICE_NAME": "liveness",
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # the event carries the selfie
+                "LIGHT_CHALLENGE": config.light_challenge,
                 **config.session_tuning,
             },
         )

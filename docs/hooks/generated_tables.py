@@ -29,6 +29,8 @@ SETTINGS_MEANINGS = {
     "DATA_DIR": "where file storage keeps `archive/` and `sessions/`",
     "ALLOWED_ORIGINS": "comma-separated CORS allow-list of exact origins",
     "MAX_UPLOAD_BYTES": "the largest request body the function accepts",
+    "LIGHT_CHALLENGE": "the light step (`FOLLOW_LIGHT`): `enforce` (it must pass), `shadow` (measured and recorded, "
+    "never decides) or `off` (no step); CDK context `liveness:lightChallenge`",
     "ANONYMOUS_CALLER": "set only by the demo-only deployment without an authorizer: the identity every caller shares",
 }
 FAILURE_MEANINGS = {
@@ -37,6 +39,10 @@ FAILURE_MEANINGS = {
     "ATTEMPT_LIMIT": "the session's or the step's frame budget was used up",
     "FACE_MISMATCH": "a frame near the baseline scored below `MIN_SIMILARITY` against the reference face",
     "SAME_PERSON_UNVERIFIED": "`MAX_NOT_COMPARABLE` frames met their step but could not be compared",
+    "LIGHT_NOT_FOLLOWED": "`LIGHT_MAX_ATTEMPTS` light challenges did not pass, and at least one response did not "
+    "follow the colours (a recording, an animated photo, a print or a screen)",
+    "LIGHT_UNVERIFIED": "`LIGHT_MAX_ATTEMPTS` light challenges did not pass and none could be judged (too bright, "
+    "the face moved or was not seen, or the batch came after `submitBy`)",
 }
 ERROR_MEANINGS = {
     "INVALID_REQUEST": "The body is not JSON or breaks the route's JSON schema (missing or mistyped field), or an id "
@@ -92,6 +98,10 @@ REASON_MEANINGS = {
     "far (the `MAX_NOT_COMPARABLE`-th fails the session)",
     "FACE_MISMATCH": "not the reference person: **fails the session**",
     "SESSION_CLOSED": "frame log only: the session closed while the frame was analysed (the request answered 409)",
+    "LIGHT_NOT_FOLLOWED": "light step: the face's colour did not follow the drawn colours in timing and colour, or "
+    "responded flat like a print or a screen (uses one of `LIGHT_MAX_ATTEMPTS`)",
+    "LIGHT_TOO_BRIGHT": "light step: no measurable response (bright surroundings): abstain and coach (uses an attempt)",
+    "LIGHT_FACE_MOVED": "light step: the face moved, was covered, or its regions left the frame (uses an attempt)",
     "NOT_JUDGED": "frame log only: the analysis or archiving failed after the slot was taken (the request answered "
     "the error)",
 }
@@ -228,6 +238,13 @@ def threshold_env() -> str:
     return _table(("variable", "default", "meaning"), env_rows(THRESHOLD_ENV, Thresholds))
 
 
+def light_env() -> str:
+    from liveness.light.decision import LightThresholds
+    from liveness.settings import LIGHT_ENV
+
+    return _table(("variable", "default", "meaning"), env_rows(LIGHT_ENV, LightThresholds))
+
+
 def checkov_skips() -> str:
     from cdk_app.checkov_skips import CHECKOV_SKIPS
 
@@ -255,6 +272,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "settings-env": settings_env,
     "session-env": session_env,
     "threshold-env": threshold_env,
+    "light-env": light_env,
     "checkov-skips": checkov_skips,
     "openapi-operations": openapi_operations,
 }

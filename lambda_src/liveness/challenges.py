@@ -15,6 +15,7 @@ from .faces import FaceDetail
 
 class StepCode(str, Enum):
     LOOK_STRAIGHT = "LOOK_STRAIGHT"  # the neutral start: always first, never drawn
+    FOLLOW_LIGHT = "FOLLOW_LIGHT"  # the light challenge, right after the neutral start (unless LIGHT_CHALLENGE=off)
     TURN_LEFT = "TURN_LEFT"
     TURN_RIGHT = "TURN_RIGHT"
     LOOK_UP = "LOOK_UP"
@@ -26,6 +27,7 @@ class StepCode(str, Enum):
 
 INSTRUCTIONS: dict[StepCode, str] = {
     StepCode.LOOK_STRAIGHT: "Look straight at the camera.",
+    StepCode.FOLLOW_LIGHT: "Hold still and keep your face in the oval while the screen changes colour.",
     StepCode.TURN_LEFT: "Slowly turn your head to your left.",
     StepCode.TURN_RIGHT: "Slowly turn your head to your right.",
     StepCode.LOOK_UP: "Tilt your chin up and look above the camera.",
@@ -66,6 +68,10 @@ class ReasonCode(str, Enum):
     # (409 SESSION_CLOSED), or the frame could not be judged (a dependency failed: the request answered 503).
     SESSION_CLOSED = "SESSION_CLOSED"
     NOT_JUDGED = "NOT_JUDGED"
+    # The light step (a batch of frames under the drawn colours, judged by light/decision.py).
+    LIGHT_NOT_FOLLOWED = "LIGHT_NOT_FOLLOWED"
+    LIGHT_TOO_BRIGHT = "LIGHT_TOO_BRIGHT"
+    LIGHT_FACE_MOVED = "LIGHT_FACE_MOVED"
 
 
 COACHING: dict[ReasonCode, str] = {
@@ -87,7 +93,13 @@ COACHING: dict[ReasonCode, str] = {
     ReasonCode.FACE_MISMATCH: "The face does not match the one seen earlier in this session.",
     ReasonCode.SESSION_CLOSED: "The session closed while this frame was being checked.",
     ReasonCode.NOT_JUDGED: "This frame could not be checked; send another.",
+    ReasonCode.LIGHT_NOT_FOLLOWED: "The light on the face did not follow the screen's colours; start the light check again.",
+    ReasonCode.LIGHT_TOO_BRIGHT: "The room is too bright to see the screen's light: move to a dimmer place, face the "
+    "screen and turn its brightness up.",
+    ReasonCode.LIGHT_FACE_MOVED: "Hold still with your whole face in the oval while the colours change.",
 }
+# The reasons a light batch can be rejected with by the light decision itself.
+LIGHT_REASONS = (ReasonCode.LIGHT_NOT_FOLLOWED, ReasonCode.LIGHT_TOO_BRIGHT, ReasonCode.LIGHT_FACE_MOVED)
 
 
 @dataclass(frozen=True)
@@ -208,9 +220,9 @@ def draw_steps(count: int, *, exclude_expressions: bool = False) -> tuple[StepCo
     return tuple(drawn)
 
 
-def challenge(random_steps: tuple[StepCode, ...]) -> tuple[StepCode, ...]:
-    """The steps a session asks for: the neutral start, then the drawn steps."""
-    return (StepCode.LOOK_STRAIGHT, *random_steps)
+def challenge(random_steps: tuple[StepCode, ...], *, light: bool = False) -> tuple[StepCode, ...]:
+    """The steps a session asks for: the neutral start, the light step (``light``), then the drawn steps."""
+    return (StepCode.LOOK_STRAIGHT, *((StepCode.FOLLOW_LIGHT,) if light else ()), *random_steps)
 
 
 def max_steps(exclude_expressions: bool) -> int:
@@ -373,6 +385,8 @@ def _is_true(attribute: Any, min_confidence: float) -> bool:
 
 
 def step_reason(step: StepCode, measured: Measured, t: Thresholds) -> ReasonCode | None:
+    if step is StepCode.FOLLOW_LIGHT:
+        raise ValueError("the light step is judged on a batch (POST /sessions/{id}/light/frames), not on one frame")
     if step is StepCode.LOOK_STRAIGHT:
         return None if _neutral_met(measured, t) else ReasonCode.NOT_LOOKING_STRAIGHT
     if step in HEAD_MOVEMENTS:
@@ -392,7 +406,7 @@ def step_reason_after(
     one grinning photo, another frame, and the grinning photo again (or a crop of it). The neutral start is not a
     challenge (every expression is made near it), so it is not an earlier step here."""
     reason = step_reason(step, measured, t)
-    challenges = [other for other in earlier if other is not StepCode.LOOK_STRAIGHT]
+    challenges = [other for other in earlier if other not in (StepCode.LOOK_STRAIGHT, StepCode.FOLLOW_LIGHT)]
     if reason is None and any(step_reason(other, measured, t) is None for other in challenges):
         return ReasonCode.PREVIOUS_STEP_HELD
     return reason

@@ -39,6 +39,8 @@ ROUTE_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/detect"): (415, 422),
     ("POST", "/sessions"): (),
     ("POST", "/sessions/{id}/frames"): (404, 409, 415),
+    ("POST", "/sessions/{id}/light"): (404, 409),
+    ("POST", "/sessions/{id}/light/frames"): (404, 409, 415),
     ("GET", "/sessions/{id}"): (404,),
 }
 
@@ -60,6 +62,26 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "Judge one webcam frame against the session's current step.",
         "description": "A frame that misses the step is a normal 200 with verdict REJECTED, a reasonCode and a "
         "coaching message. Send one frame at a time; honour Retry-After on 429 and 503.",
+        "status": 200,
+        "response": "FrameAnswer",
+    },
+    ("POST", "/sessions/{id}/light"): {
+        "operationId": "startLightChallenge",
+        "summary": "Start the light challenge of the FOLLOW_LIGHT step: the server draws and reveals the colours.",
+        "description": "Only while the current step is FOLLOW_LIGHT and no challenge is running (else 409 CONFLICT). "
+        "Show each colour full-screen for its durationMs, in order, and take one frame of frameWidth x frameHeight "
+        "at each of captureOffsetsMs within each colour (>= 0: from the colour's start; < 0: from its end). Send "
+        "them as one batch before submitBy. The step's timer restarts now.",
+        "status": 201,
+        "response": "LightChallenge",
+    },
+    ("POST", "/sessions/{id}/light/frames"): {
+        "operationId": "submitLightFrames",
+        "summary": "Judge the light challenge's frames as one batch: did the face reflect the drawn colours?",
+        "description": "Answers like a frame (stepCode FOLLOW_LIGHT; measured.light holds the measured response and "
+        "its outcome). REJECTED uses one of maxAttempts: start a new challenge; the last one fails the session "
+        "(LIGHT_NOT_FOLLOWED or LIGHT_UNVERIFIED). A batch after submitBy is 409 CONFLICT and uses an attempt; a "
+        "batch that does not hold one frame per colour and offset, or names another challenge, is 400.",
         "status": 200,
         "response": "FrameAnswer",
     },
@@ -108,6 +130,7 @@ def _response_schemas() -> dict[str, Any]:
         "SessionVerdict": _session_verdict_schema(),
         "SessionCreated": _session_created_schema(),
         "FrameAnswer": _frame_answer_schema(),
+        "LightChallenge": _light_challenge_schema(),
         "SessionState": _session_state_schema(step),
         "DetectResponse": _detect_response_schema(),
         **_error_schemas(),
@@ -159,6 +182,11 @@ def _session_created_schema() -> dict[str, Any]:
             "maxFrames": _INT,
             "stepMaxFrames": {**_INT, "description": "Frames allowed per step, when the deployment sets one."},
             "mirrored": _BOOL,
+            "lightChallenge": {
+                "type": "string",
+                "enum": ["enforce", "shadow", "off"],
+                "description": "The light step's mode (FOLLOW_LIGHT follows the neutral start unless off).",
+            },
             "frameConstraints": _obj(
                 {
                     "formats": {"type": "array", "items": _STR},
@@ -194,7 +222,15 @@ def _measured_schema() -> dict[str, Any]:
                 "type": "object",
                 "properties": {"yaw": _NUM, "pitch": _NUM, "roll": _NUM},
                 "description": "Degrees moved from the baseline.",
-            }
+            },
+            "light": {
+                "type": "object",
+                "description": "The light step only: the measured response (rho, alpha per region, flatness, "
+                "stillness...) and its outcome (a LightOutcome, or the gate's reason code when no face could be "
+                "used). Recorded in every mode; docs/sessions.md explains each value.",
+                "properties": {"outcome": _STR, "mode": _STR},
+                "additionalProperties": True,
+            },
         },
         "additionalProperties": {"type": "number", "nullable": True},
     }
@@ -245,6 +281,47 @@ def _frame_answer_schema() -> dict[str, Any]:
             "failureReason",
             "samePersonCheck",
             "sessionVerdict",
+            "requestId",
+        ],
+    )
+
+
+def _light_challenge_schema() -> dict[str, Any]:
+    """POST /sessions/{id}/light."""
+    colour = _obj(
+        {
+            "color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"},
+            "durationMs": {**_INT, "description": "How long to show it (450-750 ms)."},
+        },
+        required=["color", "durationMs"],
+    )
+    return _obj(
+        {
+            "sessionId": _STR,
+            "challengeId": _STR,
+            "colors": {"type": "array", "items": colour, "description": "In order; the first is dark."},
+            "captureOffsetsMs": {
+                "type": "array",
+                "items": _INT,
+                "description": "When to take a frame within each colour: >= 0 from its start, < 0 from its end.",
+            },
+            "frameWidth": _INT,
+            "frameHeight": _INT,
+            "submitBy": {"type": "string", "format": "date-time"},
+            "attempt": {**_INT, "description": "This challenge's number, from 1."},
+            "maxAttempts": {**_INT, "description": "Challenges that may fail before the session does."},
+            "requestId": _STR,
+        },
+        required=[
+            "sessionId",
+            "challengeId",
+            "colors",
+            "captureOffsetsMs",
+            "frameWidth",
+            "frameHeight",
+            "submitBy",
+            "attempt",
+            "maxAttempts",
             "requestId",
         ],
     )

@@ -25,6 +25,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/detect", "detect_request"),
     Route("POST", "/sessions", "session_create"),
     Route("POST", "/sessions/{id}/frames", "session_frame"),
+    Route("POST", "/sessions/{id}/light", "light_start"),
+    Route("POST", "/sessions/{id}/light/frames", "light_frames"),
     Route("GET", "/sessions/{id}"),
 )
 

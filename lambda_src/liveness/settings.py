@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .challenges import MAX_STEPS, MIN_STEPS, Thresholds, threshold_problems
+from .light.decision import LightThresholds, light_threshold_problems
+from .light.mode import DEFAULT_MODE, LIGHT_MODES
 from .limits import MAX_FRAMES_CAP, SessionLimits
 
 
@@ -25,6 +27,8 @@ class Settings:
     max_upload_bytes: int = 6 * 1024 * 1024
     session_limits: SessionLimits = field(default_factory=SessionLimits)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    light_challenge: str = DEFAULT_MODE  # "enforce" | "shadow" | "off" (light/mode.py)
+    light_thresholds: LightThresholds = field(default_factory=LightThresholds)
     # Set only by the demo-only "no authorizer" deployment: the identity every unauthenticated caller shares.
     anonymous_caller: str = ""
 
@@ -41,6 +45,8 @@ class Settings:
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(6 * 1024 * 1024))),
             session_limits=session_limits_from_env(env),
             thresholds=thresholds_from_env(env),
+            light_challenge=light_mode_from_env(env.get("LIGHT_CHALLENGE", DEFAULT_MODE)),
+            light_thresholds=light_thresholds_from_env(env),
             anonymous_caller=env.get("ANONYMOUS_CALLER", "").strip(),
         )
 
@@ -53,6 +59,7 @@ SESSION_ENV = {
     "SESSION_MAX_FRAMES": "max_frames",
     "STEP_MAX_FRAMES": "step_max_frames",
     "SESSION_RETENTION_SECONDS": "retention_seconds",
+    "LIGHT_MAX_ATTEMPTS": "light_max_attempts",
 }
 # Environment variable -> Thresholds field.
 THRESHOLD_ENV = {
@@ -78,6 +85,36 @@ THRESHOLD_ENV = {
 }
 
 
+# Environment variable -> LightThresholds field (the light challenge's decision, light/decision.py).
+LIGHT_ENV = {
+    "LIGHT_MIN_CORRELATION": "min_correlation",
+    "LIGHT_MIN_RESPONSE": "min_response",
+    "LIGHT_MAX_FLATNESS": "max_flatness",
+    "LIGHT_MIN_BACKGROUND_BALANCE": "min_background_balance",
+    "LIGHT_CLEAR_RESPONSE": "clear_response",
+    "LIGHT_PARTIAL_CORRELATION": "partial_correlation",
+    "LIGHT_MAX_SWAY_PX": "max_sway_px",
+    "LIGHT_MIN_STILLNESS": "min_stillness",
+}
+
+
+def light_mode_from_env(raw: str) -> str:
+    mode = raw.strip().lower() or DEFAULT_MODE
+    if mode not in LIGHT_MODES:
+        raise ValueError(f"LIGHT_CHALLENGE must be one of {', '.join(LIGHT_MODES)}, not {raw!r}")
+    return mode
+
+
+def light_thresholds_from_env(env: dict[str, str]) -> LightThresholds:
+    thresholds = LightThresholds(
+        **{field_name: float(env[name]) for name, field_name in LIGHT_ENV.items() if env.get(name, "").strip()}
+    )
+    problems = light_threshold_problems(thresholds)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return thresholds
+
+
 def session_limits_from_env(env: dict[str, str]) -> SessionLimits:
     values = {field_name: int(env[name]) for name, field_name in SESSION_ENV.items() if env.get(name, "").strip()}
     limits = SessionLimits(**values)
@@ -87,6 +124,8 @@ def session_limits_from_env(env: dict[str, str]) -> SessionLimits:
         raise ValueError(
             "STEP_TIME_LIMIT_SECONDS, SESSION_TTL_SECONDS, SESSION_MAX_FRAMES and STEP_MAX_FRAMES must be positive"
         )
+    if limits.light_max_attempts < 1:
+        raise ValueError(f"LIGHT_MAX_ATTEMPTS must be at least 1, not {limits.light_max_attempts}")
     if limits.max_frames > MAX_FRAMES_CAP:
         raise ValueError(f"SESSION_MAX_FRAMES must be at most {MAX_FRAMES_CAP}, not {limits.max_frames}")
     return limits

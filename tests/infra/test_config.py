@@ -95,3 +95,27 @@ def test_reserved_concurrency_is_bounded(reserved: int) -> None:
 def test_the_function_timeout_fits_api_gateways_29_seconds(timeout: int) -> None:
     with pytest.raises(ConfigError, match="timeoutSeconds"):
         LivenessConfig(allowed_origins=("https://kyc.example.com",), timeout_seconds=timeout)
+
+
+@pytest.mark.parametrize("mode", ["enforce", "shadow", "off"])
+def test_the_light_challenge_modes_are_accepted(mode: str) -> None:
+    assert LivenessConfig(allowed_origins=("https://kyc.example.com",), light_challenge=mode).light_challenge == mode
+
+
+def test_the_light_challenge_defaults_to_enforce_and_refuses_other_modes() -> None:
+    assert LivenessConfig(allowed_origins=("https://kyc.example.com",)).light_challenge == "enforce"
+    with pytest.raises(ConfigError, match="lightChallenge"):
+        LivenessConfig(allowed_origins=("https://kyc.example.com",), light_challenge="sometimes")
+
+
+def test_the_cdk_light_modes_are_the_runtimes() -> None:
+    from liveness.light.mode import LIGHT_MODES
+
+    from cdk_app.config import LIGHT_CHALLENGE_MODES
+
+    assert LIGHT_CHALLENGE_MODES == LIGHT_MODES
+
+
+def test_light_tuning_is_checked_by_the_functions_own_rules_at_synth() -> None:
+    with pytest.raises(ConfigError, match="LIGHT_MIN_CORRELATION"):
+        LivenessConfig(allowed_origins=("https://kyc.example.com",), session_tuning={"LIGHT_MIN_CORRELATION": "3"})

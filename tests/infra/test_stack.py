@@ -293,11 +293,17 @@ def test_session_tuning_reaches_the_function(tmp_path) -> None:
 
 
 def test_cdk_tuning_keys_match_the_runtime() -> None:
-    from liveness.settings import SESSION_ENV, THRESHOLD_ENV
+    from liveness.settings import LIGHT_ENV, SESSION_ENV, THRESHOLD_ENV
 
     from cdk_app.config import SESSION_TUNING_KEYS
 
-    assert set(SESSION_TUNING_KEYS) == set(SESSION_ENV) | set(THRESHOLD_ENV)
+    assert set(SESSION_TUNING_KEYS) == set(SESSION_ENV) | set(THRESHOLD_ENV) | set(LIGHT_ENV)
+
+
+def test_the_light_challenge_mode_reaches_the_function(tmp_path, template_json: dict[str, Any]) -> None:
+    assert the_function(template_json)["Environment"]["Variables"]["LIGHT_CHALLENGE"] == "enforce"
+    shadow = synth_template(tmp_path, **{"liveness:lightChallenge": "shadow"})
+    assert the_function(shadow)["Environment"]["Variables"]["LIGHT_CHALLENGE"] == "shadow"
 
 
 def test_unknown_tuning_key_stops_synth(tmp_path) -> None:

@@ -14,6 +14,7 @@ from liveness.routes import ROUTES
 from liveness.schemas import load_schema
 
 from testkit.faces import face, face_for
+from testkit.light_client import genuine_light
 from tests.local.conftest import StartServer
 from tests.local.support import call
 from tests.runtime.session_helpers import ScriptedAnalyzer, data_url
@@ -111,6 +112,9 @@ def test_the_response_schemas_match_real_answers(start_server: StartServer) -> N
         assert step["code"] in SCHEMAS["StepCode"]["enum"]
     answer = None
     for index, step in enumerate(session["steps"]):
+        if step["code"] == "FOLLOW_LIGHT":
+            answer = _light_step(server.url, session["sessionId"], analyzer)
+            continue
         try:
             analyzer.script(face_for(step["code"]))
         except (KeyError, ValueError):  # a neutral step (or one this helper does not know): a frontal face
@@ -125,6 +129,19 @@ def test_the_response_schemas_match_real_answers(start_server: StartServer) -> N
     missing = call(server.url, "GET", "/sessions/00000000-0000-4000-8000-000000000000")
     _check(missing.json, "Error")
     assert missing.json["code"] in SCHEMAS["ErrorCode"]["enum"]
+
+
+def _light_step(url: str, session_id: str, analyzer: ScriptedAnalyzer) -> Any:
+    """The light step as the page plays it: start, then one genuine batch (the lit astronaut)."""
+    started = call(url, "POST", f"/sessions/{session_id}/light", {})
+    assert started.status == 201, started.json
+    _check(started.json, "LightChallenge")
+    body, lit_face = genuine_light(started.json)
+    analyzer.script(lit_face)
+    answer = call(url, "POST", f"/sessions/{session_id}/light/frames", body)
+    assert answer.status == 200 and answer.json["verdict"] == "ACCEPTED", answer.json
+    _check(answer.json, "FrameAnswer")
+    return answer
 
 
 def test_the_detect_schema_matches_a_real_answer(start_server: StartServer) -> None:

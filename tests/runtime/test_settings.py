@@ -78,3 +78,36 @@ def test_settings_read_the_new_limits_and_thresholds_from_env() -> None:
 def test_settings_refuse_non_positive_new_limits(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.from_env(env)
+
+
+def test_the_light_challenge_is_enforced_unless_the_environment_says_otherwise() -> None:
+    from liveness.light.decision import LightThresholds
+
+    assert Settings.from_env({}).light_challenge == "enforce"
+    assert Settings.from_env({"LIGHT_CHALLENGE": " Shadow "}).light_challenge == "shadow"
+    assert Settings.from_env({"LIGHT_CHALLENGE": "off"}).light_challenge == "off"
+    assert Settings.from_env({}).light_thresholds == LightThresholds()
+    assert Settings.from_env({}).session_limits.light_max_attempts == 2
+
+
+def test_settings_read_the_light_thresholds_and_attempts_from_env() -> None:
+    settings = Settings.from_env(
+        {"LIGHT_MIN_CORRELATION": "0.9", "LIGHT_MAX_FLATNESS": "0.8", "LIGHT_MAX_ATTEMPTS": "3"}
+    )
+    assert settings.light_thresholds.min_correlation == 0.9 and settings.light_thresholds.max_flatness == 0.8
+    assert settings.session_limits.light_max_attempts == 3
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LIGHT_CHALLENGE": "maybe"}, "LIGHT_CHALLENGE"),
+        ({"LIGHT_MAX_ATTEMPTS": "0"}, "LIGHT_MAX_ATTEMPTS"),
+        ({"LIGHT_MIN_CORRELATION": "1.5"}, "LIGHT_MIN_CORRELATION"),
+        ({"LIGHT_MIN_RESPONSE": "0"}, "LIGHT_MIN_RESPONSE"),
+        ({"LIGHT_MIN_BACKGROUND_BALANCE": "2"}, "LIGHT_MIN_BACKGROUND_BALANCE"),
+    ],
+)
+def test_settings_refuse_unusable_light_settings(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env(env)

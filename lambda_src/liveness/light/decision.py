@@ -11,7 +11,7 @@ Early-offset and late-offset frames are fitted apart, so a tint that arrives lat
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -35,7 +35,8 @@ class LightOutcome(str, Enum):
 
 @dataclass(frozen=True)
 class LightThresholds:
-    """Defaults from the simulation sweep (bench/light.py); the report gives the measured ranges."""
+    """Defaults from the simulation sweep (bench/light.py); the report gives the measured ranges. Each has an
+    environment variable (settings.LIGHT_ENV); a session keeps the set in force when it was created."""
 
     min_correlation: float = 0.8  # rho, early and late frames apart
     min_response: float = 0.04  # alpha at the face's centre and against each side: below it, too bright to judge
@@ -44,9 +45,32 @@ class LightThresholds:
     # A weak response (alpha below this) that partly follows (rho above the next) is put down to bright
     # surroundings: abstain and coach, rather than call it not followed.
     clear_response: float = 0.06
+    # ... and partly follows: rho at least this (a weak, partial follower is put down to bright surroundings)
     partial_correlation: float = 0.5
     max_sway_px: float = 6.0  # the largest shift undone before reading the regions (stillness judges more)
     min_stillness: float = 0.6  # the lowest frame's gradient correlation with the analysed frame
+
+    def to_json(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> LightThresholds:
+        return cls(**{item.name: float(raw[item.name]) for item in fields(cls) if item.name in raw})
+
+
+def light_threshold_problems(t: LightThresholds) -> list[str]:
+    """Why a light threshold set cannot work; empty when it is fine."""
+    problems = []
+    if not 0 < t.min_correlation <= 1 or not 0 <= t.partial_correlation <= 1 or not 0 < t.min_stillness <= 1:
+        problems.append("LIGHT_MIN_CORRELATION, LIGHT_PARTIAL_CORRELATION and LIGHT_MIN_STILLNESS must be in (0, 1]")
+    if t.min_response <= 0 or t.max_flatness <= 0 or t.max_sway_px < 0 or t.clear_response < t.min_response:
+        problems.append(
+            "LIGHT_MIN_RESPONSE and LIGHT_MAX_FLATNESS must be positive, LIGHT_MAX_SWAY_PX 0 or more, and "
+            "LIGHT_CLEAR_RESPONSE at least LIGHT_MIN_RESPONSE"
+        )
+    if not 0 <= t.min_background_balance <= 1:
+        problems.append("LIGHT_MIN_BACKGROUND_BALANCE must be between 0 and 1")
+    return problems
 
 
 @dataclass(frozen=True)

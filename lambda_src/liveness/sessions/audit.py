@@ -41,6 +41,8 @@ def audit_record(session: Session, thresholds: Thresholds, request_id: str, writ
         "thresholds": (session.thresholds or thresholds).to_json(),
         "baseline": state["baseline"],  # the neutral start's pose (and face aspect) every movement was judged from
         "steps": state["steps"],
+        # The light step's mode, thresholds and attempts; each batch's measured response is in its frame record.
+        "light": state["light"],
         "framesReceived": session.frames_received,
         "frames": [frame_to_dict(frame) for frame in session.frames],
         "referenceFaceKey": (

@@ -6,10 +6,15 @@ from datetime import datetime
 from typing import Any
 
 from ..challenges import INSTRUCTIONS, Baseline, ReasonCode, StepCode, Thresholds
+from ..light.decision import LightThresholds
+from ..light.mode import OFF
+from ..light.sequence import LightSequence
 from ..limits import SessionLimits
 from .model import (
     FailureReason,
     FrameRecord,
+    LightAttempt,
+    LightChallenge,
     Link,
     PendingFrame,
     SamePersonCheck,
@@ -51,6 +56,7 @@ def session_to_dict(session: Session) -> dict[str, Any]:
             "maxFrames": session.limits.max_frames,
             "stepMaxFrames": session.limits.step_max_frames,
             "retentionSeconds": session.limits.retention_seconds,
+            "lightMaxAttempts": session.limits.light_max_attempts,
         },
         "framesReceived": session.frames_received,
         "frames": [frame_to_dict(frame) for frame in session.frames],
@@ -76,6 +82,67 @@ def session_to_dict(session: Session) -> dict[str, Any]:
             }
             for frame in session.verified
         ],
+        "light": light_to_dict(session),
+    }
+
+
+def light_to_dict(session: Session) -> dict[str, Any]:
+    """The light step's state: the mode and thresholds it was judged by, the open challenge, the attempts."""
+    challenge = session.light_challenge
+    return {
+        "mode": session.light_mode,
+        "thresholds": session.light_thresholds.to_json() if session.light_thresholds is not None else None,
+        "challenge": (
+            {
+                **challenge.sequence.to_json(),
+                "revealedAt": _iso(challenge.revealed_at),
+                "submitBy": _iso(challenge.submit_by),
+                "attempt": challenge.attempt,
+            }
+            if challenge is not None
+            else None
+        ),
+        "attempts": [
+            {
+                "challengeId": item.challenge_id,
+                "attempt": item.attempt,
+                "outcome": item.outcome,
+                "accepted": item.accepted,
+                "at": _iso(item.at),
+            }
+            for item in session.light_attempts
+        ],
+    }
+
+
+def _light_from_dict(raw: dict[str, Any] | None) -> dict[str, Any]:
+    """Session fields from ``light_to_dict``; an item stored before the light step has none (mode off)."""
+    if not raw:
+        return {}
+    challenge = raw.get("challenge")
+    return {
+        "light_mode": str(raw.get("mode") or OFF),
+        "light_thresholds": LightThresholds.from_json(raw["thresholds"]) if raw.get("thresholds") else None,
+        "light_challenge": (
+            LightChallenge(
+                sequence=LightSequence.from_json(challenge),
+                revealed_at=_time(challenge["revealedAt"]),  # type: ignore[arg-type]
+                submit_by=_time(challenge["submitBy"]),  # type: ignore[arg-type]
+                attempt=int(challenge["attempt"]),
+            )
+            if challenge
+            else None
+        ),
+        "light_attempts": tuple(
+            LightAttempt(
+                challenge_id=str(item["challengeId"]),
+                attempt=int(item["attempt"]),
+                outcome=str(item["outcome"]),
+                accepted=bool(item["accepted"]),
+                at=_time(item["at"]),  # type: ignore[arg-type]
+            )
+            for item in raw.get("attempts") or ()
+        ),
     }
 
 
@@ -145,6 +212,7 @@ def session_from_dict(raw: dict[str, Any]) -> Session:
             # Items stored before the per-step budget had none: their session cap alone bounds each step.
             step_max_frames=int(limits.get("stepMaxFrames", limits["maxFrames"])),
             retention_seconds=int(limits["retentionSeconds"]),
+            light_max_attempts=int(limits.get("lightMaxAttempts", SessionLimits().light_max_attempts)),
         ),
         frames_received=int(raw["framesReceived"]),
         frames=tuple(_frame_from_dict(frame) for frame in raw.get("frames", [])),
@@ -170,6 +238,7 @@ def session_from_dict(raw: dict[str, Any]) -> Session:
             )
             for item in raw.get("verified") or ()
         ),
+        **_light_from_dict(raw.get("light")),
     )
 
 

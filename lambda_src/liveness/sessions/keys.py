@@ -30,3 +30,13 @@ def reference_face_key(session_id: str, reference_frame_id: str) -> str:
 
 def audit_key(session_id: str) -> str:
     return f"{AUDIT_PREFIX}/{SESSIONS_PREFIX}/{session_id}.json"
+
+
+def light_prefix(session_id: str, challenge_id: str) -> str:
+    """Where one light challenge's batch is archived (its frame record's ``frameKey``)."""
+    return f"{SESSIONS_PREFIX}/{session_id}/light/{challenge_id}/"
+
+
+def light_frame_key(session_id: str, challenge_id: str, colour_index: int, offset_ms: int, content_type: str) -> str:
+    """One frame of a light batch, as received: single use challenges make the key written once."""
+    return f"{light_prefix(session_id, challenge_id)}{colour_index}_{offset_ms}.{IMAGE_EXTENSIONS[content_type]}"

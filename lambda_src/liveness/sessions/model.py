@@ -9,6 +9,9 @@ from typing import Any
 
 from ..challenges import Baseline, Measured, ReasonCode, StepCode, Thresholds
 from ..faces import FaceComparison
+from ..light.decision import LightThresholds
+from ..light.mode import OFF
+from ..light.sequence import LightSequence
 from ..limits import SessionLimits
 
 
@@ -32,6 +35,8 @@ class FailureReason(str, Enum):
     FACE_MISMATCH = "FACE_MISMATCH"
     # Too many frames met their step but could not be compared with the reference (FACE_NOT_COMPARABLE).
     SAME_PERSON_UNVERIFIED = "SAME_PERSON_UNVERIFIED"
+    LIGHT_NOT_FOLLOWED = "LIGHT_NOT_FOLLOWED"  # light attempts used up, one of them not following the colours
+    LIGHT_UNVERIFIED = "LIGHT_UNVERIFIED"  # light attempts used up, none of them judged
 
 
 class SamePersonCheck(str, Enum):
@@ -91,6 +96,27 @@ class Link:
 
 
 @dataclass(frozen=True)
+class LightChallenge:
+    """The open light challenge: the drawn sequence (revealed to the client once), and its deadlines."""
+
+    sequence: LightSequence
+    revealed_at: datetime
+    submit_by: datetime  # a batch after this is refused, and the attempt is used
+    attempt: int  # 1-based
+
+
+@dataclass(frozen=True)
+class LightAttempt:
+    """One judged (or expired) light challenge: single use, whatever its outcome."""
+
+    challenge_id: str
+    attempt: int
+    outcome: str  # a LightOutcome, a gate's ReasonCode (no usable face), or EXPIRED
+    accepted: bool  # the step passed (shadow: whatever the outcome)
+    at: datetime
+
+
+@dataclass(frozen=True)
 class FrameRecord:
     """One analysed frame, as kept in the session's bounded frame log and the audit record."""
 
@@ -140,6 +166,11 @@ class Session:
     pending: tuple[PendingFrame, ...] = ()
     # The current step's verified frames (the identity chain; at most MAX_VERIFIED_KEPT, the latest).
     verified: tuple[VerifiedFrame, ...] = ()
+    # The light step (issue 19): the mode and thresholds at creation, the open challenge, the attempts so far.
+    light_mode: str = OFF
+    light_thresholds: LightThresholds | None = None
+    light_challenge: LightChallenge | None = None
+    light_attempts: tuple[LightAttempt, ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -179,3 +210,4 @@ class FrameEvaluation:
     chained: bool = False
     # A head movement on its way (not meeting the step yet), compared only to give later frames a link.
     transit: bool = False
+    light: dict[str, Any] | None = None  # a light batch's measurement and outcome (the frame log's measured.light)

@@ -23,6 +23,7 @@ from ..images.limits import SUPPORTED_TYPES
 from .audit import verdict_of
 from .codec import link_to_dict, session_to_dict
 from .keys import reference_face_key
+from .light_service import light_start_response, start_light, submit_light
 from .model import Session
 from .service import FrameResult, SessionView, create_session, read_session, reason_message, submit_frame
 
@@ -55,6 +56,22 @@ def build_router(deps: Dependencies) -> Router:
         _record_frame(result, (time.perf_counter() - started) * 1000)
         return json_response(200, frame_response(result, request_id()))
 
+    @router.post("/sessions/<session_id>/light")
+    def post_light(session_id: str) -> Response:
+        owner = caller_id_of(router.current_event, deps.settings.anonymous_caller)
+        json_body_of(router.current_event, "light_start")
+        session = start_light(session_id, deps, owner, request_id())
+        return json_response(201, light_start_response(session, request_id()))
+
+    @router.post("/sessions/<session_id>/light/frames")
+    def post_light_frames(session_id: str) -> Response:
+        owner = caller_id_of(router.current_event, deps.settings.anonymous_caller)
+        body = json_body_of(router.current_event, "light_frames")
+        started = time.perf_counter()
+        result = submit_light(session_id, body, deps, owner, request_id())
+        _record_frame(result, (time.perf_counter() - started) * 1000)
+        return json_response(200, frame_response(result, request_id()))
+
     @router.get("/sessions/<session_id>")
     def get_session(session_id: str) -> Response:
         owner = caller_id_of(router.current_event, deps.settings.anonymous_caller)
@@ -76,6 +93,8 @@ def _record_frame(result: FrameResult, latency_ms: float) -> None:
             "verdict": record.verdict.value,
             "reasonCode": record.reason.value if record.reason else None,
             "status": result.session.status.value,
+            # The light step's measured response (numbers only), for calibration from the logs too.
+            "light": record.measured.get("light"),
             "latencyMs": round(latency_ms, 1),
         },
     )
@@ -100,6 +119,7 @@ def created_response(session: Session, deps: Dependencies, request_id: str) -> d
         "maxFrames": session.limits.max_frames,
         "stepMaxFrames": session.limits.step_max_frames,
         "mirrored": session.mirrored,
+        "lightChallenge": session.light_mode,
         "frameConstraints": {
             "formats": list(SUPPORTED_TYPES),
             "maxBytes": deps.settings.max_upload_bytes,

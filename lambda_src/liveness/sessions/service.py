@@ -16,6 +16,7 @@ from ..challenges import (
     COACHING,
     Measured,
     ReasonCode,
+    StepCode,
     challenge,
     comparison_reliable,
     draw_steps,
@@ -30,6 +31,7 @@ from ..errors import ErrorCode, LivenessError, unavailable
 from ..faces import FaceComparison, FaceDetail, Frame
 from ..images.crop import face_crop_jpeg
 from ..images.intake import load_stored_frame, receive_upload
+from ..light.mode import OFF
 from ..limits import SessionLimits
 from ..parallel import start, succeeded, wait
 from .chain import in_transit, link_for
@@ -52,7 +54,9 @@ def create_session(body: dict[str, Any], deps: Dependencies, owner: str) -> Sess
     exclude = bool(body.get("excludeExpressions", False))
     # The count is the only say a client has; which steps, and their order, come from the CSPRNG. The neutral start
     # comes first, whatever the client asks: it sets the reference face and the person's baseline pose.
-    steps = challenge(draw_steps(_step_count(body.get("steps"), limits, exclude), exclude_expressions=exclude))
+    light = deps.settings.light_challenge
+    drawn = draw_steps(_step_count(body.get("steps"), limits, exclude), exclude_expressions=exclude)
+    steps = challenge(drawn, light=light != OFF)  # the light step is never drawn and never excluded
     mirrored = bool(body.get("mirrored", False))
     session = new_session(
         str(uuid.uuid4()),
@@ -63,6 +67,8 @@ def create_session(body: dict[str, Any], deps: Dependencies, owner: str) -> Sess
         now=deps.clock(),
         limits=limits,
         thresholds=deps.settings.thresholds,  # kept in the item: frames are judged and audited with these
+        light_mode=light,
+        light_thresholds=deps.settings.light_thresholds if light != OFF else None,
     )
     try:
         deps.session_store.create(session)
@@ -135,6 +141,7 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     session = _repair_abandoned(deps, session, now, request_id)  # before any write of this request
     session = commit_due(deps, session, now, request_id)
     _ensure_open(session)  # a closed session answers 409 whatever the body says, and costs no analysis
+    _ensure_not_light_step(session)
     _check_mirroring(body, session)
     upload = receive_upload(body.get("image"), limits=deps.image_limits)  # refused before taking a slot
     frame, digest = upload.frame, upload.sha256  # only the digest is kept; the image stays in the archive
@@ -199,7 +206,7 @@ def _reserve(deps: Dependencies, session: Session, now: datetime, request_id: st
 
 
 def _settle_unjudged(
-    deps: Dependencies, session: Session, frame_id: str, key: str, digest: str, now: datetime, request_id: str
+    deps: Dependencies, session: Session, frame_id: str, key: str, digest: str | None, now: datetime, request_id: str
 ) -> None:
     evaluation = FrameEvaluation(
         frame_id=frame_id,
@@ -363,6 +370,15 @@ def _ensure_open(session: Session) -> None:
         reason = f" ({session.failure_reason.value})" if session.failure_reason else ""
         raise LivenessError(
             ErrorCode.SESSION_CLOSED, f"The session is {session.status.value}{reason}; start a new session."
+        )
+
+
+def _ensure_not_light_step(session: Session) -> None:
+    if session.step.code is StepCode.FOLLOW_LIGHT:
+        raise LivenessError(
+            ErrorCode.CONFLICT,
+            "The current step is FOLLOW_LIGHT: start it with POST /sessions/{id}/light and send its frames as one "
+            "batch to /light/frames.",
         )
 
 

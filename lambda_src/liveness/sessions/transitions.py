@@ -10,6 +10,8 @@ from typing import Any
 
 from ..challenges import Baseline, Measured, ReasonCode, StepCode, Thresholds
 from ..faces import FaceComparison
+from ..light.decision import LightThresholds
+from ..light.mode import OFF
 from ..limits import SessionLimits
 from .chain import with_verified
 from .model import (
@@ -36,6 +38,8 @@ def new_session(
     now: datetime,
     limits: SessionLimits,
     thresholds: Thresholds | None = None,
+    light_mode: str = OFF,
+    light_thresholds: LightThresholds | None = None,
 ) -> Session:
     return Session(
         session_id=session_id,
@@ -48,6 +52,8 @@ def new_session(
         analyzer=analyzer,
         limits=limits,
         thresholds=thresholds,
+        light_mode=light_mode,
+        light_thresholds=light_thresholds,
     )
 
 
@@ -284,6 +290,11 @@ def _pass(session: Session, now: datetime) -> Session:
     return replace(session, status=SessionStatus.PASSED, same_person_check=check, closed_at=now, updated_at=now)
 
 
+def fail_session(session: Session, reason: FailureReason, now: datetime) -> Session:
+    """The session FAILED for ``reason`` at its current step (not bumped: the caller's transition is)."""
+    return _close(session, SessionStatus.FAILED, reason, now)
+
+
 def _close(session: Session, status: SessionStatus, reason: FailureReason, now: datetime) -> Session:
     failed_step = replace(session.step, status=StepStatus.FAILED, completed_at=now, reason=reason.value)
     return replace(_with_step(session, failed_step), status=status, failure_reason=reason, closed_at=now)
@@ -321,6 +332,8 @@ def _record(
 def _measured_json(evaluation: FrameEvaluation) -> dict[str, Any]:
     """The measured values; with a baseline, also the movement from it, which is what the step rules judged."""
     measured: dict[str, Any] = evaluation.measured.to_json()
+    if evaluation.light is not None:
+        measured["light"] = evaluation.light
     if evaluation.movement is not None:
         movement = evaluation.movement.to_json()
         measured["movement"] = {axis: movement[axis] for axis in ("yaw", "pitch", "roll")}
