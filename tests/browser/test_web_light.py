@@ -176,3 +176,33 @@ def test_a_screenshot_of_a_colour_on_screen(
     page.wait_for_timeout(150)  # the preview shows the lit face
     shot(page, "light-step", language)
     status_is(page, "PASSED", timeout=60_000)
+
+
+def test_on_a_phone_in_portrait_the_colour_fills_the_screen_with_the_face_and_words_in_view(
+    launch: Launch, page_server: LocalServer, mesh_analyzer: Any, astronaut_pictures: list[LitPicture]
+) -> None:
+    page, _ = open_lit(
+        launch,
+        page_server,
+        astronaut_pictures,
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        reduced_motion="reduce",
+    )
+    api = LightApi(mesh_analyzer, colours=("#000000", "#ffffff", "#0000ff", "#00ff00", "#ffff00", "#00ffff"))
+    page.route("**/sessions**", api.handle)
+    page.get_by_role("button", name=EN["ui"]["start"]).click()
+    page.wait_for_selector("#light-count.pulse")
+    # Under prefers-reduced-motion the countdown does not pulse; the colours still change (they are the check).
+    assert page.evaluate("getComputedStyle(document.getElementById('light-count')).animationName") == "none"
+    page.wait_for_selector("body[data-light='#ffffff']", state="attached")
+    overlay = page.locator("#light-overlay").bounding_box()
+    assert overlay == {"x": 0, "y": 0, "width": 390, "height": 844}
+    preview = page.locator(".light-preview").bounding_box()
+    panel = page.locator(".light-panel").bounding_box()
+    assert abs(preview["width"] / preview["height"] - 4 / 3) < 0.02
+    assert preview["width"] * preview["height"] + panel["width"] * panel["height"] < 0.35 * 390 * 844
+    assert panel["y"] + panel["height"] <= 844 and preview["y"] >= 0
+    assert page.evaluate("document.getElementById('light-video').videoWidth") > 0
+    status_is(page, "PASSED", timeout=60_000)
