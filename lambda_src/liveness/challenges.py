@@ -39,6 +39,8 @@ INSTRUCTIONS: dict[StepCode, str] = {
 
 HEAD_MOVEMENTS = (StepCode.TURN_LEFT, StepCode.TURN_RIGHT, StepCode.LOOK_UP, StepCode.LOOK_DOWN)
 EXPRESSIONS = (StepCode.SMILE, StepCode.OPEN_MOUTH, StepCode.CLOSE_EYES)
+# The steps judged one frame at a time (every step but the light step, which is judged on a batch).
+FRAME_STEPS = (StepCode.LOOK_STRAIGHT, *HEAD_MOVEMENTS, *EXPRESSIONS)
 MIN_STEPS = 2
 MAX_STEPS = 5
 

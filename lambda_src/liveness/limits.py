@@ -20,6 +20,6 @@ class SessionLimits:
     # Per step: a step time limit of frames at 3 a second (the web client spreads them over it), so a hard step
     # cannot eat the whole session, and a person who takes the full time is not cut short.
     step_max_frames: int = 30
-    retention_seconds: int = 86_400
+    retention_seconds: int = 86_400  # how long after expiry the DynamoDB TTL removes the item
     # Light challenges (FOLLOW_LIGHT) per session that may fail to pass, or expire, before the session fails.
-    light_max_attempts: int = 2  # how long after expiry the DynamoDB TTL removes the item
+    light_max_attempts: int = 2

@@ -7,6 +7,12 @@ holds it about 1.2 s, comes back, rests, and tries again if the step is still cu
 frame about every 0.28 s (with jitter), one request in flight, each frame with fresh sensor noise, so no two
 uploads are the same bytes. Nothing here decides anything: the server's answers drive the person.
 A ``Manner`` varies that: as far as the clip goes and held two seconds, overshooting then correcting, slow to react.
+
+The light step (FOLLOW_LIGHT), as the page and the person do it: a countdown (~1 s), the page asks for the
+challenge, shows the colours in real time while the person holds still, and sends the frames taken at the
+server's offsets as one batch when the last colour ends. The frames are the person's straight frame lit by the
+physics harness with the colours on screen (testkit/light_session.py: the screen's light on the face, the camera's
+gains, noise and JPEG), or what an attacker's picture gives under the same screen.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import cv2
 import numpy as np
 
 from testkit.headturn import CLIP_FPS, MOVES, STRAIGHT
+from testkit.light_client import play_batch
+from testkit.light_session import Subject, working_frame
 from tests.local.support import call
 
 REACTION_SECONDS = 0.8
@@ -32,6 +40,7 @@ FRAME_JITTER_SECONDS = 0.06
 SENSOR_NOISE_SIGMA = 3.0
 SENT_SIZE = (640, 352)  # the 400x220 clip scaled as a client's 640-wide canvas would carry it
 TERMINAL = {"PASSED", "FAILED", "EXPIRED"}
+LIGHT_COUNTDOWN_SECONDS = 1.0  # the page's countdown before it asks for the light challenge
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,39 @@ class SessionRun:
         return [answer.get("reasonCode") for answer in self.answers]
 
 
+_SUBJECTS: dict[tuple[int, bool], Subject] = {}
+_CLIENT_ANALYZER: list[Any] = []  # the client's own face mesh (the simulated light needs the face's shape)
+
+
+def lit_subject(bgr: np.ndarray, mirrored: bool) -> Subject:
+    """The picture in front of the screen at the client's frame size, mirrored like the uploads, with its mesh."""
+    key = (id(bgr), mirrored)
+    if key not in _SUBJECTS:
+        if not _CLIENT_ANALYZER:
+            from liveness.analyzers.mesh import MeshAnalyzer
+
+            _CLIENT_ANALYZER.append(MeshAnalyzer())
+        frame = working_frame(bgr[:, ::-1] if mirrored else bgr)
+        _SUBJECTS[key] = Subject(np.ascontiguousarray(frame), analyzer=_CLIENT_ANALYZER[0])
+    return _SUBJECTS[key]
+
+
+def play_light(
+    base_url: str, session_id: str, picture: np.ndarray, *, user: str, mirrored: bool, kind: str, seed: int
+) -> Any:
+    """One light challenge in real time: countdown, start, the colours, then the batch. Answers the batch's reply,
+    or the start's when it was refused (the session closed meanwhile)."""
+    time.sleep(LIGHT_COUNTDOWN_SECONDS)
+    started = call(base_url, "POST", f"/sessions/{session_id}/light", {}, user=user)
+    if started.status != 201:
+        return started
+    shown_at = time.monotonic()
+    batch = play_batch(lit_subject(picture, mirrored), started.json, np.random.default_rng(seed), kind)
+    colours_seconds = sum(colour["durationMs"] for colour in started.json["colors"]) / 1000.0
+    time.sleep(max(0.0, shown_at + colours_seconds - time.monotonic()))  # the page sends after the last colour
+    return call(base_url, "POST", f"/sessions/{session_id}/light/frames", batch.body, user=user)
+
+
 def create_session(base_url: str, *, user: str, mirrored: bool) -> dict[str, Any]:
     reply = call(base_url, "POST", "/sessions", {"excludeExpressions": True, "mirrored": mirrored}, user=user)
     assert reply.status == 201, reply.raw[:300]
@@ -146,10 +188,15 @@ def run_session(
     created: dict[str, Any] | None = None,
     max_seconds: float = 60.0,
     manner: Manner = ORDINARY,
+    light: str = "genuine",
+    light_picture: np.ndarray | None = None,
 ) -> SessionRun:
     """Create a head-movements-only session and play the person until it ends. ``show`` picks the clip frame
     (default: the reacting ``Person``); attack tests pass their own, or a ``stand_in`` (another person) who gives
-    the neutral start before the person takes over. ``created`` is a session already created for ``user``."""
+    the neutral start before the person takes over. ``created`` is a session already created for ``user``.
+    The light step: ``light`` is how the picture in front of the camera answers the screen (``genuine``: a face
+    lit by it; an attack of testkit/light_attacks.py), ``light_picture`` that picture (default: what ``show``
+    shows when the step comes)."""
     created = created or create_session(base_url, user=user, mirrored=mirrored)
     session_id, started = created["sessionId"], time.monotonic()
     person, camera, rng = Person(frames, seen_at=started, manner=manner), Camera(mirrored), random.Random()
@@ -161,6 +208,21 @@ def run_session(
     answers: list[dict[str, Any]] = []
     status = "IN_PROGRESS"
     while status not in TERMINAL and time.monotonic() - started < max_seconds:
+        if answers and created["steps"][answers[-1]["currentStep"]]["code"] == "FOLLOW_LIGHT":
+            picture = light_picture if light_picture is not None else show(time.monotonic())
+            reply = play_light(
+                base_url, session_id, picture, user=user, mirrored=mirrored, kind=light, seed=len(answers)
+            )
+            if reply.status == 409:  # closed meanwhile, or the challenge expired: the GET below tells how
+                if reply.json.get("code") == "SESSION_CLOSED":
+                    break
+                continue
+            assert reply.status == 200, reply.raw[:300]
+            answers.append(reply.json)
+            status = reply.json["status"]
+            if status == "IN_PROGRESS":
+                person.react(created["steps"][reply.json["currentStep"]]["code"], time.monotonic())
+            continue
         sent_at = time.monotonic()
         reply = call(
             base_url, "POST", f"/sessions/{session_id}/frames", {"image": camera.shoot(show(sent_at))}, user=user

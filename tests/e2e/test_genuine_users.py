@@ -94,9 +94,13 @@ def test_genuine_people_pass_every_head_movement_order_plain_and_mirrored(
         f"sessions told 'a little less far' {sum(1 for count in less_far if count)}, at most {less_far[-1]} times"
     )
     assert all(run.created["steps"][0]["code"] == "LOOK_STRAIGHT" for _o, _m, run in runs)
+    # The light step (LIGHT_CHALLENGE enforce, the default) right after the neutral start.
+    assert all(run.created["steps"][1]["code"] == "FOLLOW_LIGHT" for _o, _m, run in runs)
     assert all(
-        [step["code"] for step in run.created["steps"][1:]] == [code.value for code in order] for order, _m, run in runs
+        [step["code"] for step in run.created["steps"][2:]] == [code.value for code in order] for order, _m, run in runs
     ), "each session got the order planned for it"
+    light_failed = [failure for failure in failures if failure[2] in ("LIGHT_NOT_FOLLOWED", "LIGHT_UNVERIFIED")]
+    assert not light_failed, f"a person lit by the screen did not pass the light step: {light_failed}"
     mismatches = [run for _o, _m, run in runs if "FACE_MISMATCH" in run.reasons]
     assert not mismatches, "the same person was judged a different person"
     unverified = [failure for failure in failures if failure[2] == "SAME_PERSON_UNVERIFIED"]
@@ -108,9 +112,29 @@ def test_genuine_people_pass_every_head_movement_order_plain_and_mirrored(
             assert run.final["referenceFace"]["key"].endswith(f"{run.final['steps'][0]['frameId']}-face.jpg")
 
 
+LIGHT_REASONS = {"LIGHT_NOT_FOLLOWED", "LIGHT_TOO_BRIGHT", "LIGHT_FACE_MOVED"}
+
+
 def test_one_still_photo_passes_nothing(start_server: StartServer, mesh_analyzer, clip) -> None:
-    """A photo held to the camera: noise makes every upload new, but the face never moves."""
+    """A photo held to the camera: noise makes every upload new, but the face never moves. Held in front of the
+    screen, the print is lit evenly, like a plane (the light step's ``print``): it fails the light step."""
     server = start_server(mesh_analyzer)
+    photo = clip[headturn.STRAIGHT[2]]
+    run = run_session(server.url, clip, user="photo", mirrored=False, show=lambda now: photo, light="print")
+    assert run.status == "FAILED"
+    assert run.final["steps"][0]["status"] == "PASSED"  # the photo does look straight...
+    assert run.final["currentStep"] == 1  # ...and never passes the light step, so never reaches a drawn step
+    assert set(run.reasons[1:]) <= LIGHT_REASONS and run.final["failureReason"] in (
+        "LIGHT_NOT_FOLLOWED",
+        "LIGHT_UNVERIFIED",
+    )
+
+
+def test_one_still_photo_passes_no_movement_without_the_light_step(
+    start_server: StartServer, mesh_analyzer, clip
+) -> None:
+    """The same photo where the deployment switched the light step off: the pose checks alone still hold."""
+    server = start_server(mesh_analyzer, LIGHT_CHALLENGE="off")
     photo = clip[headturn.STRAIGHT[2]]
     run = run_session(server.url, clip, user="photo", mirrored=False, show=lambda now: photo)
     assert run.status == "FAILED"
@@ -128,10 +152,14 @@ def test_a_tilted_print_of_the_photo_passes_no_movement(start_server: StartServe
     tilts = (-60, -55, -50, -45, -40, -25, 25, 40, 45, 50, 55, 60)
     views = [_turned_print(photo, degrees, axis) for degrees in tilts for axis in ("vertical", "horizontal")]
     shown = itertools.cycle([photo, photo, *views])
-    run = run_session(server.url, clip, user="print", mirrored=False, show=lambda now: next(shown))
+    run = run_session(
+        server.url, clip, user="print", mirrored=False, show=lambda now: next(shown), light="print", light_picture=photo
+    )
     assert run.status == "FAILED"
     assert run.final["currentStep"] <= 1, run.reasons
     assert "ACCEPTED" not in [answer["verdict"] for answer in run.answers[1:]], run.reasons
+    if run.final["currentStep"] == 1:  # it reached the light step: the flat print did not reflect like a face
+        assert run.final["failureReason"] in ("LIGHT_NOT_FOLLOWED", "LIGHT_UNVERIFIED"), run.reasons
 
 
 def test_a_person_swap_after_the_neutral_start_never_passes(start_server: StartServer, mesh_analyzer, clip) -> None:
@@ -147,8 +175,8 @@ def test_a_person_swap_after_the_neutral_start_never_passes(start_server: StartS
     # that meets its step is compared with the other person's face (FACE_MISMATCH, FACE_NOT_COMPARABLE; the
     # comparison rules themselves are covered in tests/runtime/test_sessions_routes.py).
     assert set(run.reasons[1:]) <= {"POSE_NOT_MET", "FACE_MISMATCH", "FACE_NOT_COMPARABLE", "PREVIOUS_STEP_HELD"}
-    # The head on its way is compared with the reference (the identity chain's links start there): the first frame
-    # compared within the comparison range is the mismatch, and it ends the session.
+    # The light step's batch is the real person lit by the screen, compared with the reference (the other person):
+    # the first frame compared is the mismatch, and it ends the session at the light step.
     assert run.final["failureReason"] == "FACE_MISMATCH", run.reasons
     scored = [answer for answer in run.answers[1:] if answer["similarity"] is not None]
     assert scored == [run.answers[-1]] and scored[0]["reasonCode"] == "FACE_MISMATCH", run.reasons

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the four routes through the real Lambda entry point, with the embedded analyzer
+"""Property-based fuzzing of the routes through the real Lambda entry point, with the embedded analyzer
 and the file-backed storage of local mode.
 
 Inputs: PNG and JPEG files built by real encoders and then mutated structurally (chunk lengths, IHDR and SOF
@@ -16,7 +16,7 @@ import json
 import resource
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from liveness.archive import FileArchive
 from liveness.dependencies import Dependencies
 from liveness.images import decode
 from liveness.images.limits import MAX_DECODE_WORK, MAX_PIXELS
+from liveness.light.sequence import draw_sequence
+from liveness.sessions.light_transitions import open_light
 from liveness.sessions.store import FileSessionStore
 from liveness.settings import Settings
 
@@ -65,6 +67,19 @@ class Harness:
         response = self.call("POST", "/sessions", "/sessions", {})
         assert response["statusCode"] == 201, response["body"]
         return json.loads(response["body"])["sessionId"]
+
+    def session_with_light_open(self) -> tuple[str, str]:
+        """A session at its light step with a challenge running (set in the store: passing the neutral start is
+        not what the light routes' fuzzing is about); answers its id and the challenge's id."""
+        session_id = self.new_session()
+        store = FileSessionStore(self.root / "sessions")
+        session = store.get(session_id)
+        assert session is not None and session.steps[1].code.value == "FOLLOW_LIGHT"
+        at_light = replace(session, current_step=1, reference_frame_id=None)
+        opened = open_light(at_light, draw_sequence(), at_light.created_at)
+        store.save(opened, expected_version=session.version)
+        assert opened.light_challenge is not None
+        return session_id, opened.light_challenge.sequence.challenge_id
 
 
 def check_invariants(response: dict[str, Any]) -> None:
@@ -330,6 +345,36 @@ def test_hostile_bodies_on_frames(harness: Harness, body: str) -> None:
     CASES["frame-bodies"] += 1
     session_id = harness.new_session()
     harness.call("POST", "/sessions/{id}/frames", f"/sessions/{session_id}/frames", body, id=session_id)
+
+
+@st.composite
+def hostile_batches(draw: st.DrawFn, challenge_id: str) -> Any:
+    """A light batch for the running challenge with hostile frames: mutated images, any indices and offsets."""
+    frame = st.fixed_dictionaries(
+        {
+            "image": image_fields(),
+            "colorIndex": st.one_of(st.integers(-3, 20), json_scalars),
+            "offsetMs": st.one_of(st.sampled_from([260, -60]), st.integers(-20_000, 20_000), json_scalars),
+        }
+    )
+    return {"challengeId": draw(st.sampled_from([challenge_id, "x"])), "frames": draw(st.lists(frame, max_size=14))}
+
+
+@given(data=st.data())
+def test_hostile_light_batches(harness: Harness, data: st.DataObject) -> None:
+    CASES["light-batches"] += 1
+    session_id, challenge_id = harness.session_with_light_open()
+    body = data.draw(hostile_batches(challenge_id))
+    path = f"/sessions/{session_id}/light/frames"
+    response = harness.call("POST", "/sessions/{id}/light/frames", path, body, id=session_id)
+    assert response["statusCode"] in (400, 413, 415), response["body"][:300]  # never judged: always malformed
+
+
+@given(body=hostile_bodies(("challengeId", "frames")), route=st.sampled_from(["light", "light/frames"]))
+def test_hostile_bodies_on_the_light_routes(harness: Harness, body: str, route: str) -> None:
+    CASES["light-bodies"] += 1
+    session_id, _ = harness.session_with_light_open()
+    harness.call("POST", "/sessions/{id}/" + route, f"/sessions/{session_id}/{route}", body, id=session_id)
 
 
 @given(session_id=hostile_ids, method=st.sampled_from(["GET", "POST"]))

@@ -17,6 +17,7 @@ from liveness.challenges import StepCode
 from liveness.sessions import service as session_service
 
 from testkit.faces import face, face_for
+from testkit.light_client import genuine_light
 from tests.local.conftest import StartServer
 from tests.local.support import astronaut_bgr, blank_bgr, call, data_url, jpeg, neutral_astronaut_bgr
 from tests.runtime.session_helpers import ScriptedAnalyzer, wrong_face_for
@@ -55,14 +56,28 @@ def codes(session: dict[str, Any]) -> list[str]:
 def perform(
     server: Any, analyzer: ScriptedAnalyzer, session: dict[str, Any], steps: list[str], user: str | None = None
 ) -> list[dict[str, Any]]:
-    """Answer ``steps`` with frames the scripted analyzer describes as performing them."""
+    """Answer ``steps`` with frames the scripted analyzer describes as performing them; the light step as a person
+    does it: start the challenge, then one batch of frames lit by the revealed colours (the astronaut)."""
     answers = []
     for code in steps:
+        if code == "FOLLOW_LIGHT":
+            answers.append(perform_light(server, analyzer, session["sessionId"], user))
+            continue
         analyzer.script(face_for(code))
         reply = send_frame(server, session["sessionId"], fresh_frame(), user=user)
         assert reply.status == 200, reply.raw
         answers.append(reply.json)
     return answers
+
+
+def perform_light(server: Any, analyzer: ScriptedAnalyzer, session_id: str, user: str | None = None) -> dict[str, Any]:
+    started = call(server.url, "POST", f"/sessions/{session_id}/light", {}, user=user)
+    assert started.status == 201, started.raw
+    body, lit_face = genuine_light(started.json)
+    analyzer.script(lit_face)
+    reply = call(server.url, "POST", f"/sessions/{session_id}/light/frames", body, user=user)
+    assert reply.status == 200, reply.raw
+    return reply.json
 
 
 # --- scripted analyzer: the rules ----------------------------------------------------------------------------
@@ -72,23 +87,25 @@ def test_a_session_driven_by_frames(start_server: StartServer, data_dir: Path) -
     analyzer = ScriptedAnalyzer()
     server = start_server(analyzer)
     session = create(server, user=ALICE, steps=3)
-    # The neutral start, then the 3 drawn steps.
-    assert session["status"] == "IN_PROGRESS" and len(session["steps"]) == 1 + 3
-    assert codes(session)[0] == "LOOK_STRAIGHT"
+    # The neutral start, the light step (LIGHT_CHALLENGE's default, enforce), then the 3 drawn steps.
+    assert session["status"] == "IN_PROGRESS" and len(session["steps"]) == 1 + 1 + 3
+    assert codes(session)[:2] == ["LOOK_STRAIGHT", "FOLLOW_LIGHT"]
 
     analyzer.script(wrong_face_for("LOOK_STRAIGHT"))  # half-turned and half-raised: not looking straight
     missed = send_frame(server, session["sessionId"], fresh_frame(), user=ALICE).json
     assert missed["verdict"] == "REJECTED" and missed["reasonCode"] == "NOT_LOOKING_STRAIGHT"
 
     answers = perform(server, analyzer, session, codes(session), user=ALICE)
-    assert [answer["verdict"] for answer in answers] == ["ACCEPTED"] * 4
-    assert answers[-1]["status"] == "PASSED"
+    assert [answer["verdict"] for answer in answers] == ["ACCEPTED"] * 5
+    assert answers[-1]["status"] == "PASSED" and answers[1]["measured"]["light"]["outcome"] == "PASSED"
 
     reply = get(server, session["sessionId"], user=ALICE)
     assert reply.status == 200
     state = reply.json
     assert state["status"] == "PASSED" and state["verdict"]["livenessPassed"] is True
-    assert [step["status"] for step in state["steps"]] == ["PASSED"] * 4
+    assert [step["status"] for step in state["steps"]] == ["PASSED"] * 5
+    light_frames = data_dir / "archive" / "sessions" / session["sessionId"] / "light"
+    assert len(list(light_frames.rglob("*.jpg"))) == 12  # the light batch, archived
     archived = data_dir / "archive" / "sessions" / session["sessionId"]
     reference_key = f"sessions/{session['sessionId']}/frames/{answers[0]['frameId']}-face.jpg"
     assert answers[0]["stepCode"] == "LOOK_STRAIGHT"
@@ -183,7 +200,8 @@ def _off_centre(bgr: np.ndarray, top: int) -> np.ndarray:
 def test_the_real_analyzer_accepts_a_smile_and_no_photo_trick_passes_look_down(
     start_server: StartServer, mesh_analyzer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = start_server(mesh_analyzer, STEP_COUNT="2")
+    # About the pose and expression rules on one photo: no light step (test_sessions_light.py has the photo's).
+    server = start_server(mesh_analyzer, STEP_COUNT="2", LIGHT_CHALLENGE="off")
     session = draw_session(server, monkeypatch, "SMILE", "LOOK_DOWN")
     look_straight_with_the_photo(server, session)
     photo = data_url(jpeg(astronaut_bgr()))
@@ -210,7 +228,7 @@ def test_the_real_analyzer_accepts_a_smile_and_no_photo_trick_passes_look_down(
 def test_the_real_analyzer_rejects_a_turn_it_does_not_see(
     start_server: StartServer, mesh_analyzer: Any, monkeypatch: pytest.MonkeyPatch, turn: str
 ) -> None:
-    server = start_server(mesh_analyzer, STEP_COUNT="2")
+    server = start_server(mesh_analyzer, STEP_COUNT="2", LIGHT_CHALLENGE="off")  # about the turn rules only
     session = draw_session(server, monkeypatch, turn, "SMILE")
     look_straight_with_the_photo(server, session)
     answer = send_frame(server, session["sessionId"], data_url(jpeg(astronaut_bgr()))).json

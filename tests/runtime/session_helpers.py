@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import sys
 import threading
 import traceback
 import uuid
@@ -43,6 +44,7 @@ from moto import mock_aws
 from testkit.aws import BUCKET, FAKE_AWS_ENV, OWNER, TABLE, create_aws_resources
 from testkit.events import api_event
 from testkit.faces import face, face_for
+from testkit.light_client import genuine_light
 
 START = datetime(2026, 11, 3, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -373,7 +375,7 @@ def build_rig(
 ) -> Rig:
     scripted, clock = ScriptedAnalyzer(), FakeClock()
     deps = Dependencies(
-        settings=settings or Settings(),
+        settings=settings or DEFAULT_SETTINGS,
         analyzer=analyzer or scripted,
         archive=archive,
         clock=clock,
@@ -395,6 +397,18 @@ def file_rig(root: Path, settings: Settings | None = None) -> Rig:
     backend = Backend(root=root)
     store, archive = backend.session_store_and_archive()
     return build_rig("file", store, archive, settings, backend=backend)
+
+
+# The settings a rig gets when a test does not give its own: the deployment defaults (the light step enforced).
+DEFAULT_SETTINGS = Settings()
+LIGHT_OFF = Settings(light_challenge="off")
+
+
+@pytest.fixture
+def light_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rigs without the light step, for tests about other steps where it is irrelevant (pytestmark =
+    pytest.mark.usefixtures("light_off")); a rig given its own settings decides for itself."""
+    monkeypatch.setattr(sys.modules[__name__], "DEFAULT_SETTINGS", LIGHT_OFF)
 
 
 @pytest.fixture
@@ -433,19 +447,46 @@ def step_codes(created: dict[str, Any]) -> list[str]:
 
 
 def drawn_codes(created: dict[str, Any]) -> list[str]:
-    """The randomly drawn steps only (what ``steps`` and STEP_COUNT count): every step after the neutral start."""
+    """The randomly drawn steps only (what ``steps`` and STEP_COUNT count): every step after the neutral start
+    and the light step (which follows it unless LIGHT_CHALLENGE is off)."""
     codes = step_codes(created)
     assert codes[0] == StepCode.LOOK_STRAIGHT.value, codes  # every session starts with the neutral step
-    return codes[1:]
+    light = created.get("lightChallenge", "off") != "off"
+    assert (codes[1] == StepCode.FOLLOW_LIGHT.value) is light, codes
+    return codes[2:] if light else codes[1:]
 
 
 def look_straight(rig: Rig, session_id: str, seed: int = 1000, client: Client | None = None, **extra: Any) -> Reply:
     """Answer the neutral start with a frontal face (the reference face and a baseline of 0/0/0) and check it was
-    accepted. ``seed`` picks the frame's bytes; the default stays clear of the small seeds tests use."""
+    accepted; then, when the session has the light step next (LIGHT_CHALLENGE enforce or shadow), pass it as a
+    person does (``pass_light``). ``seed`` picks the frame's bytes; the default stays clear of the small seeds
+    tests use. Answers the neutral frame's reply."""
     rig.analyzer.script(face_for(StepCode.LOOK_STRAIGHT))
     reply = (client or rig.client).frame(session_id, seed=seed, **extra)
     assert reply.status == 200 and reply.body["verdict"] == "ACCEPTED", reply.body
     assert reply.body["stepCode"] == "LOOK_STRAIGHT" and reply.body["stepIndex"] == 0, reply.body
+    if has_light_step_now(rig, session_id):
+        pass_light(rig, session_id, client=client)
+    return reply
+
+
+def has_light_step_now(rig: Rig, session_id: str) -> bool:
+    session = rig.store.get(session_id)
+    return session is not None and session.is_open and session.step.code is StepCode.FOLLOW_LIGHT
+
+
+def pass_light(rig: Rig, session_id: str, client: Client | None = None, seed: int = 0) -> Reply:
+    """The light step as a person does it: start the challenge, then send the frames the camera took while the
+    screen showed the revealed colours (the physics harness lights the astronaut with them; the scripted
+    analyzer answers the face the embedded analyzer finds in the analysed frame). Checks it was accepted."""
+    client = client or rig.client
+    started = client.call("POST", f"/sessions/{session_id}/light", {})
+    assert started.status == 201, started.body
+    body, lit_face = genuine_light(started.body, seed)
+    rig.analyzer.script(lit_face)
+    reply = client.call("POST", f"/sessions/{session_id}/light/frames", body)
+    assert reply.status == 200 and reply.body["verdict"] == "ACCEPTED", reply.body
+    assert reply.body["stepCode"] == "FOLLOW_LIGHT", reply.body
     return reply
 
 

@@ -23,9 +23,14 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     aws_rig,
     data_url,
     fake_aws_env,
+    light_off,
     start_session,
     step_codes,
 )
+
+# These tests are about frames, storage and concurrency of the other steps: the light step (tested in
+# test_sessions_light.py, and walked by the genuine sessions of test_sessions_routes.py) is irrelevant here.
+pytestmark = pytest.mark.usefixtures("light_off")
 
 # Long enough for any machine to start a thread; a correct implementation never waits this long.
 IN_FLIGHT_SECONDS = 10

@@ -33,11 +33,16 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     fake_aws_env,
     file_rig,
     frame_request,
+    light_off,
     rig,
     send_together,
     start_session,
     step_codes,
 )
+
+# These tests are about frames, storage and concurrency of the other steps: the light step (tested in
+# test_sessions_light.py, and walked by the genuine sessions of test_sessions_routes.py) is irrelevant here.
+pytestmark = pytest.mark.usefixtures("light_off")
 
 FRAMES = 20
 

@@ -23,10 +23,15 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     S3PutWatch,
     aws_rig,
     fake_aws_env,
+    light_off,
     start_session,
     step_codes,
     wrong_face_for,
 )
+
+# These tests are about frames, storage and concurrency of the other steps: the light step (tested in
+# test_sessions_light.py, and walked by the genuine sessions of test_sessions_routes.py) is irrelevant here.
+pytestmark = pytest.mark.usefixtures("light_off")
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 STREAM_ARN = f"arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE}/stream/2026-11-03T09:00:00.000"

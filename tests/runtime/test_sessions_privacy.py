@@ -16,6 +16,7 @@ from liveness import handler
 from testkit.aws import OWNER
 from testkit.events import LambdaContext, api_event
 from testkit.faces import face_for
+from testkit.light_client import genuine_light
 from tests.runtime.session_helpers import Rig, aws, data_url, fake_aws_env  # noqa: F401  (fixtures)
 
 
@@ -37,6 +38,14 @@ def test_session_logs_carry_ids_and_verdicts_but_no_image_data(
     session_id = created["sessionId"]
     uploads = []
     for index, step in enumerate(created["steps"]):
+        if step["code"] == "FOLLOW_LIGHT":  # the light step's batch: twelve frames, none of them logged either
+            started = _invoke("POST", f"/sessions/{session_id}/light", {})
+            body, lit_face = genuine_light(started)
+            aws.analyzer.script(lit_face)
+            uploads.extend(frame["image"] for frame in body["frames"])
+            answer = _invoke("POST", f"/sessions/{session_id}/light/frames", body)
+            assert answer["verdict"] == "ACCEPTED", answer
+            continue
         aws.analyzer.script(face_for(step["code"]))
         uploads.append(data_url(seed=index))
         answer = _invoke("POST", f"/sessions/{session_id}/frames", {"image": uploads[-1]})
@@ -47,10 +56,11 @@ def test_session_logs_carry_ids_and_verdicts_but_no_image_data(
 
     logs = structured_logs.getvalue() + capsys.readouterr().out  # Powertools logs plus EMF metric records
     frame_lines = [json.loads(line) for line in logs.splitlines() if '"message":"Frame evaluated"' in line]
-    # The neutral start and the 3 drawn steps.
-    assert created["steps"][0]["code"] == "LOOK_STRAIGHT"
-    assert len(frame_lines) == 4 and {line["sessionId"] for line in frame_lines} == {session_id}
-    assert [line["verdict"] for line in frame_lines] == ["ACCEPTED"] * 4
+    # The neutral start, the light step (one line for its batch, with its measured response) and the 3 drawn steps.
+    assert created["steps"][0]["code"] == "LOOK_STRAIGHT" and created["steps"][1]["code"] == "FOLLOW_LIGHT"
+    assert len(frame_lines) == 5 and {line["sessionId"] for line in frame_lines} == {session_id}
+    assert [line["verdict"] for line in frame_lines] == ["ACCEPTED"] * 5
+    assert frame_lines[1]["light"]["outcome"] == "PASSED" and "rho" in frame_lines[1]["light"]
     assert all(line["latencyMs"] >= 0 for line in frame_lines)
     assert '"Name":"FrameLatency","Unit":"Milliseconds"' in logs  # the per-frame latency metric was flushed
     assert '"message":"Session closed"' in logs and '"status":"PASSED"' in logs

@@ -22,9 +22,14 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     aws_rig,
     fake_aws_env,
     jpeg_bytes,
+    light_off,
     start_session,
     step_codes,
 )
+
+# These tests are about frames, storage and concurrency of the other steps: the light step (tested in
+# test_sessions_light.py, and walked by the genuine sessions of test_sessions_routes.py) is irrelevant here.
+pytestmark = pytest.mark.usefixtures("light_off")
 
 FRONTAL = {"Yaw": 0.0, "Pitch": 0.0, "Roll": 0.0}
 # What DetectFaces reports for a user performing each step in an unmirrored frame (Rekognition's signs). Every

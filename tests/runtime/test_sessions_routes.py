@@ -37,6 +37,7 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     fake_aws_env,
     file_rig,
     look_straight,
+    pass_light,
     rig,
     seeded_session,
     start_session,
@@ -58,8 +59,11 @@ def _pass_all(rig: Rig, created: dict[str, Any], *, mirrored: bool = False) -> l
     """Answer every step in order, the neutral start included: frame ``index`` has seed ``index``."""
     replies = []
     for index, code in enumerate(step_codes(created)):
-        rig.analyzer.script(face_for(code, mirrored=mirrored))
         rig.clock.advance(2)
+        if code == "FOLLOW_LIGHT":  # as a person does it: the colours, then one batch
+            replies.append(pass_light(rig, created["sessionId"]))
+            continue
+        rig.analyzer.script(face_for(code, mirrored=mirrored))
         replies.append(rig.client.frame(created["sessionId"], seed=index, **({"mirrored": True} if mirrored else {})))
     return replies
 
@@ -72,10 +76,12 @@ def test_create_returns_the_challenge(rig: Rig) -> None:
     assert reply.status == 201
     body = reply.body
     assert str(uuid.UUID(body["sessionId"])) == body["sessionId"]
-    # The neutral start, then the 3 drawn steps (STEP_COUNT counts the drawn ones).
-    assert len(body["steps"]) == 1 + 3 and len({step["code"] for step in body["steps"]}) == 1 + 3
+    # The neutral start, the light step (LIGHT_CHALLENGE enforce, the default), then the 3 drawn steps (STEP_COUNT
+    # counts the drawn ones).
+    assert len(body["steps"]) == 1 + 1 + 3 and len({step["code"] for step in body["steps"]}) == 1 + 1 + 3
     assert body["steps"][0] == {"index": 0, "code": "LOOK_STRAIGHT", "instruction": "Look straight at the camera."}
-    assert "LOOK_STRAIGHT" not in drawn_codes(body) and [step["index"] for step in body["steps"]] == [0, 1, 2, 3]
+    assert body["steps"][1]["code"] == "FOLLOW_LIGHT" and body["lightChallenge"] == "enforce"
+    assert "LOOK_STRAIGHT" not in drawn_codes(body) and [step["index"] for step in body["steps"]] == [0, 1, 2, 3, 4]
     assert all(step["instruction"] for step in body["steps"])
     assert body["maxFrames"] == 60 and body["stepMaxFrames"] == 30
     assert body["currentStep"] == 0 and body["status"] == "IN_PROGRESS"
@@ -136,39 +142,45 @@ def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
     session_id = created["sessionId"]
     replies = []
     for index, code in enumerate(step_codes(created)):
-        rig.analyzer.script(face_for(code, mirrored=mirrored))  # the session default says how frames come
         rig.clock.advance(3)
+        if code == "FOLLOW_LIGHT":  # the colours, then one batch of frames lit by them
+            replies.append(pass_light(rig, session_id))
+            continue
+        rig.analyzer.script(face_for(code, mirrored=mirrored))  # the session default says how frames come
         replies.append(rig.client.frame(session_id, seed=index))
-    # The neutral start, then the 3 drawn steps.
-    assert [reply.status for reply in replies] == [200, 200, 200, 200]
-    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 4
-    assert [reply.body["stepIndex"] for reply in replies] == [0, 1, 2, 3]
-    assert [reply.body["stepCode"] for reply in replies] == ["LOOK_STRAIGHT", *drawn_codes(created)]
-    assert [reply.body["status"] for reply in replies] == ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "PASSED"]
+    # The neutral start, the light step, then the 3 drawn steps.
+    assert [reply.status for reply in replies] == [200] * 5
+    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 5
+    assert [reply.body["stepIndex"] for reply in replies] == [0, 1, 2, 3, 4]
+    assert [reply.body["stepCode"] for reply in replies] == ["LOOK_STRAIGHT", "FOLLOW_LIGHT", *drawn_codes(created)]
+    assert [reply.body["status"] for reply in replies] == ["IN_PROGRESS"] * 4 + ["PASSED"]
     assert replies[0].body["similarity"] is None
-    assert [reply.body["similarity"] for reply in replies[1:]] == [99.0] * 3
+    assert [reply.body["similarity"] for reply in replies[1:]] == [99.0] * 4
+    assert replies[1].body["measured"]["light"]["outcome"] == "PASSED"
     # The neutral frame's pose is the baseline (a frontal face: 0/0/0), answered from then on.
-    assert [reply.body["baseline"] for reply in replies] == [{"yaw": 0.0, "pitch": 0.0, "roll": 0.0}] * 4
-    assert replies[3].body["sessionVerdict"] == {
+    assert [reply.body["baseline"] for reply in replies] == [{"yaw": 0.0, "pitch": 0.0, "roll": 0.0}] * 5
+    assert replies[4].body["sessionVerdict"] == {
         "status": "PASSED",
         "livenessPassed": True,
         "samePersonCheck": "passed",
         "samePersonVerified": True,
     }
-    assert len(rig.analyzer.compare_calls) == 3  # CompareFaces for each drawn step's frame, against the neutral one
+    # CompareFaces for the light batch and each drawn step's frame, against the neutral one
+    assert len(rig.analyzer.compare_calls) == 4
 
     got = rig.client.get(session_id)
     assert got.status == 200
     body = got.body
     assert body["status"] == "PASSED" and body["samePersonCheck"] == "passed" and body["analyzer"] == "scripted"
-    assert [step["status"] for step in body["steps"]] == ["PASSED"] * 4
+    assert [step["status"] for step in body["steps"]] == ["PASSED"] * 5
     assert [step["completedAt"] for step in body["steps"]] == [
         "2026-11-03T09:00:03+00:00",
         "2026-11-03T09:00:06+00:00",
         "2026-11-03T09:00:09+00:00",
         "2026-11-03T09:00:12+00:00",
+        "2026-11-03T09:00:15+00:00",
     ]
-    assert [step["framesReceived"] for step in body["steps"]] == [1] * 4
+    assert [step["framesReceived"] for step in body["steps"]] == [1] * 5  # the light batch takes one slot
     stored = rig.store.get(session_id)
     assert stored.baseline is not None and (stored.baseline.yaw, stored.baseline.pitch) == (0.0, 0.0)
     frame_ids = [reply.body["frameId"] for reply in replies]
@@ -180,9 +192,13 @@ def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
     assert reference_face_key(session_id, frame_ids[0]) == face_crop_key(session_id, frame_ids[0])
     assert rig.stored(face_crop_key(session_id, frame_ids[0])) == reference
 
+    challenge_id = rig.store.get(session_id).light_attempts[0].challenge_id
+    light_keys = rig.keys(f"sessions/{session_id}/light/{challenge_id}/")
+    assert len(light_keys) == 12  # every frame of the light batch
     assert rig.keys(f"sessions/{session_id}/") == sorted(
-        [f"sessions/{session_id}/frames/{frame_id}.jpg" for frame_id in frame_ids]
+        [f"sessions/{session_id}/frames/{frame_id}.jpg" for i, frame_id in enumerate(frame_ids) if i != 1]
         + [face_crop_key(session_id, frame_ids[0])]
+        + light_keys
     )
     # The audit record lives apart from the selfies, so it can be kept longer.
     assert audit_key(session_id) == f"audit/sessions/{session_id}.json"
@@ -191,7 +207,10 @@ def test_a_passing_session(rig: Rig, mirrored: bool) -> None:
     assert audit["verdict"]["livenessPassed"] is True and audit["samePersonCheck"] == "passed"
     assert [frame["frameId"] for frame in audit["frames"]] == frame_ids
     assert audit["referenceFaceKey"] == face_crop_key(session_id, frame_ids[0]) and audit["owner"] == OWNER
-    assert [len(frame["sha256"]) for frame in audit["frames"]] == [64] * 4  # digests only, never image data
+    # digests only, never image data (the light batch's frames are archived under its challenge instead)
+    assert [len(frame["sha256"] or "") for frame in audit["frames"]] == [64, 0, 64, 64, 64]
+    assert audit["frames"][1]["frameKey"] == f"sessions/{session_id}/light/{challenge_id}/"
+    assert audit["light"]["mode"] == "enforce" and audit["light"]["attempts"][0]["outcome"] == "PASSED"
     assert audit["thresholds"]["min_similarity"] == 90.0 and audit["analyzer"] == "scripted"
     # The baseline every movement was judged from: the neutral frame's pose and face aspect.
     assert {key: audit["baseline"][key] for key in ("yaw", "pitch", "roll")} == {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
@@ -270,7 +289,8 @@ def test_wrong_direction_reports_the_measured_angles(aws: Rig) -> None:
 def test_a_frame_may_repeat_the_sessions_mirroring(aws: Rig, mirrored: bool) -> None:
     created = start_session(aws, mirrored=mirrored)
     replies = _pass_all(aws, created, mirrored=mirrored)  # every frame says mirrored=<the session's value>
-    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 4  # the neutral start and 3 drawn steps
+    # the neutral start, the light step and 3 drawn steps
+    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 5
     assert aws.store.get(created["sessionId"]).status.value == "PASSED"
 
 
@@ -368,7 +388,7 @@ def test_a_frame_is_judged_with_the_thresholds_stored_at_creation_and_audited_wi
         session_limits=replace(rig.deps.settings.session_limits, max_frames=7),
     )
     replies = _pass_all(rig, created)  # face_for() meets the creation-time thresholds, not the new ones
-    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 4
+    assert [reply.body["verdict"] for reply in replies] == ["ACCEPTED"] * 5
     audit = _audit(rig, session_id)
     assert audit["thresholds"] == created_with.to_json() and audit["thresholds"]["turn_yaw"] == 25.0
     assert audit["thresholds"]["neutral_max_angle"] == 20.0 and audit["thresholds"]["compare_max_angle"] == 25.0
@@ -397,7 +417,7 @@ def test_a_get_of_a_passed_session_reads_only_keys_that_exist(aws: Rig) -> None:
     s3.meta.events.register("before-call.s3.GetObject", missing_is_access_denied)
     created = start_session(aws)
     replies = _pass_all(aws, created)
-    assert [reply.status for reply in replies] == [200] * 4
+    assert [reply.status for reply in replies] == [200] * 5
     got = aws.client.get(created["sessionId"])
     assert got.status == 200 and got.body["status"] == "PASSED" and got.body["referenceFace"]["base64"]
     assert asked and all(key.endswith(f"{replies[0].body['frameId']}-face.jpg") for key in asked)
@@ -408,7 +428,7 @@ def test_a_committed_verdict_is_answered_even_if_the_audit_write_then_fails(aws:
     created = start_session(aws)
     watch.failing = True
     replies = _pass_all(aws, created)
-    assert [reply.status for reply in replies] == [200] * 4 and replies[-1].body["status"] == "PASSED"
+    assert [reply.status for reply in replies] == [200] * 5 and replies[-1].body["status"] == "PASSED"
     assert watch.puts == 1 and aws.store.get(created["sessionId"]).audit_written is False
 
 
@@ -491,6 +511,8 @@ def test_get_reports_and_persists_expiry(aws: Rig) -> None:
 def test_attempt_cap_fails_the_session(aws: Rig) -> None:
     """The session's budget (SESSION_MAX_FRAMES, 60) spread over its steps, none of which uses up its own (30):
     the neutral start at once, 19 misses and a hit on each of two drawn steps, then 19 misses on the last."""
+    # The frame budgets are what this is about: no light step (its batch takes one slot like a frame).
+    aws.deps.settings = replace(aws.deps.settings, light_challenge="off")
     created = start_session(aws)
     session_id, codes = created["sessionId"], drawn_codes(created)
     # Half-turned and half-raised: too little for a turn or a tilt, too much off-axis for the other; neutral face.

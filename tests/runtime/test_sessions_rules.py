@@ -11,6 +11,7 @@ import pytest
 from liveness.challenges import (
     COACHING,
     EXPRESSIONS,
+    FRAME_STEPS,
     HEAD_MOVEMENTS,
     INSTRUCTIONS,
     LEGACY,
@@ -60,7 +61,11 @@ def test_draw_covers_the_whole_pool_in_varied_orders() -> None:
     firsts = Counter(draw_steps(3)[0] for _ in range(700))
     # Every challenge step can come first among the drawn ones: the order is not fixed. The neutral start is never
     # drawn (``challenge`` puts it before them).
-    assert set(firsts) == set(StepCode) - {StepCode.LOOK_STRAIGHT} == set(HEAD_MOVEMENTS + EXPRESSIONS)
+    assert (
+        set(firsts)
+        == set(StepCode) - {StepCode.LOOK_STRAIGHT, StepCode.FOLLOW_LIGHT}
+        == set(HEAD_MOVEMENTS + EXPRESSIONS)
+    )
     assert max(firsts.values()) < 200  # ~100 each expected; a biased draw would pile up
 
 
@@ -150,12 +155,12 @@ def test_missing_pose_never_meets_a_head_movement() -> None:
     assert _met(StepCode.TURN_LEFT, replace(face(yaw=40), pose=None)) is ReasonCode.POSE_NOT_MET
 
 
-@pytest.mark.parametrize("step", list(StepCode))
+@pytest.mark.parametrize("step", FRAME_STEPS)
 def test_the_helper_faces_meet_exactly_their_own_step(step: StepCode) -> None:
     """Each helper face meets its own step only: the neutral start needs a neutral face, so not even an
     expression made toward the camera meets it."""
     for mirrored in (False, True):
-        met = {other for other in StepCode if _met(other, face_for(step, mirrored=mirrored), mirrored) is None}
+        met = {other for other in FRAME_STEPS if _met(other, face_for(step, mirrored=mirrored), mirrored) is None}
         assert met == {step}
 
 
@@ -309,7 +314,7 @@ def test_no_face_counts_as_both_a_head_movement_and_an_expression() -> None:
                 measured = measure(
                     face(yaw=yaw, pitch=pitch, roll=roll, smile=True, mouth_open=True, eyes_open=False), False
                 )
-                met = {step for step in StepCode if step_reason(step, measured, T) is None}
+                met = {step for step in FRAME_STEPS if step_reason(step, measured, T) is None}
                 assert not (met & set(HEAD_MOVEMENTS) and met & set(EXPRESSIONS)), (yaw, pitch, roll, met)
 
 
@@ -440,7 +445,7 @@ def test_no_pose_meets_two_different_steps_under_any_accepted_thresholds() -> No
         for yaw in angles:
             for pitch in angles:
                 measured = Measured(yaw=yaw, pitch=pitch, roll=0.0, smile=99.0, mouth_open=99.0, eyes_closed=99.0)
-                met = {step for step in StepCode if step_reason(step, measured, t) is None}
+                met = {step for step in FRAME_STEPS if step_reason(step, measured, t) is None}
                 movements = met & set(HEAD_MOVEMENTS)
                 assert len(movements) <= 1 and not (movements and met & set(EXPRESSIONS)), (t, yaw, pitch, met)
     assert accepted == 60
@@ -753,3 +758,21 @@ def test_the_face_aspect_is_measured_in_pixels() -> None:
     detail = face(width=0.3)  # height 0.39 of the image
     assert measure(detail, False, (640, 480)).face_aspect == pytest.approx(0.39 * 480 / (0.3 * 640))
     assert measure(detail, False).face_aspect is None
+
+
+# --- the light step ----------------------------------------------------------------------------------------
+
+
+def test_the_light_step_follows_the_neutral_start_and_is_never_drawn() -> None:
+    drawn = draw_steps(3)
+    assert challenge(drawn, light=True) == (StepCode.LOOK_STRAIGHT, StepCode.FOLLOW_LIGHT, *drawn)
+    assert challenge(drawn) == (StepCode.LOOK_STRAIGHT, *drawn)
+    assert all(StepCode.FOLLOW_LIGHT not in draw_steps(4, exclude_expressions=flag) for flag in (True, False))
+
+
+def test_the_light_step_is_no_frame_rule_and_no_earlier_step_a_frame_could_hold() -> None:
+    with pytest.raises(ValueError, match="batch"):
+        step_reason(StepCode.FOLLOW_LIGHT, Measured(yaw=0.0, pitch=0.0, roll=0.0), T)
+    turned = measure(face_for(StepCode.TURN_LEFT), False)
+    earlier = [StepCode.LOOK_STRAIGHT, StepCode.FOLLOW_LIGHT]
+    assert step_reason_after(StepCode.TURN_LEFT, earlier, turned, T) is None

@@ -35,6 +35,7 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     START,
     fake_aws_env,
     file_rig,
+    pass_light,
     start_session,
     step_codes,
 )
@@ -173,6 +174,9 @@ def test_a_restarted_local_server_continues_the_session(tmp_path: Path, fake_aws
     after = file_rig(tmp_path)  # new store, archive and app on the same directory
     after.clock.now = before.clock.now
     for index, code in enumerate(codes[1:], start=1):
+        if code == "FOLLOW_LIGHT":  # the light challenge is drawn, revealed and judged by the restarted server
+            pass_light(after, created["sessionId"])
+            continue
         after.analyzer.script(face_for(code))
         reply = after.client.frame(created["sessionId"], seed=index)
         assert reply.body["verdict"] == "ACCEPTED", reply.body
@@ -180,8 +184,9 @@ def test_a_restarted_local_server_continues_the_session(tmp_path: Path, fake_aws
     assert after.store.get(created["sessionId"]).baseline.face_aspect  # with the face's aspect for FLAT_FACE
     got = after.client.get(created["sessionId"]).body
     assert got["status"] == "PASSED" and got["referenceFace"]["base64"]
-    # The reference (the neutral frame) written before the restart was used for each drawn step's frame.
-    assert codes[0] == "LOOK_STRAIGHT" and len(after.analyzer.compare_calls) == len(codes) - 1 == 3
+    # The reference (the neutral frame) written before the restart was used for the light batch and each drawn
+    # step's frame.
+    assert codes[0] == "LOOK_STRAIGHT" and len(after.analyzer.compare_calls) == len(codes) - 1 == 1 + 3
 
 
 def test_the_audit_flag_is_stored_only_on_that_exact_closed_state(store: Any) -> None:

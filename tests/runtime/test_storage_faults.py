@@ -37,9 +37,14 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     fake_aws_env,
     file_rig,
     jpeg_bytes,
+    light_off,
     rig,
     start_session,
 )
+
+# These tests are about frames, storage and concurrency of the other steps: the light step (tested in
+# test_sessions_light.py, and walked by the genuine sessions of test_sessions_routes.py) is irrelevant here.
+pytestmark = pytest.mark.usefixtures("light_off")
 
 ROOT = Path(__file__).resolve().parents[2]
 

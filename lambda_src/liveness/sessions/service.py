@@ -150,6 +150,9 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     key = frame_key(session.session_id, frame_id, upload.content_type)
     # The reservation records the frame's id and key: if this request dies, the repair logs the frame with them.
     session = _reserve(deps, session, now, request_id, PendingFrame(frame_id, key, session.current_step))
+    if session.step.code is StepCode.FOLLOW_LIGHT:  # the neutral start passed while this frame waited for a slot
+        _settle_unjudged(deps, session, frame_id, "", digest, now, request_id)
+        _ensure_not_light_step(session)
     # Alongside the analysis: the upload's write (exactly once, a fresh key per reserved frame) and the
     # reference crop's read (needed if the frame passes its step). The verdict waits for both.
     frame_written = start(deps.archive.put_new, key, upload.raw, upload.content_type)
