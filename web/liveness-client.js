@@ -1,5 +1,5 @@
-// The liveness API from a browser: three calls and typed errors. No dependencies, no DOM: lift this file
-// into a React or Vue app as it is. The UI in app.js is one user of it.
+// The liveness API from a browser: its calls (sessions, frames, the light step) and typed errors. No dependencies, no DOM:
+// lift this file into a React or Vue app as it is. The UI in app.js is one user of it.
 
 /**
  * @typedef {Object} Step
@@ -35,7 +35,7 @@
  * @property {number} currentStep         the step to show now
  * @property {Object<string, number|null>} measured
  * @property {SessionStatus} status
- * @property {string|null} failureReason  STEP_TIMEOUT, ATTEMPT_LIMIT, FACE_MISMATCH or SESSION_EXPIRED
+ * @property {string|null} failureReason  STEP_TIMEOUT, ATTEMPT_LIMIT, FACE_MISMATCH, SESSION_EXPIRED, LIGHT_NOT_FOLLOWED, LIGHT_UNVERIFIED...
  * @property {Object|null} sessionVerdict
  */
 

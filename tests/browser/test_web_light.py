@@ -93,9 +93,10 @@ def page_server(start_server: StartServer, data_dir: Any) -> LocalServer:
 
 @pytest.fixture
 def light_server(start_server: StartServer, data_dir: Any, mesh_analyzer: Any) -> LocalServer:
-    """The real local server, default settings (LIGHT_CHALLENGE=enforce): the real analyzer judges the neutral
+    """The real local server, default settings (LIGHT_CHALLENGE=enforce, the default): the real analyzer judges the neutral
     start and the light step; the drawn head movements get the cooperative stand-in."""
-    return web_server(start_server, HonestLightAnalyzer(data_dir / "sessions", mesh_analyzer))
+    analyzer = HonestLightAnalyzer(data_dir / "sessions", mesh_analyzer)
+    return web_server(start_server, analyzer, LIGHT_CHALLENGE="enforce")  # the default; web_server's is shadow
 
 
 def light_outcomes(data_dir: Any) -> list[str]:
