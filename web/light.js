@@ -94,28 +94,28 @@ function playColours(challenge, isCancelled) {
  * what the last attempt taught, shown during the countdown. Answers the server's frame answer.
  */
 export async function lightAttempt({ client, sessionId, call, isCancelled, onRevealed, coaching = "" }) {
-  showOverlay(NEUTRAL);
-  document.body.dataset.light = "countdown";
-  $("light-instruction").textContent = t("steps.FOLLOW_LIGHT");
-  $("light-coaching").textContent = coaching;
-  for (let left = COUNTDOWN_S; left > 0; left -= 1) {
-    say(t("ui.lightCountdown", { s: left }), String(left));
-    await wait(1000);
-    if (isCancelled()) return null;
-  }
-  say(t("ui.lightHold"));
-  const challenge = await call(() => client.startLight(sessionId));
-  if (isCancelled()) return null;
-  onRevealed(challenge);
-  $("light-coaching").textContent = "";
-  const frames = await playColours(challenge, isCancelled);
-  if (isCancelled()) return null;
-  showOverlay(NEUTRAL);
-  document.body.dataset.light = "checking";
-  say(t("ui.lightChecking"));
   try {
+    showOverlay(NEUTRAL);
+    document.body.dataset.light = "countdown";
+    $("light-instruction").textContent = t("steps.FOLLOW_LIGHT");
+    $("light-coaching").textContent = coaching;
+    for (let left = COUNTDOWN_S; left > 0; left -= 1) {
+      say(t("ui.lightCountdown", { s: left }), String(left));
+      await wait(1000);
+      if (isCancelled()) return null;
+    }
+    say(t("ui.lightHold"));
+    const challenge = await call(() => client.startLight(sessionId));
+    if (isCancelled()) return null;
+    onRevealed(challenge);
+    $("light-coaching").textContent = "";
+    const frames = await playColours(challenge, isCancelled);
+    if (isCancelled()) return null;
+    showOverlay(NEUTRAL);
+    document.body.dataset.light = "checking";
+    say(t("ui.lightChecking"));
     return await call(() => client.sendLightFrames(sessionId, { challengeId: challenge.challengeId, frames }));
   } finally {
-    hideLight();
+    hideLight(); // whatever ended the attempt, the page underneath shows again
   }
 }
