@@ -176,7 +176,7 @@ def test_a_screenshot_of_a_colour_on_screen(
     page.route("**/sessions**", api.handle)
     page.get_by_role("button", name=catalogue(language)["ui"]["start"]).click()
     page.wait_for_selector("body[data-light='#00ffff']", state="attached")
-    page.wait_for_timeout(150)  # the preview shows the lit face
+    page.wait_for_timeout(350)  # the preview shows the face lit by this colour (the camera lags ~80 ms)
     shot(page, "light-step", language)
     status_is(page, "PASSED", timeout=60_000)
 
