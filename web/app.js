@@ -2,7 +2,7 @@
 // Everything the API says is decided on the server; this page only shows it and sends camera frames.
 // Words: i18n.js + i18n/*.json (messages.js maps codes to keys); camera.js; pacing.js (frame pace and retry
 // waits); coaching.js (when the coaching line may change); feedback.js (tone, vibration); embed.js (handing
-// a passed check back); screens.js.
+// a passed check back); light.js (the light step, FOLLOW_LIGHT); screens.js.
 
 import { ApiError, LivenessClient, NetworkError } from "./liveness-client.js";
 import { CognitoAuth } from "./auth.js";
@@ -11,6 +11,7 @@ import { CoachingLine } from "./coaching.js";
 import { handBack, returnUrlOf } from "./embed.js";
 import { prepareSound, setSound, soundOn, stepAccepted } from "./feedback.js";
 import { fillStrong, language, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
+import { hideLight, lightAttempt } from "./light.js";
 import { CUES, coachingFor, failureFor, instructionFor } from "./messages.js";
 import { MIN_INTERVAL_MS, networkBackoffMs, nextInterval, retryAfterMs, secondsLeft } from "./pacing.js";
 import { renderProblem, setStatus, show } from "./screens.js";
@@ -20,6 +21,7 @@ const GET_READY_MS = 1500; // the camera's exposure settles and the person reads
 const SUCCESS_MS = 600; // the oval shows a step done before the next instruction
 // Failures a lost connection can cause: the server's clock ran on while the page could not reach it.
 const CLOCK_FAILURES = new Set(["STEP_TIMEOUT", "SESSION_EXPIRED", undefined, null]);
+const LIGHT_STEP = "FOLLOW_LIGHT";
 
 const $ = (id) => document.getElementById(id);
 
@@ -108,7 +110,7 @@ function connectionLost(run) {
  * One call with the page's retry rules: network errors and 502/503/504 with back-off (or the Retry-After the
  * server named), 429 and 409 CONFLICT after Retry-After. Other errors go to the caller.
  */
-async function withRetry(run, call) {
+async function withRetry(run, call, { retryConflict = true } = {}) {
   let failures = 0;
   for (;;) {
     try {
@@ -127,7 +129,7 @@ async function withRetry(run, call) {
         if (backoff === null) throw error;
         waitMs = error.retryAfterSeconds != null ? retryAfterMs(error.retryAfterSeconds) : backoff;
         key = error instanceof NetworkError ? "ui.connectionLost" : "ui.serviceDown";
-      } else if (error instanceof ApiError && error.retryable) {
+      } else if (error instanceof ApiError && error.retryable && (retryConflict || error.status !== 409)) {
         waitMs = retryAfterMs(error.retryAfterSeconds);
         key = "ui.serverBusy";
       } else {
@@ -149,6 +151,7 @@ function stopRun() {
   clearInterval(state.timer);
   state.timer = null;
   if (state.coaching) state.coaching.stop();
+  hideLight();
   stopCamera();
 }
 
@@ -225,6 +228,12 @@ async function frameLoop(run) {
   const sent = new Set(); // the server refuses the same bytes twice (REPEATED_FRAME): do not spend a frame on them
   while (!run.cancelled) {
     const started = Date.now();
+    if (session.steps[run.current]?.code === LIGHT_STEP) {
+      const answer = await lightStep(run);
+      if (answer === undefined) return; // the step ended the run (a problem or the server's verdict)
+      if (answer && (await handleAnswer(run, answer))) return;
+      continue;
+    }
     const image = captureFrame(session.frameConstraints || {});
     const hash = image ? await digest(image) : null;
     if (!image || sent.has(hash)) {
@@ -250,25 +259,73 @@ async function frameLoop(run) {
       return apiProblem(error, run);
     }
     if (run.cancelled) return;
-    const step = session.steps[answer.stepIndex];
-    const accepted = answer.verdict === "ACCEPTED" && (answer.currentStep !== run.current || answer.status === "PASSED");
-    if (accepted) {
-      run.stepStartedAt = Date.now(); // the server starts the next step's clock when it accepts the previous one
-      await celebrate(run);
-      if (run.cancelled) return;
-    }
-    if (TERMINAL.has(answer.status)) return finish(run, answer.status, answer.failureReason, answer.currentStep);
-    if (answer.currentStep !== run.current) {
-      run.current = answer.currentStep;
-      run.stepFrames = 0;
-      run.outageInStep = false;
-      renderSteps(run);
-      state.coaching.newStep();
-    } else if (!accepted) {
-      state.coaching.say(coachingFor(answer, step));
-    }
+    if (await handleAnswer(run, answer)) return;
     const now = Date.now();
     await sleep(Math.max(0, nextInterval(run, now) - (now - started)), run);
+  }
+}
+
+/** A frame answer (or a light batch's): celebrate, finish, move on or coach. True when the run is over. */
+async function handleAnswer(run, answer) {
+  const step = run.session.steps[answer.stepIndex];
+  const accepted = answer.verdict === "ACCEPTED" && (answer.currentStep !== run.current || answer.status === "PASSED");
+  if (accepted) {
+    run.stepStartedAt = Date.now(); // the server starts the next step's clock when it accepts the previous one
+    await celebrate(run);
+    if (run.cancelled) return true;
+  }
+  if (TERMINAL.has(answer.status)) {
+    finish(run, answer.status, answer.failureReason, answer.currentStep);
+    return true;
+  }
+  if (answer.currentStep !== run.current) {
+    run.current = answer.currentStep;
+    run.stepFrames = 0;
+    run.outageInStep = false;
+    run.lightCoaching = "";
+    renderSteps(run);
+    state.coaching.newStep();
+  } else if (!accepted) {
+    const words = coachingFor(answer, step);
+    if (step && step.code === LIGHT_STEP) run.lightCoaching = words; // shown before the next attempt's countdown
+    state.coaching.say(words);
+  }
+  return false;
+}
+
+/**
+ * One attempt at the light step: its answer; null to look again (the server refused the attempt as out of
+ * turn, and the session was re-read); undefined when the run ended here.
+ */
+async function lightStep(run) {
+  const { sessionId } = run.session;
+  try {
+    return await lightAttempt({
+      client: state.client,
+      sessionId,
+      call: (fn) => withRetry(run, fn, { retryConflict: false }),
+      isCancelled: () => run.cancelled,
+      onRevealed: () => { run.stepStartedAt = Date.now(); run.framesSent += 1; },
+      coaching: run.lightCoaching || "",
+    });
+  } catch (error) {
+    if (run.cancelled) return undefined;
+    // A challenge already open, expired or not this step's: the session says where it stands now.
+    const conflict = error instanceof ApiError && (error.code === "CONFLICT" || error.code === "SESSION_CLOSED");
+    if (!conflict || (run.lightConflicts = (run.lightConflicts || 0) + 1) > 3) {
+      apiProblem(error, run);
+      return undefined;
+    }
+    const view = await withRetry(run, () => state.client.getSession(sessionId)).catch(() => null);
+    if (!view || TERMINAL.has(view.status) || error.code === "SESSION_CLOSED") {
+      await finishFromServer(run);
+      return undefined;
+    }
+    if (view.currentStep !== run.current) {
+      run.current = view.currentStep;
+      renderSteps(run);
+    }
+    return null;
   }
 }
 

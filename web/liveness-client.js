@@ -1,5 +1,5 @@
-// The liveness API from a browser: three calls and typed errors. No dependencies, no DOM: lift this file
-// into a React or Vue app as it is. The UI in app.js is one user of it.
+// The liveness API from a browser: its calls (sessions, frames, the light step) and typed errors. No dependencies, no DOM:
+// lift this file into a React or Vue app as it is. The UI in app.js is one user of it.
 
 /**
  * @typedef {Object} Step
@@ -35,7 +35,7 @@
  * @property {number} currentStep         the step to show now
  * @property {Object<string, number|null>} measured
  * @property {SessionStatus} status
- * @property {string|null} failureReason  STEP_TIMEOUT, ATTEMPT_LIMIT, FACE_MISMATCH or SESSION_EXPIRED
+ * @property {string|null} failureReason  STEP_TIMEOUT, ATTEMPT_LIMIT, FACE_MISMATCH, SESSION_EXPIRED, LIGHT_NOT_FOLLOWED, LIGHT_UNVERIFIED...
  * @property {Object|null} sessionVerdict
  */
 
@@ -46,6 +46,25 @@
  * @property {string|null} failureReason
  * @property {number} currentStep
  * @property {{base64: string, contentType: string, key: string}|null} referenceFace  set when PASSED
+ */
+
+/**
+ * @typedef {Object} LightChallenge
+ * @property {string} challengeId
+ * @property {{color: string, durationMs: number}[]} colors  "#rrggbb", shown in order, the first at once
+ * @property {number[]} captureOffsetsMs  within each colour: >= 0 from its start, < 0 from its end
+ * @property {number} frameWidth
+ * @property {number} frameHeight
+ * @property {string} submitBy            ISO 8601, server clock
+ * @property {number} attempt
+ * @property {number} maxAttempts
+ */
+
+/**
+ * @typedef {Object} LightFrame
+ * @property {string} image       a data URL (data:image/jpeg;base64,...), frameWidth x frameHeight
+ * @property {number} colorIndex
+ * @property {number} offsetMs    one of captureOffsetsMs
  */
 
 /** The API answered with its error shape `{code, message, requestId}`. */
@@ -115,6 +134,26 @@ export class LivenessClient {
    */
   sendFrame(sessionId, image) {
     return this.request("POST", `/sessions/${encodeURIComponent(sessionId)}/frames`, { image });
+  }
+
+  /**
+   * Start the light challenge (only while the current step is FOLLOW_LIGHT). The server draws the colours and
+   * restarts the step's clock; show them at once, from the first, each for its durationMs.
+   * @param {string} sessionId
+   * @returns {Promise<LightChallenge>}
+   */
+  startLight(sessionId) {
+    return this.request("POST", `/sessions/${encodeURIComponent(sessionId)}/light`, {});
+  }
+
+  /**
+   * Send the light challenge's frames as one batch: one per colour and capture offset, before `submitBy`.
+   * @param {string} sessionId
+   * @param {{challengeId: string, frames: LightFrame[]}} batch
+   * @returns {Promise<FrameAnswer>}  judged as one frame of the FOLLOW_LIGHT step
+   */
+  sendLightFrames(sessionId, { challengeId, frames }) {
+    return this.request("POST", `/sessions/${encodeURIComponent(sessionId)}/light/frames`, { challengeId, frames });
   }
 
   /**

@@ -85,3 +85,26 @@ def astronaut_y4m(path: Path, frames: int = 20) -> Path:
         for _ in range(frames)
     ]
     return write_y4m(clip, path)
+
+
+class HonestLightAnalyzer(CooperativeAnalyzer):
+    """The real analyzer for the light step (its face and the same-person comparison), the cooperative stand-in
+    for every other step (a still picture cannot turn its head, and the astronaut smiles, so she is never
+    neutral): the light step is judged on the real face, nothing waved through."""
+
+    name = "honest-light"
+    REAL_STEPS = frozenset({"FOLLOW_LIGHT"})
+
+    def __init__(self, sessions_dir: Path, real: object) -> None:
+        super().__init__(sessions_dir)
+        self.real = real
+
+    def detect_faces(self, frame: Frame) -> list[FaceDetail]:
+        if self._current_step_code() in self.REAL_STEPS:
+            return self.real.detect_faces(frame)
+        return super().detect_faces(frame)
+
+    def compare_faces(self, reference: Frame, candidate: Frame) -> FaceComparison:
+        if self._current_step_code() in self.REAL_STEPS:
+            return self.real.compare_faces(reference, candidate)
+        return super().compare_faces(reference, candidate)

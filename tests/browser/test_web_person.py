@@ -302,7 +302,7 @@ def test_the_preview_keeps_4_by_3_and_the_instruction_stays_in_view(
     page.locator("#coaching", has_text="cannot see a face").wait_for()
     box = page.locator("#preview").bounding_box()
     assert box["width"] / box["height"] == pytest.approx(4 / 3, abs=0.02)
-    oval = page.locator(".face-guide").bounding_box()
+    oval = page.locator("#preview .face-guide").bounding_box()
     assert 0.7 <= oval["width"] / oval["height"] <= 0.85  # a face's proportions
     instruction = page.locator("#instruction").bounding_box()
     assert 0 <= instruction["y"] and instruction["y"] + instruction["height"] <= viewport["height"]
