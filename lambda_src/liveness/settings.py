@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from .challenges import MAX_STEPS, MIN_STEPS, Thresholds, threshold_problems
 from .light.decision import LightThresholds, light_threshold_problems
 from .light.mode import DEFAULT_MODE, LIGHT_MODES
 from .limits import MAX_FRAMES_CAP, SessionLimits
+
+T = TypeVar("T")
 
 
 def _origins(raw: str) -> tuple[str, ...]:
@@ -106,13 +110,7 @@ def light_mode_from_env(raw: str) -> str:
 
 
 def light_thresholds_from_env(env: dict[str, str]) -> LightThresholds:
-    thresholds = LightThresholds(
-        **{field_name: float(env[name]) for name, field_name in LIGHT_ENV.items() if env.get(name, "").strip()}
-    )
-    problems = light_threshold_problems(thresholds)
-    if problems:
-        raise ValueError("; ".join(problems))
-    return thresholds
+    return _checked(LightThresholds(**_floats(env, LIGHT_ENV)), light_threshold_problems)
 
 
 def session_limits_from_env(env: dict[str, str]) -> SessionLimits:
@@ -132,11 +130,17 @@ def session_limits_from_env(env: dict[str, str]) -> SessionLimits:
 
 
 def thresholds_from_env(env: dict[str, str]) -> Thresholds:
-    thresholds = Thresholds(
-        **{field_name: float(env[name]) for name, field_name in THRESHOLD_ENV.items() if env.get(name, "").strip()}
-    )
     # Disjoint windows: no pose may count for two different steps (see challenges.threshold_problems).
-    problems = threshold_problems(thresholds)
+    return _checked(Thresholds(**_floats(env, THRESHOLD_ENV)), threshold_problems)
+
+
+def _floats(env: dict[str, str], names: dict[str, str]) -> dict[str, float]:
+    """The fields whose environment variable is set, as numbers; the others keep their defaults."""
+    return {field_name: float(env[name]) for name, field_name in names.items() if env.get(name, "").strip()}
+
+
+def _checked(values: T, problems_of: Callable[[T], list[str]]) -> T:
+    problems = problems_of(values)
     if problems:
         raise ValueError("; ".join(problems))
-    return thresholds
+    return values
