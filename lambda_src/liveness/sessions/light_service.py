@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..archive import ArchiveConflict
-from ..challenges import Measured, ReasonCode, StepCode, gate_faces, measure, relative_to
+from ..challenges import Measured, ReasonCode, StepCode, comparison_reliable, gate_faces, measure, relative_to
 from ..dependencies import Dependencies
 from ..errors import ErrorCode, LivenessError
 from ..faces import Frame
@@ -30,6 +30,7 @@ from .service import (
     FrameResult,
     _ensure_open,
     _owned,
+    _pose_robust,
     _reference_face,
     _repair_abandoned,
     _reserve,
@@ -198,6 +199,7 @@ def _judge_batch(
     thresholds = session_thresholds(deps, session)
     face = faces[0] if len(faces) == 1 else None
     measured = measure(face, session.mirrored, (analysed.width, analysed.height)) if face else Measured()
+    movement = relative_to(measured, session.baseline)
     reason = gate_faces(faces, thresholds)
     comparison = None
     if reason is not None or face is None:
@@ -222,8 +224,9 @@ def _judge_batch(
             mirrored=session.mirrored,
             frame_key=light_prefix(session.session_id, sequence.challenge_id),
             comparison=comparison,
-            comparable=True,  # the analysed frame is frontal: a low score is another person
-            movement=relative_to(measured, session.baseline) if session.baseline is not None else None,
+            # The frame rule: a low score is another person only where the comparison is reliable.
+            comparable=_pose_robust(deps) or comparison_reliable(movement, thresholds),
+            movement=movement if session.baseline is not None else None,
             light={"outcome": outcome, "mode": session.light_mode, "analysedFrame": index, **(light or {})},
         ),
         outcome,
