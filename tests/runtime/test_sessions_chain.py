@@ -24,9 +24,16 @@ from liveness.challenges import (
 )
 from liveness.faces import FaceComparison
 from liveness.limits import SessionLimits
-from liveness.sessions.chain import MAX_VERIFIED_KEPT, in_transit, link_for, with_verified
+from liveness.sessions.chain import (
+    MAX_AWAITING_KEPT,
+    MAX_VERIFIED_KEPT,
+    awaiting_for,
+    in_transit,
+    link_for,
+    with_verified,
+)
 from liveness.sessions.codec import session_from_dict, session_to_dict
-from liveness.sessions.model import FailureReason, FrameEvaluation, SessionStatus
+from liveness.sessions.model import Confirmation, FailureReason, FrameEvaluation, SessionStatus, StepStatus
 from liveness.sessions.transitions import apply_frame, new_session, reserve_frame
 from liveness.settings import Settings
 
@@ -46,8 +53,18 @@ def _at(seconds: float):
     return START + timedelta(seconds=seconds)
 
 
-def _seen(session, *, yaw: float = 0.0, pitch: float = 0.0, similarity: float | None, frame_id: str, now):
-    """The evaluation the service makes: the step's rule, transit, and which face the frame is compared with."""
+def _seen(
+    session,
+    *,
+    yaw: float = 0.0,
+    pitch: float = 0.0,
+    similarity: float | None,
+    frame_id: str,
+    now,
+    confirming: float | None = None,
+):
+    """The evaluation the service makes: the step's rule, transit, and which face the frame is compared with;
+    ``confirming`` is the score against the awaiting far frame a verified transit frame is compared with."""
     measured = measure(face(yaw=yaw, pitch=pitch), False)
     movement = relative_to(measured, session.baseline)
     earlier = [step.code for step in session.steps[: session.current_step]]
@@ -55,6 +72,9 @@ def _seen(session, *, yaw: float = 0.0, pitch: float = 0.0, similarity: float | 
     comparable = comparison_reliable(movement, T)
     transit = reason is ReasonCode.POSE_NOT_MET and in_transit(session.step.code, movement, T)
     compared = session.reference_frame_id is not None and (reason is None or transit)
+    link = None if comparable or not compared else link_for(session, movement, now, T)
+    matched = compared and similarity is not None and similarity >= T.min_similarity
+    target = awaiting_for(session, movement, link.hops if link else 0, now, T) if transit and matched else None
     return FrameEvaluation(
         frame_id=frame_id,
         step_index=session.current_step,
@@ -65,9 +85,15 @@ def _seen(session, *, yaw: float = 0.0, pitch: float = 0.0, similarity: float | 
         comparison=FaceComparison(similarity, "measured") if compared else None,
         comparable=comparable,
         movement=movement if session.baseline is not None else None,
-        link=None if comparable or not compared else link_for(session, movement, now, T),
+        link=link,
         chained=True,
         transit=transit,
+        awaiting=reason is None and compared and not comparable and link is None and not matched,
+        confirmation=(
+            Confirmation(target.frame_id, target.hops, target.gap_degrees, confirming)
+            if target is not None and confirming is not None
+            else None
+        ),
     )
 
 
@@ -115,6 +141,71 @@ def test_a_link_expires_after_link_max_seconds() -> None:
     movement = Measured(yaw=0.0, pitch=27.0, roll=0.0)
     assert link_for(session, movement, late, T) is None
     assert link_for(session, movement, _at(1.3 + T.link_max_seconds), T) is not None
+
+
+def test_a_far_frame_before_any_link_is_confirmed_on_the_way_back() -> None:
+    """The head went straight to 30 degrees up between two frames: nothing to link to yet, so the far frame waits;
+    the frame on the way back, verified against the reference, matches it, and the step is done with it."""
+    session = _started()
+    session, far, _ = _show(session, 1.3, pitch=30.0, similarity=SAME_PEAK_VS_REFERENCE, frame_id="up30")
+    assert far.reason is ReasonCode.FACE_NOT_COMPARABLE and far.confirms is None
+    assert [(frame.frame_id, frame.pitch) for frame in session.awaiting] == [("up30", 30.0)]
+    session, back, evaluation = _show(
+        session, 1.6, pitch=12.0, similarity=99.0, frame_id="back12", confirming=SAME_PEAK_VS_PREVIOUS
+    )
+    assert evaluation.confirmation == Confirmation("up30", 1, 18.0, SAME_PEAK_VS_PREVIOUS)
+    assert back.verdict.value == "ACCEPTED" and back.reason is None and back.confirms == evaluation.confirmation
+    done = session.steps[1]
+    assert done.status is StepStatus.PASSED and done.frame_id == "up30"  # the far frame showed the step
+    assert session.current_step == 2 and session.awaiting == () and session.verified == ()
+    assert session.comparisons == 2  # the way back against the reference, and against the far frame
+    restored = session_from_dict(session_to_dict(session))
+    assert restored == session and restored.frames[-1].confirms == evaluation.confirmation  # in the audit record
+
+
+def test_a_confirmation_keeps_the_links_bounds() -> None:
+    session = _started()
+    session, _, _ = _show(session, 1.3, pitch=30.0, similarity=SAME_PEAK_VS_REFERENCE, frame_id="up30")
+    back = Measured(yaw=0.0, pitch=12.0, roll=0.0)
+    assert awaiting_for(session, back, 0, _at(1.3 + T.link_max_seconds), T) is not None
+    assert awaiting_for(session, back, 0, _at(1.3 + T.link_max_seconds + 0.1), T) is None  # too late
+    assert awaiting_for(session, Measured(yaw=0.0, pitch=4.0, roll=0.0), 0, _at(1.5), T) is None  # 26 degrees away
+    assert awaiting_for(session, back, int(T.max_link_hops), _at(1.5), T) is None  # the chain would be too long
+
+
+def test_another_person_far_is_not_confirmed_by_the_person_coming_back() -> None:
+    """A far frame of someone else (scoring 87.9 against the real person's frame on the way back) stays unconfirmed:
+    the step is not done, the way-back frame is only a link, and the far frame still counted as not comparable."""
+    session = _started()
+    session, _, _ = _show(session, 1.3, pitch=30.0, similarity=SAME_PEAK_VS_REFERENCE, frame_id="b30")
+    session, back, evaluation = _show(
+        session, 1.6, pitch=12.0, similarity=99.0, frame_id="a12", confirming=OTHER_PERSON_CLOSEST
+    )
+    assert evaluation.confirmation is not None and back.reason is ReasonCode.POSE_NOT_MET and back.confirms is None
+    assert session.current_step == 1 and session.is_open and session.steps[1].status is StepStatus.PENDING
+    assert [frame.frame_id for frame in session.verified] == ["a12"]
+
+
+def test_a_far_frame_with_a_link_does_not_wait() -> None:
+    """Compared through a link and scoring low: judged already (not comparable), never confirmed later."""
+    session = _started()
+    session, _, _ = _show(session, 1.3, pitch=12.0, similarity=99.0, frame_id="up12")
+    session, record, evaluation = _show(
+        session, 1.6, pitch=26.0, similarity=SAME_LOOKING_UP_3_DEGREES_APART, frame_id="up26"
+    )
+    assert evaluation.link is not None and not evaluation.awaiting
+    assert record.reason is ReasonCode.FACE_NOT_COMPARABLE and session.awaiting == ()
+
+
+def test_the_item_keeps_a_bounded_number_of_awaiting_frames() -> None:
+    session = _started()
+    session = replace(session, thresholds=replace(T, max_not_comparable=100.0))  # more far frames than it keeps
+    for index in range(MAX_AWAITING_KEPT + 3):
+        session, _, _ = _show(
+            session, 1.2 + index * 0.1, pitch=30.0, similarity=SAME_PEAK_VS_REFERENCE, frame_id=f"w{index}"
+        )
+    assert session.is_open and len(session.awaiting) == MAX_AWAITING_KEPT
+    assert session.awaiting[-1].frame_id == f"w{MAX_AWAITING_KEPT + 2}"
 
 
 def test_a_chain_is_at_most_max_link_hops_long() -> None:

@@ -21,6 +21,7 @@ from liveness.faces import FaceComparison, FaceDetail, Frame, Pose
 from liveness.settings import Settings
 from moto import mock_aws
 
+from testkit import headturn
 from tests.runtime.session_helpers import aws_rig, fake_aws_env, seeded_session  # noqa: F401  (a fixture)
 
 DEV = Path(__file__).resolve().parents[2].parent / "shared" / "faces" / "dev"
@@ -144,3 +145,43 @@ def test_a_morph_cannot_creep_along_a_long_chain(analyzer: MeshAnalyzer) -> None
     hops = [answer["link"]["hops"] for answer in answers if answer["link"]]
     assert hops and max(hops) == thresholds.max_link_hops, answers  # the chain grew, up to its bound
     assert answers[-1]["status"] == "FAILED" or answers[-1]["reasonCode"] != "POSE_NOT_MET", answers
+
+
+def _clip_run(analyzer: MeshAnalyzer, shown: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The webcam clip's straight frame as the neutral start, then the clip's frames ``shown`` for LOOK_UP, with
+    the poses the analyzer measures (nothing scripted), at the client's pace."""
+    clip, rng = headturn.read_frames(), np.random.default_rng(11)
+    with mock_aws():
+        rig = aws_rig(analyzer=analyzer)
+        session_id = seeded_session(rig, StepCode.LOOK_UP, StepCode.TURN_LEFT)
+        start = rig.client.frame(session_id, image=_upload(clip[headturn.STRAIGHT[2]], rng)).body
+        assert start["verdict"] == "ACCEPTED" and start["stepCode"] == "LOOK_STRAIGHT", start
+        answers = []
+        for index in shown:
+            rig.clock.advance(FRAME_SECONDS)
+            answers.append(rig.client.frame(session_id, image=_upload(clip[index], rng)).body)
+        return answers, rig.client.get(session_id).body
+
+
+@pytest.mark.skipif(not headturn.available(), reason=f"needs the developers' webcam clip {headturn.CLIP}")
+def test_a_far_look_up_seen_first_is_confirmed_on_the_way_back(analyzer: MeshAnalyzer) -> None:
+    """The clip's person looked up between two frames, straight to 33 degrees (nothing to link to yet): the frame
+    on the way back (13 degrees up) is verified against the reference and matches the far one, so the step is done."""
+    far_first, on_the_way_back = 35, 44
+    answers, session = _clip_run(analyzer, [far_first, on_the_way_back])
+    far, back = answers
+    assert far["reasonCode"] == "FACE_NOT_COMPARABLE" and far["currentStep"] == 1, far
+    assert back["verdict"] == "ACCEPTED" and back["stepCode"] == "LOOK_UP" and back["currentStep"] == 2, back
+    look_up = session["steps"][1]
+    assert look_up["status"] == "PASSED" and look_up["frameId"] == far["frameId"], look_up  # the far frame did it
+
+
+def test_another_person_far_is_not_confirmed_by_the_real_person_coming_back(analyzer: MeshAnalyzer) -> None:
+    """B shows the far turn, then A (the reference's person) comes back through 12 degrees: A is verified, but
+    B's far frame does not match A, so the turn is not done."""
+    a, b = cv2.imread(str(PERSON_A)), cv2.imread(str(PERSON_B))
+    answers, session = _run(analyzer, [(b, 30.0, 0.0), (a, 12.0, 0.0)])
+    far, back = answers
+    assert far["reasonCode"] == "FACE_NOT_COMPARABLE", far
+    assert back["verdict"] == "REJECTED" and back["reasonCode"] == "POSE_NOT_MET" and back["similarity"] >= 90, back
+    assert back["currentStep"] == 1 and session["steps"][1]["status"] != "PASSED", session["steps"][1]

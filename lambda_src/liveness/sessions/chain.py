@@ -6,6 +6,8 @@ So a far frame is compared with the nearest-pose frame of the same step already 
 ``link_max_angle`` degrees and ``link_max_seconds``, at most ``max_link_hops`` links from a frame compared with
 the reference directly. The bounds keep a chain short and fresh: interleaved frames of two people at human pace,
 or a slow morph from one person to another, cannot carry the identity across.
+A far frame that came before any frame it could link to waits (``AwaitingFrame``): a frame verified on its way
+back, within the same bounds, confirms it. The link is the same, only in the other order of arrival.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from dataclasses import replace
 from datetime import datetime
 
 from ..challenges import HEAD_MOVEMENTS, Measured, StepCode, Thresholds
-from .model import Link, Session, VerifiedFrame
+from .model import AwaitingFrame, Link, Session, VerifiedFrame
 
 # A head movement this far toward its step's direction, not there yet, is compared too: it gives the step's
 # far frames something close to link to.
 TRANSIT_MIN_DEGREES = 10.0
 # Verified frames kept in the session item (the latest): enough for a step, small enough for the item.
 MAX_VERIFIED_KEPT = 8
+# Far frames kept awaiting a link (the latest): a hold of two seconds at the page's pace.
+MAX_AWAITING_KEPT = 8
 
 _DIRECTION = {
     StepCode.TURN_LEFT: ("yaw", 1.0),
@@ -30,7 +34,7 @@ _DIRECTION = {
 }
 
 
-def pose_gap(yaw: float, pitch: float, other: VerifiedFrame) -> float:
+def pose_gap(yaw: float, pitch: float, other: VerifiedFrame | AwaitingFrame) -> float:
     return max(abs(yaw - other.yaw), abs(pitch - other.pitch))
 
 
@@ -79,3 +83,33 @@ def with_verified(session: Session, frame_id: str, movement: Measured, link: Lin
     )
     kept = tuple(frame for frame in session.verified if frame.step_index == session.current_step)
     return replace(session, verified=(kept + (verified,))[-MAX_VERIFIED_KEPT:])
+
+
+def awaiting_for(session: Session, movement: Measured, hops: int, now: datetime, t: Thresholds) -> Link | None:
+    """The awaiting far frame of the current step a frame just verified (``hops`` from the reference) can confirm,
+    or None: the nearest in pose (then the latest) within the link's pose and time bounds and hop limit."""
+    if movement.yaw is None or movement.pitch is None or t.link_max_angle <= 0 or hops + 1 > t.max_link_hops:
+        return None
+    yaw, pitch = movement.yaw, movement.pitch
+    candidates = [
+        frame
+        for frame in session.awaiting
+        if frame.step_index == session.current_step
+        and pose_gap(yaw, pitch, frame) <= t.link_max_angle
+        and 0 <= (now - frame.at).total_seconds() <= t.link_max_seconds
+    ]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda frame: (pose_gap(yaw, pitch, frame), -frame.at.timestamp()))
+    return Link(frame_id=best.frame_id, hops=hops + 1, gap_degrees=round(pose_gap(yaw, pitch, best), 1))
+
+
+def with_awaiting(session: Session, frame_id: str, movement: Measured, now: datetime) -> Session:
+    """The session with this far frame added to the current step's frames awaiting a link."""
+    if movement.yaw is None or movement.pitch is None:
+        return session
+    frame = AwaitingFrame(
+        frame_id=frame_id, step_index=session.current_step, yaw=movement.yaw, pitch=movement.pitch, at=now
+    )
+    kept = tuple(item for item in session.awaiting if item.step_index == session.current_step)
+    return replace(session, awaiting=(kept + (frame,))[-MAX_AWAITING_KEPT:])

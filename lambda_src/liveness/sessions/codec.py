@@ -11,6 +11,8 @@ from ..light.mode import OFF
 from ..light.sequence import LightSequence
 from ..limits import SessionLimits
 from .model import (
+    AwaitingFrame,
+    Confirmation,
     FailureReason,
     FrameRecord,
     LightAttempt,
@@ -81,6 +83,16 @@ def session_to_dict(session: Session) -> dict[str, Any]:
                 "hops": frame.hops,
             }
             for frame in session.verified
+        ],
+        "awaiting": [
+            {
+                "frameId": frame.frame_id,
+                "stepIndex": frame.step_index,
+                "yaw": frame.yaw,
+                "pitch": frame.pitch,
+                "at": _iso(frame.at),
+            }
+            for frame in session.awaiting
         ],
         "light": light_to_dict(session),
     }
@@ -161,7 +173,7 @@ def _step_to_dict(step: Step) -> dict[str, Any]:
 
 
 def frame_to_dict(frame: FrameRecord) -> dict[str, Any]:
-    return {
+    record = {
         "frameId": frame.frame_id,
         "receivedAt": _iso(frame.received_at),
         "stepIndex": frame.step_index,
@@ -175,12 +187,37 @@ def frame_to_dict(frame: FrameRecord) -> dict[str, Any]:
         "sha256": frame.sha256,
         "link": link_to_dict(frame.link),
     }
+    if frame.confirms is not None:  # rare: kept out of the item otherwise (the frame log is most of its size)
+        record["confirms"] = _confirmation_to_dict(frame.confirms)
+    return record
 
 
 def link_to_dict(link: Link | None) -> dict[str, Any] | None:
     if link is None:
         return None
     return {"frameId": link.frame_id, "hops": link.hops, "gapDegrees": link.gap_degrees}
+
+
+def _confirmation_to_dict(confirmation: Confirmation | None) -> dict[str, Any] | None:
+    if confirmation is None:
+        return None
+    return {
+        "frameId": confirmation.frame_id,
+        "hops": confirmation.hops,
+        "gapDegrees": confirmation.gap_degrees,
+        "similarity": confirmation.similarity,
+    }
+
+
+def _confirmation_from_dict(raw: dict[str, Any] | None) -> Confirmation | None:
+    if not raw:
+        return None
+    return Confirmation(
+        frame_id=raw["frameId"],
+        hops=int(raw["hops"]),
+        gap_degrees=float(raw["gapDegrees"]),
+        similarity=float(raw["similarity"]),
+    )
 
 
 def _link_from_dict(raw: dict[str, Any] | None) -> Link | None:
@@ -238,6 +275,16 @@ def session_from_dict(raw: dict[str, Any]) -> Session:
             )
             for item in raw.get("verified") or ()
         ),
+        awaiting=tuple(
+            AwaitingFrame(
+                frame_id=item["frameId"],
+                step_index=int(item["stepIndex"]),
+                yaw=float(item["yaw"]),
+                pitch=float(item["pitch"]),
+                at=_time(item["at"]),  # type: ignore[arg-type]
+            )
+            for item in raw.get("awaiting") or ()
+        ),
         **_light_from_dict(raw.get("light")),
     )
 
@@ -269,4 +316,5 @@ def _frame_from_dict(raw: dict[str, Any]) -> FrameRecord:
         frame_key=str(raw.get("frameKey", "")),
         sha256=raw.get("sha256"),
         link=_link_from_dict(raw.get("link")),
+        confirms=_confirmation_from_dict(raw.get("confirms")),
     )

@@ -87,6 +87,28 @@ class VerifiedFrame:
 
 
 @dataclass(frozen=True)
+class AwaitingFrame:
+    """A frame of the current step that met it beyond the comparison range with no verified frame to link to
+    yet. Its face crop is archived, so a frame verified on the way back can still confirm it (see chain.py)."""
+
+    frame_id: str
+    step_index: int
+    yaw: float  # movement from the baseline, mirror-corrected
+    pitch: float
+    at: datetime  # when it arrived
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A far frame awaiting a link, matched by a later frame verified on its way: the step's frame after all."""
+
+    frame_id: str
+    hops: int  # links from the far frame back to one compared with the reference directly
+    gap_degrees: float
+    similarity: float
+
+
+@dataclass(frozen=True)
 class Link:
     """What a frame beyond the comparison range was compared with: a verified frame, and the chain's length."""
 
@@ -132,6 +154,7 @@ class FrameRecord:
     frame_key: str  # where the uploaded frame is archived ("" if it never was: a frame not judged)
     sha256: str | None = None  # hex digest of the upload's bytes: REPEATED_FRAME; never the image itself
     link: Link | None = None  # compared with a verified frame of the step, not with the reference face
+    confirms: Confirmation | None = None  # a far frame of the step this frame confirmed (it then passed the step)
 
 
 @dataclass(frozen=True)
@@ -166,6 +189,8 @@ class Session:
     pending: tuple[PendingFrame, ...] = ()
     # The current step's verified frames (the identity chain; at most MAX_VERIFIED_KEPT, the latest).
     verified: tuple[VerifiedFrame, ...] = ()
+    # The current step's far frames with no link yet, the latest few (see AwaitingFrame).
+    awaiting: tuple[AwaitingFrame, ...] = ()
     # The light step (issue 19): the mode and thresholds at creation, the open challenge, the attempts so far.
     light_mode: str = OFF
     light_thresholds: LightThresholds | None = None
@@ -210,4 +235,8 @@ class FrameEvaluation:
     chained: bool = False
     # A head movement on its way (not meeting the step yet), compared only to give later frames a link.
     transit: bool = False
+    # A far frame that met the step with no link: its crop is archived, to be confirmed by a later frame.
+    awaiting: bool = False
+    # A frame verified on its way that also matched an awaiting far frame of the step (compared with its crop).
+    confirmation: Confirmation | None = None
     light: dict[str, Any] | None = None  # a light batch's measurement and outcome (the frame log's measured.light)

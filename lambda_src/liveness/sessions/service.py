@@ -17,6 +17,7 @@ from ..challenges import (
     Measured,
     ReasonCode,
     StepCode,
+    Thresholds,
     challenge,
     comparison_reliable,
     draw_steps,
@@ -34,10 +35,10 @@ from ..images.intake import load_stored_frame, receive_upload
 from ..light.mode import OFF
 from ..limits import SessionLimits
 from ..parallel import start, succeeded, wait
-from .chain import in_transit, link_for
+from .chain import awaiting_for, in_transit, link_for
 from .commit import after_commit, commit_due, commit_transition, ensure_audit, session_thresholds
 from .keys import face_crop_key, frame_key
-from .model import FrameEvaluation, FrameRecord, Link, PendingFrame, Session, SessionStatus
+from .model import Confirmation, FrameEvaluation, FrameRecord, Link, PendingFrame, Session, SessionStatus
 from .repair import has_abandoned_frames, settle_abandoned
 from .store import SessionConflict, is_session_id
 from .transitions import is_repeated, new_session, reserve_frame, settle_frame
@@ -297,13 +298,18 @@ def _judge(
         and reference is not None
         and in_transit(session.step.code, movement, thresholds)
     )
-    comparison, link = None, None
+    comparison, link, confirmation, awaiting = None, None, None, False
     if (reason is None or transit) and reference is not None:
         link = None if comparable else link_for(session, movement, now, thresholds)
         comparison = _compare(deps, session, frame, reference, link)
-        if transit and face is not None and (comparison.similarity or 0.0) >= thresholds.min_similarity:
-            # A link for the step's later frames: its crop must exist before the save that records it.
+        matched = (comparison.similarity or 0.0) >= thresholds.min_similarity
+        # Kept for later: a frame verified on its way links the step's far frames, and a far frame with no link
+        # yet waits for one. The crop must exist before the save that records either.
+        awaiting = reason is None and not comparable and link is None and not matched and comparison.available
+        if face is not None and ((transit and matched) or awaiting):
             deps.archive.put_new(face_crop_key(session.session_id, frame_id), face_crop_jpeg(frame, face), "image/jpeg")
+        if transit and matched:
+            confirmation = _confirm_awaiting(deps, session, frame, movement, link, now, thresholds)
     elif reason is None and face is not None:
         # This frame may become the reference face: its crop must exist before the save that says so.
         deps.archive.put_new(face_crop_key(session.session_id, frame_id), face_crop_jpeg(frame, face), "image/jpeg")
@@ -321,6 +327,8 @@ def _judge(
         link=link,
         chained=not robust,
         transit=transit,
+        awaiting=awaiting and face is not None,
+        confirmation=confirmation,
     )
 
 
@@ -335,6 +343,25 @@ def _compare(
     """The frame against the reference face, or against the verified frame it links to (the identity chain)."""
     against = reference.result() if link is None else _verified_face(deps, session, link)
     return deps.analyzer.compare_faces(against, frame)
+
+
+def _confirm_awaiting(
+    deps: Dependencies,
+    session: Session,
+    frame: Frame,
+    movement: Measured,
+    link: Link | None,
+    now: datetime,
+    thresholds: Thresholds,
+) -> Confirmation | None:
+    """A frame just verified on its way, against the step's awaiting far frame nearest in pose (if any)."""
+    target = awaiting_for(session, movement, link.hops if link is not None else 0, now, thresholds)
+    if target is None:
+        return None
+    comparison = deps.analyzer.compare_faces(_verified_face(deps, session, target), frame)
+    if comparison.similarity is None:
+        return None
+    return Confirmation(target.frame_id, target.hops, target.gap_degrees, comparison.similarity)
 
 
 def _verified_face(deps: Dependencies, session: Session, link: Link) -> Frame:

@@ -13,8 +13,9 @@ from ..faces import FaceComparison
 from ..light.decision import LightThresholds
 from ..light.mode import OFF
 from ..limits import SessionLimits
-from .chain import with_verified
+from .chain import with_awaiting, with_verified
 from .model import (
+    Confirmation,
     FailureReason,
     FrameEvaluation,
     FrameRecord,
@@ -145,7 +146,12 @@ def apply_frame(
     elif _verified_in_transit(evaluation, reason, min_similarity):
         session = _count_comparison(session, evaluation.comparison)
         session = with_verified(session, evaluation.frame_id, evaluation.movement or Measured(), evaluation.link, now)
-        session = _with_step(session, replace(session.step, reason=reason.value))
+        confirmed = _confirmed_awaiting(session, evaluation, min_similarity)
+        if confirmed is not None:  # a far frame of the step, the same person after all: the step is done
+            reason = None
+            session = _complete_step(replace(session, comparisons=session.comparisons + 1), confirmed.frame_id, now)
+        else:
+            session = _with_step(session, replace(session.step, reason=reason.value))
     elif reason is ReasonCode.FACE_MISMATCH:
         session = _with_step(session, replace(session.step, reason=reason.value))
         session = _fail_mismatch(session, now)
@@ -157,6 +163,8 @@ def apply_frame(
         session = _close(session, SessionStatus.FAILED, FailureReason.SAME_PERSON_UNVERIFIED, now)
     else:
         session = _with_step(session, replace(session.step, reason=reason.value))
+        if reason is ReasonCode.FACE_NOT_COMPARABLE and evaluation.awaiting:
+            session = with_awaiting(session, evaluation.frame_id, evaluation.movement or Measured(), now)
     return _finish_frame(session, _record(evaluation, step.code, reason, similarity, now), now)
 
 
@@ -194,6 +202,18 @@ def _verified_in_transit(evaluation: FrameEvaluation, reason: ReasonCode, min_si
         and comparison.similarity is not None
         and comparison.similarity >= min_similarity
     )
+
+
+def _confirmed_awaiting(session: Session, evaluation: FrameEvaluation, min_similarity: float) -> Confirmation | None:
+    """The awaiting far frame this verified frame matched, if it still awaits in the current step."""
+    confirmation = evaluation.confirmation
+    if confirmation is None or confirmation.similarity < min_similarity:
+        return None
+    waiting = any(
+        frame.frame_id == confirmation.frame_id and frame.step_index == session.current_step
+        for frame in session.awaiting
+    )
+    return confirmation if waiting else None
 
 
 def _not_comparable_count(session: Session) -> int:
@@ -260,18 +280,23 @@ def _reliable(evaluation: FrameEvaluation) -> bool:
 
 
 def _accept(session: Session, evaluation: FrameEvaluation, now: datetime) -> Session:
-    done = replace(session.step, status=StepStatus.PASSED, completed_at=now, frame_id=evaluation.frame_id, reason=None)
-    session = _with_step(session, done)
     session = _count_comparison(session, evaluation.comparison)
     if session.reference_frame_id is None:
         session = replace(session, reference_frame_id=evaluation.frame_id)
-    if done.code is StepCode.LOOK_STRAIGHT:
+    if session.step.code is StepCode.LOOK_STRAIGHT:
         session = replace(session, baseline=Baseline.of(evaluation.measured))
+    return _complete_step(session, evaluation.frame_id, now)
+
+
+def _complete_step(session: Session, frame_id: str, now: datetime) -> Session:
+    """The current step PASSED with this frame; the session moves to the next step, or passes."""
+    done = replace(session.step, status=StepStatus.PASSED, completed_at=now, frame_id=frame_id, reason=None)
+    session = _with_step(session, done)
     if session.current_step + 1 == len(session.steps):
         return _pass(session, now)
     following = replace(session.steps[session.current_step + 1], started_at=now)
-    # A step's verified frames link only that step's frames: the next one starts its own chain.
-    return _with_step(replace(session, current_step=session.current_step + 1, verified=()), following)
+    # A step's verified and awaiting frames link only that step's frames: the next one starts its own chain.
+    return _with_step(replace(session, current_step=session.current_step + 1, verified=(), awaiting=()), following)
 
 
 def _count_comparison(session: Session, comparison: FaceComparison | None) -> Session:
@@ -326,6 +351,7 @@ def _record(
         frame_key=evaluation.frame_key,
         sha256=evaluation.sha256,
         link=evaluation.link,
+        confirms=evaluation.confirmation if reason is None else None,
     )
 
 
