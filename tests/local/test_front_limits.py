@@ -1,0 +1,187 @@
+"""The local front against slow and hostile clients: strict framing, read and idle timeouts, a chunk size past
+the limit, and the connection cap. Raw sockets, because an HTTP client library will not send these.
+
+Hang bounds are generous (HANG_SECONDS): they tell "answered" from "held", never measure latency."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from local.connections import ConnectionLimits
+from tests.local.conftest import StartServer
+from tests.local.support import call
+from tests.local.test_http_errors import assert_json_error
+from tests.runtime.session_helpers import ScriptedAnalyzer
+
+HANG_SECONDS = 5.0
+# Short timeouts, so that a test sees them fire well inside HANG_SECONDS.
+QUICK = ConnectionLimits(idle_timeout=0.5, read_timeout=1.0, max_connections=8)
+DETECT_HEAD = b"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+def connect(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=HANG_SECONDS)
+
+
+def read_answer(connection: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Everything until the server closes; socket.timeout (a failure) if it holds the connection instead."""
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := connection.recv(65536):
+            received += chunk
+    if not received:
+        return 0, {}, b""
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def exchange(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    with connect(url) as connection:
+        connection.sendall(request)
+        return read_answer(connection)
+
+
+# --- framing -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("framing", "body"),
+    [
+        (b"Content-Length: 2\r\nContent-Length: 0\r\n", b""),
+        (b"Content-Length: 2, 0\r\n", b""),
+        (b"Content-Length: +2\r\n", b"{}"),
+        (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"),
+    ],
+    ids=["two-lengths", "length-list", "signed-length", "length-and-chunked"],
+)
+def test_ambiguous_framing_is_a_400(start_server: StartServer, framing: bytes, body: bytes) -> None:
+    """Each of these requests would otherwise be answered (200): the front refuses to guess where it ends."""
+    server = start_server(ScriptedAnalyzer())
+    head = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    assert_json_error(*exchange(server.url, head + framing + b"\r\n" + body), 400, "INVALID_REQUEST")
+
+
+def test_a_repeated_identical_length_is_one_length(start_server: StartServer) -> None:
+    server = start_server(ScriptedAnalyzer())
+    request = (
+        b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    assert exchange(server.url, request)[0] == 200
+
+
+def test_a_chunk_size_past_the_limit_is_refused_before_its_bytes(start_server: StartServer) -> None:
+    """Nothing follows the size line; the answer comes at once, not after a read timeout (15 s by default)."""
+    server = start_server(ScriptedAnalyzer())
+    with connect(server.url) as connection:
+        connection.sendall(DETECT_HEAD + b"Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n")
+        assert_json_error(*read_answer(connection), 413, "PAYLOAD_TOO_LARGE")
+
+
+# --- timeouts ------------------------------------------------------------------------------------------------
+
+
+def test_a_body_shorter_than_its_length_is_a_408_after_the_idle_timeout(start_server: StartServer) -> None:
+    server = start_server(ScriptedAnalyzer(), limits=QUICK)
+    with connect(server.url) as connection:
+        connection.sendall(DETECT_HEAD + b"Content-Length: 1000\r\n\r\n" + b'{"image_bytes": "')
+        assert_json_error(*read_answer(connection), 408, "REQUEST_TIMEOUT")
+
+
+def test_headers_that_stop_arriving_are_a_408(start_server: StartServer) -> None:
+    server = start_server(ScriptedAnalyzer(), limits=QUICK)
+    with connect(server.url) as connection:
+        connection.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n")
+        assert_json_error(*read_answer(connection), 408, "REQUEST_TIMEOUT")
+
+
+def test_an_idle_connection_is_closed_without_an_answer(start_server: StartServer) -> None:
+    server = start_server(ScriptedAnalyzer(), limits=QUICK)
+    with connect(server.url) as connection:
+        assert read_answer(connection) == (0, {}, b"")
+
+
+def trickle(url: str, stop: threading.Event, answers: list[int]) -> None:
+    """Slowloris: one header byte at a time, each well inside the idle timeout, never finishing the request."""
+    with connect(url) as connection:
+        connection.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n")
+        with contextlib.suppress(OSError):
+            while not stop.wait(QUICK.idle_timeout / 5):
+                connection.sendall(b"X")
+        answers.append(read_answer(connection)[0])
+
+
+@contextlib.contextmanager
+def slowloris(url: str, count: int) -> Iterator[list[int]]:
+    stop, answers = threading.Event(), []
+    threads = [threading.Thread(target=trickle, args=(url, stop, answers), daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield answers
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(HANG_SECONDS)
+
+
+def test_a_trickling_request_is_cut_at_the_read_timeout(start_server: StartServer) -> None:
+    server = start_server(ScriptedAnalyzer(), limits=QUICK)
+    deadline = time.monotonic() + HANG_SECONDS
+    with slowloris(server.url, 1) as answers:
+        while not answers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert answers == [408]  # answered while the client was still sending, not when it gave up
+
+
+# --- the connection cap --------------------------------------------------------------------------------------
+
+
+def test_connections_over_the_cap_get_a_quick_503_and_no_thread(start_server: StartServer) -> None:
+    limits = ConnectionLimits(idle_timeout=HANG_SECONDS * 4, read_timeout=HANG_SECONDS * 4, max_connections=4)
+    server = start_server(ScriptedAnalyzer(), limits=limits)
+    before = threading.active_count()
+    held = [connect(server.url) for _ in range(limits.max_connections)]
+    try:
+        for connection in held:  # each has its thread once it sent a byte
+            connection.sendall(b"G")
+        time.sleep(0.2)
+        extra = [connect(server.url) for _ in range(20)]
+        refusals = []
+        for connection in extra:
+            with connection:
+                connection.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                refusals.append(read_answer(connection))
+        assert threading.active_count() - before <= limits.max_connections
+    finally:
+        for connection in held:
+            connection.close()
+    for status, headers, body in refusals:
+        assert_json_error(status, headers, body, 503, "SERVER_BUSY")
+        assert headers["retry-after"] == "1"
+
+
+def test_clients_are_served_while_slowloris_fills_every_slot(start_server: StartServer) -> None:
+    """The slow connections hold every slot, then the read timeout frees them: a client retrying after the
+    503 gets its answer, although the attackers never stop sending."""
+    server = start_server(ScriptedAnalyzer(), limits=QUICK)
+    with slowloris(server.url, QUICK.max_connections):
+        time.sleep(0.2)
+        first = call(server.url, "GET", "/openapi.json")
+        served = None
+        deadline = time.monotonic() + HANG_SECONDS
+        while served is None and time.monotonic() < deadline:
+            reply = call(server.url, "GET", "/openapi.json")
+            served = reply if reply.status == 200 else None
+            time.sleep(0.05)
+    assert first.status == 503 and first.json["code"] == "SERVER_BUSY"
+    assert served is not None and served.json["openapi"].startswith("3.")
