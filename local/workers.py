@@ -68,7 +68,13 @@ class WorkerPool:
     def invoke(self, event: dict[str, Any], context: Any) -> Any:
         worker = self._free.get()
         try:
-            return worker.submit(self._call, event, context).result()
+            try:
+                running = worker.submit(self._call, event, context)
+            except BrokenProcessPool:  # it died while idle: this call never ran, so it runs once on a fresh one
+                log.error("A worker process died while idle; starting a new one")
+                worker = self._replace(worker)
+                running = worker.submit(self._call, event, context)
+            return running.result()
         except BrokenProcessPool:
             # The worker died (killed, out of memory): this request fails like a crashed Lambda environment,
             # and a fresh worker takes its place (it loads its models on its first call).

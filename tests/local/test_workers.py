@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -135,3 +136,30 @@ def test_a_dead_worker_fails_only_its_own_call(tmp_path: Path) -> None:
     finally:
         pool.close()
     assert survivor > 0 and after > 0  # the healthy worker's call answered, and the pool serves on
+
+
+def test_a_worker_that_died_while_idle_costs_no_call(tmp_path: Path) -> None:
+    settings = local_settings(data_dir=tmp_path / "data", port=0, env={"ALLOWED_ORIGINS": ALLOWED_ORIGINS})
+    pool = WorkerPool(settings, 1, call=pid_of_worker)
+    try:
+        first = pool.invoke({}, None)
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while _is_alive(first) and time.monotonic() < deadline:  # reaped once the pool marked itself broken
+            time.sleep(0.01)
+        second = pool.invoke({}, None)
+    finally:
+        pool.close()
+    assert second != first
+
+
+def pid_of_worker(_event: dict[str, Any], _context: Any) -> int:
+    return os.getpid()
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
