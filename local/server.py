@@ -74,6 +74,7 @@ DEFAULT_WEB_DIR = REPO_ROOT / "web"
 OPENAPI_PATH = "/openapi.json"
 
 _READ_CHUNK_BYTES = 256 * 1024
+REQUEST_READ_KEY = "local.request_read"  # the environ's callback: the request has arrived whole
 _SHUTDOWN_POLL_SECONDS = 0.05  # how soon stop() takes effect (tests start and stop many servers)
 
 Invoke = Callable[[dict[str, Any], Any], Any]
@@ -166,6 +167,7 @@ class LocalApi:
         check_declared_size(request.content_length)
         sub = caller_sub(request.headers.get(USER_HEADER))
         body = _read_body(request)
+        request.environ.get(REQUEST_READ_KEY, _nothing)()  # from now on this connection is never evicted
         validate_body(route, request.headers.get("Content-Type"), body)
         event = proxy_event(
             _http_request(request, body), match, request_id=request_id, caller_sub=sub, stage=self.stage
@@ -219,6 +221,10 @@ def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _nothing() -> None:
+    """What marks a request read when the WSGI server is not this module's (a test calling the app directly)."""
+
+
 def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
     """Werkzeug's body stream raises its own ClientDisconnected while handling the socket's error."""
     seen: BaseException | None = error
@@ -263,6 +269,11 @@ class _RequestHandler(WSGIRequestHandler):
         self._reader = DeadlineReader(self.connection, self.server.limits)
         self.rfile = io.BufferedReader(self._reader)
         self._answered = False
+        self.server.cap.track(self._reader)
+
+    def finish(self) -> None:
+        self.server.cap.untrack(self._reader)
+        super().finish()
 
     def handle_one_request(self) -> None:
         self._reader.start_request()
@@ -284,12 +295,14 @@ class _RequestHandler(WSGIRequestHandler):
 
     def make_environ(self) -> dict[str, Any]:
         environ = super().make_environ()
+        environ[REQUEST_READ_KEY] = self._reader.request_read
         if isinstance(environ["wsgi.input"], DechunkedInput):
             environ["wsgi.input"] = BoundedDechunkedInput(self.rfile, LAMBDA_MAX_PAYLOAD_BYTES)
         return environ
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self._answered = True
+        self._reader.request_read()
         super().send_response(code, message)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -329,28 +342,23 @@ class _FrontServer(ThreadedWSGIServer):
     def __init__(self, host: str, port: int, app: LocalApi, limits: ConnectionLimits) -> None:
         self.limits = limits
         super().__init__(host, port, app, handler=_RequestHandler)
-        self._cap = ConnectionCap(limits.max_connections, lambda: _busy_answer(app.cors))
+        self.cap = ConnectionCap(limits, serve=self._serve, refusal=lambda: _busy_answer(app.cors))
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._cap.try_acquire():
-            log.warning("Connection refused: %d connections already open", self.limits.max_connections)
-            self._cap.refuse(request)
-            return
-        try:
-            super().process_request(request, client_address)  # starts the connection's thread
-        except BaseException:
-            self._cap.release()
-            raise
+        self.cap.admit(request, client_address)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        super().process_request(request, client_address)  # starts the connection's thread
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._cap.release()
+            self.cap.release()
 
     def server_close(self) -> None:
         super().server_close()
-        self._cap.close()
+        self.cap.close()
 
 
 def _busy_answer(cors: Cors) -> bytes:

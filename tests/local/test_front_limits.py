@@ -22,7 +22,7 @@ from tests.runtime.session_helpers import ScriptedAnalyzer
 
 HANG_SECONDS = 5.0
 # Short timeouts, so that a test sees them fire well inside HANG_SECONDS.
-QUICK = ConnectionLimits(idle_timeout=0.5, read_timeout=1.0, max_connections=8)
+QUICK = ConnectionLimits(idle_timeout=0.5, read_timeout=1.0)
 DETECT_HEAD = b"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 
 
@@ -146,19 +146,25 @@ def test_a_trickling_request_is_cut_at_the_read_timeout(start_server: StartServe
 # --- the connection cap --------------------------------------------------------------------------------------
 
 
-def test_connections_over_the_cap_get_a_quick_503_and_no_thread(start_server: StartServer) -> None:
-    limits = ConnectionLimits(idle_timeout=HANG_SECONDS * 4, read_timeout=HANG_SECONDS * 4, max_connections=4)
+def test_connections_over_the_cap_get_a_503_and_no_thread(start_server: StartServer) -> None:
+    """The held connections are too young to evict: newcomers wait a moment for a place, then get the 503."""
+    limits = ConnectionLimits(
+        idle_timeout=HANG_SECONDS * 4,
+        read_timeout=HANG_SECONDS * 4,
+        max_connections=4,
+        eviction_grace=HANG_SECONDS * 4,
+        slot_wait=0.05,
+    )
     server = start_server(ScriptedAnalyzer(), limits=limits)
     before = threading.active_count()
     held = [connect(server.url) for _ in range(limits.max_connections)]
     try:
-        for connection in held:  # each has its thread once it sent a byte
+        for connection in held:
             connection.sendall(b"G")
         time.sleep(0.2)
-        extra = [connect(server.url) for _ in range(20)]
         refusals = []
-        for connection in extra:
-            with connection:
+        for _ in range(20):
+            with connect(server.url) as connection:
                 connection.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 refusals.append(read_answer(connection))
         assert threading.active_count() - before <= limits.max_connections
@@ -170,18 +176,40 @@ def test_connections_over_the_cap_get_a_quick_503_and_no_thread(start_server: St
         assert headers["retry-after"] == "1"
 
 
-def test_clients_are_served_while_slowloris_fills_every_slot(start_server: StartServer) -> None:
-    """The slow connections hold every slot, then the read timeout frees them: a client retrying after the
-    503 gets its answer, although the attackers never stop sending."""
-    server = start_server(ScriptedAnalyzer(), limits=QUICK)
-    with slowloris(server.url, QUICK.max_connections):
-        time.sleep(0.2)
-        first = call(server.url, "GET", "/openapi.json")
-        served = None
-        deadline = time.monotonic() + HANG_SECONDS
-        while served is None and time.monotonic() < deadline:
-            reply = call(server.url, "GET", "/openapi.json")
-            served = reply if reply.status == 200 else None
-            time.sleep(0.05)
-    assert first.status == 503 and first.json["code"] == "SERVER_BUSY"
-    assert served is not None and served.json["openapi"].startswith("3.")
+def test_clients_are_served_while_slowloris_holds_every_slot(start_server: StartServer) -> None:
+    """The slow connections hold every place and would for 20 s (the read timeout here): the newcomer is served
+    at once, because the connection slowest to send its request makes room for it."""
+    limits = ConnectionLimits(idle_timeout=2.0, read_timeout=HANG_SECONDS * 4, max_connections=8, eviction_grace=0.2)
+    server = start_server(ScriptedAnalyzer(), limits=limits)
+    with slowloris(server.url, limits.max_connections):
+        time.sleep(0.5)
+        replies = [call(server.url, "GET", "/openapi.json") for _ in range(3)]
+    assert [reply.status for reply in replies] == [200, 200, 200]
+
+
+def test_a_request_already_read_is_never_evicted(start_server: StartServer) -> None:
+    """Two requests wait in the function and fill the cap; a newcomer gets the 503, and both still get answers."""
+    limits = ConnectionLimits(max_connections=2, eviction_grace=0.0, slot_wait=0.2)
+    server = start_server(ScriptedAnalyzer(), limits=limits)
+    entered, release = threading.Semaphore(0), threading.Event()
+    real_invoke = server.api.invoke
+
+    def slow_invoke(event: dict, context: object) -> object:
+        entered.release()
+        release.wait(HANG_SECONDS)
+        return real_invoke(event, context)
+
+    server.api.invoke = slow_invoke
+    server.api._function_lock = contextlib.nullcontext()  # both wait in the function at once
+    statuses: list[int] = []
+    path = "/sessions/00000000-0000-4000-8000-000000000001"
+    threads = [threading.Thread(target=lambda: statuses.append(call(server.url, "GET", path).status)) for _ in "ab"]
+    for thread in threads:
+        thread.start()
+    assert entered.acquire(timeout=HANG_SECONDS) and entered.acquire(timeout=HANG_SECONDS)
+    newcomer = call(server.url, "GET", "/openapi.json")
+    release.set()
+    for thread in threads:
+        thread.join(HANG_SECONDS)
+    assert newcomer.status == 503 and newcomer.json["code"] == "SERVER_BUSY"
+    assert statuses == [404, 404]
