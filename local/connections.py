@@ -72,6 +72,7 @@ class DeadlineReader(io.RawIOBase):
         self.received = 0
         self.timed_out = False
         self.reading_since: float | None = time.monotonic()  # None once the request is read
+        self.evicted = False
 
     def readable(self) -> bool:
         return True
@@ -88,6 +89,7 @@ class DeadlineReader(io.RawIOBase):
 
     def evict(self) -> None:
         """Make room for a newcomer: the reading thread sees the end of the stream and lets the connection go."""
+        self.evicted = True
         with contextlib.suppress(OSError):
             self._connection.shutdown(socket.SHUT_RDWR)
 
@@ -219,8 +221,9 @@ class ConnectionCap:
 def _drain(connection: socket.socket) -> None:
     """Read what has arrived, so closing sends a FIN after the answer rather than a reset that may discard it."""
     with contextlib.suppress(OSError):
+        connection.setblocking(False)
         for _ in range(16):  # bounded: a client streaming a large body is not read to its end
-            if not connection.recv(65536, socket.MSG_DONTWAIT):
+            if not connection.recv(65536):
                 return
 
 

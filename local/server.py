@@ -286,6 +286,9 @@ class _RequestHandler(WSGIRequestHandler):
     def parse_request(self) -> bool:
         if not super().parse_request():
             return False
+        if self._reader.evicted:  # its headers ended with the eviction, not the client: never run it
+            self.close_connection = True
+            return False
         try:
             check_framing(self.headers)
         except FramingError:

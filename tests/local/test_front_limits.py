@@ -6,6 +6,7 @@ Hang bounds are generous (HANG_SECONDS): they tell "answered" from "held", never
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -213,3 +214,17 @@ def test_a_request_already_read_is_never_evicted(start_server: StartServer) -> N
         thread.join(HANG_SECONDS)
     assert newcomer.status == 503 and newcomer.json["code"] == "SERVER_BUSY"
     assert statuses == [404, 404]
+
+
+def test_an_evicted_request_is_never_run(start_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Its headers end because the front closed it, not because the client finished them: it never reaches the
+    function (the front logs every request it runs)."""
+    limits = ConnectionLimits(max_connections=1, eviction_grace=0.1)
+    server = start_server(ScriptedAnalyzer(), limits=limits)
+    with caplog.at_level(logging.INFO, logger="local.server"), connect(server.url) as slow:
+        slow.sendall(b"POST /sessions HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nX-Local-User: slow\r\n")
+        time.sleep(0.3)
+        assert call(server.url, "GET", "/openapi.json").status == 200
+        assert read_answer(slow) == (0, {}, b"")
+        time.sleep(1.0)  # what its thread would do next takes milliseconds
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("POST")] == []
