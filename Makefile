@@ -12,7 +12,7 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup browser test test-fast docs fuzz lint synth deploy run summary bench bench-analyzer bench-same-person bench-light load clean
+.PHONY: setup browser test test-fast docs fuzz lint synth deploy run summary bench bench-analyzer bench-same-person bench-light bench-slowloris load clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed browser
 
@@ -101,6 +101,11 @@ bench: setup
 # LOAD_SECONDS): 32 clients on /detect, then 16 sessions; throughput, p50/p99, errors and losses.
 load: setup
 	$(PY) -m bench.load
+
+# Slow clients holding connections to the local server (loopback only): a normal request's median idle, under
+# 100 and under 400 trickling connections, as ratios measured in the same run.
+bench-slowloris: setup
+	$(PY) -m bench.slowloris
 
 bench-analyzer: setup
 	@test -n "$(DATA)" || (echo "usage: make bench-analyzer DATA=<folder with labels.json>" && exit 2)

@@ -27,6 +27,7 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
+from liveness.web_security import content_security_policy
 
 from .archive import private_bucket
 from .nag import acknowledge
@@ -266,23 +267,6 @@ def _acknowledge_deployment_handler(stack: cdk.Stack, bucket: s3.Bucket) -> None
             "The BucketDeployment handler's runtime is pinned by aws-cdk-lib and moves with CDK upgrades; it runs "
             "only at deploy time and never sees a request or a selfie.",
         )
-
-
-def content_security_policy(api_origin: str, sign_in_url: str) -> str:
-    connect = " ".join(part for part in ("'self'", api_origin, sign_in_url) if part)
-    return "; ".join(
-        [
-            "default-src 'none'",
-            "script-src 'self'",
-            "style-src 'self'",
-            "img-src 'self' data:",
-            "media-src 'self' blob: mediastream:",
-            f"connect-src {connect}",
-            "form-action 'self'",
-            "base-uri 'none'",
-            "frame-ancestors 'none'",
-        ]
-    )
 
 
 def api_origin_of(rest_api_id: str) -> str:

@@ -66,6 +66,7 @@ _HTTP_ERRORS = {
     414: ("URI_TOO_LONG", "The request URI is too long."),
     431: ("HEADERS_TOO_LARGE", "The request headers are too large or too many."),
     501: ("NOT_IMPLEMENTED", "The HTTP method is not supported."),
+    503: ("SERVER_BUSY", "The server has too many open connections; retry shortly."),
     505: ("HTTP_VERSION_NOT_SUPPORTED", "The HTTP version is not supported."),
 }
 

@@ -8,6 +8,7 @@ routes fall back to the static web client (``web/``) when it exists. One log lin
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -24,12 +25,20 @@ from liveness.openapi import openapi_document
 from liveness.routes import ROUTES, STAGE
 from liveness.settings import Settings
 from liveness.wiring import build_dependencies
-from werkzeug.exceptions import HTTPException, NotFound
-from werkzeug.serving import WSGIRequestHandler, make_server
-from werkzeug.utils import send_from_directory
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import DechunkedInput, ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from . import REPO_ROOT
+from .connections import (
+    BodyTooLarge,
+    BoundedDechunkedInput,
+    ConnectionCap,
+    ConnectionLimits,
+    DeadlineReader,
+    FramingError,
+    check_framing,
+)
 from .events import (
     HttpReply,
     HttpRequest,
@@ -55,18 +64,17 @@ from .gateway import (
     payload_too_large,
     validate_body,
 )
+from .static import StaticFiles
 from .workers import WorkerPool
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = REPO_ROOT / ".local-data"
 DEFAULT_WEB_DIR = REPO_ROOT / "web"
-LOCAL_CONFIG_NAME = "config.json"
 OPENAPI_PATH = "/openapi.json"
-# The web client's runtime configuration in local mode: the API on the same origin, no sign-in.
-LOCAL_WEB_CONFIG: dict[str, Any] = {"apiUrl": "", "mode": "local"}
 
 _READ_CHUNK_BYTES = 256 * 1024
+REQUEST_READ_KEY = "local.request_read"  # the environ's callback: the request has arrived whole
 _SHUTDOWN_POLL_SECONDS = 0.05  # how soon stop() takes effect (tests start and stop many servers)
 
 Invoke = Callable[[dict[str, Any], Any], Any]
@@ -117,6 +125,7 @@ class LocalApi:
         # ``concurrent``: ``invoke`` runs each call in its own environment (a worker process), so calls may overlap.
         self._function_lock = contextlib.nullcontext() if concurrent else _FUNCTION_LOCK
         self.web_dir = web_dir if web_dir is not None and web_dir.is_dir() else None
+        self._static = StaticFiles(self.web_dir) if self.web_dir is not None else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -158,6 +167,7 @@ class LocalApi:
         check_declared_size(request.content_length)
         sub = caller_sub(request.headers.get(USER_HEADER))
         body = _read_body(request)
+        request.environ.get(REQUEST_READ_KEY, _nothing)()  # from now on this connection is never evicted
         validate_body(route, request.headers.get("Content-Type"), body)
         event = proxy_event(
             _http_request(request, body), match, request_id=request_id, caller_sub=sub, stage=self.stage
@@ -183,22 +193,10 @@ class LocalApi:
         return Response(body, status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
 
     def _static_file(self, request: Request) -> Response | None:
-        """The web client, from the same origin; API routes were matched first, so they take precedence.
-
-        ``/config.json`` is the page's runtime configuration: the stack writes it at deploy time; locally it
-        says "this origin, no sign-in" (the caller is the local identity)."""
-        if self.web_dir is None or request.method not in ("GET", "HEAD"):
+        """The web client, from the same origin; API routes were matched first, so they take precedence."""
+        if self._static is None or request.method not in ("GET", "HEAD"):
             return None
-        relative = request.path.lstrip("/")
-        if relative == LOCAL_CONFIG_NAME and not (self.web_dir / relative).is_file():
-            body = json.dumps(LOCAL_WEB_CONFIG).encode("utf-8")
-            return Response(body, status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
-        if relative == "" or (self.web_dir / relative).is_dir():
-            relative = f"{relative.rstrip('/')}/index.html".lstrip("/")
-        try:
-            return send_from_directory(self.web_dir, relative, request.environ)
-        except NotFound:  # also what send_from_directory says for paths outside web/
-            return None
+        return self._static.response(request)
 
 
 def _read_body(request: Request) -> bytes:
@@ -212,11 +210,29 @@ def _read_body(request: Request) -> bytes:
             if total > LAMBDA_MAX_PAYLOAD_BYTES:
                 raise payload_too_large(None)  # the server discards the rest after answering
             chunks.append(chunk)
-    except (HTTPException, ValueError, OSError):
-        # A body shorter than its Content-Length (Werkzeug: ClientDisconnected) or a malformed chunked body
-        # (ValueError from its chunk parser): what API Gateway refuses as a bad request.
+    except (HTTPException, ValueError, OSError) as error:
+        # A chunk size past the limit, a body that stopped arriving, a body shorter than its Content-Length
+        # (Werkzeug: ClientDisconnected) or a malformed chunked body.
+        if _caused_by(error, BodyTooLarge):
+            raise payload_too_large(None) from None
+        if _caused_by(error, TimeoutError):
+            raise http_error(408) from None
         raise GatewayError(400, "INVALID_REQUEST", "The request body is malformed or shorter than declared.") from None
     return b"".join(chunks)
+
+
+def _nothing() -> None:
+    """What marks a request read when the WSGI server is not this module's (a test calling the app directly)."""
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    """Werkzeug's body stream raises its own ClientDisconnected while handling the socket's error."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _http_request(request: Request, body: bytes) -> HttpRequest:
@@ -243,8 +259,61 @@ def _to_response(reply: HttpReply) -> Response:
 
 
 class _RequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler, with the front's read deadlines and strict framing (local/connections.py)."""
+
+    server: _FrontServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the plain socket reader: replaced by one that keeps the deadlines
+        self._reader = DeadlineReader(self.connection, self.server.limits)
+        self.rfile = io.BufferedReader(self._reader)
+        self._answered = False
+        self.server.cap.track(self._reader)
+
+    def finish(self) -> None:
+        self.server.cap.untrack(self._reader)
+        super().finish()
+
+    def handle_one_request(self) -> None:
+        self._reader.start_request()
+        self._answered = False
+        self.command = None  # type: ignore[assignment]  # send_error reads it, even before a request line
+        super().handle_one_request()  # a read timeout ends it quietly and closes the connection
+        if self._reader.timed_out and self._reader.received and not self._answered:
+            self.send_error(408)  # part of a request came, then stalled: say so (an idle connection just closes)
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self._reader.evicted:  # its headers ended with the eviction, not the client: never run it
+            self.close_connection = True
+            return False
+        try:
+            check_framing(self.headers)
+        except FramingError:
+            self.send_error(400)
+            return False
+        return True
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        environ[REQUEST_READ_KEY] = self._reader.request_read
+        if isinstance(environ["wsgi.input"], DechunkedInput):
+            environ["wsgi.input"] = BoundedDechunkedInput(self.rfile, LAMBDA_MAX_PAYLOAD_BYTES)
+        return environ
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._answered = True
+        self._reader.request_read()
+        super().send_response(code, message)
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Silenced: LocalApi logs each request itself, with its latency."""
+
+    def log_error(self, format: str, *args: Any) -> None:
+        """http.server's notes (a read timeout, a bad request line), one bounded line in the request log."""
+        log.info("HTTP: %s", clip(format % args, 120))
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The HTTP server's refusals of a request it cannot parse (a space in the target, a URI over 64 KB,
@@ -270,6 +339,40 @@ class _RequestHandler(WSGIRequestHandler):
             self.wfile.write(body)
 
 
+class _FrontServer(ThreadedWSGIServer):
+    """One thread per connection, at most ``limits.max_connections`` of them (local/connections.py)."""
+
+    def __init__(self, host: str, port: int, app: LocalApi, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        super().__init__(host, port, app, handler=_RequestHandler)
+        self.cap = ConnectionCap(limits, serve=self._serve, refusal=lambda: _busy_answer(app.cors))
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.cap.admit(request, client_address)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        super().process_request(request, client_address)  # starts the connection's thread
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.cap.release()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.cap.close()
+
+
+def _busy_answer(cors: Cors) -> bytes:
+    """The fixed answer to a connection over the cap, as raw HTTP (it never reaches a handler)."""
+    reply = http_error(503).reply(new_request_id(), cors)
+    head = ["HTTP/1.1 503 Service Unavailable", "Connection: close", "Retry-After: 1"]
+    head += [f"{name}: {value}" for name, value in reply.headers]
+    head.append(f"Content-Length: {len(reply.body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + reply.body
+
+
 class LocalServer:
     """The real handler behind ``LocalApi`` on a threaded Werkzeug server.
 
@@ -287,6 +390,7 @@ class LocalServer:
         port: int = DEFAULT_PORT,
         web_dir: Path | None = DEFAULT_WEB_DIR,
         workers: int = 1,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         if workers > 1 and deps is not None:
             raise ValueError("worker processes build their own collaborators: pass settings, not deps")
@@ -304,7 +408,7 @@ class LocalServer:
             concurrent=self.workers is not None,
         )
         try:
-            self._server = make_server(host, port, self.api, threaded=True, request_handler=_RequestHandler)
+            self._server = _FrontServer(host, port, self.api, limits or ConnectionLimits())
         except BaseException:
             if self.workers:
                 self.workers.close()

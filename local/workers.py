@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -39,7 +39,10 @@ def worker_count(raw: str | None) -> int:
 
 
 class WorkerPool:
-    """``invoke(event, context)``: run the handler on the event in a free worker and return its answer."""
+    """``invoke(event, context)``: run the handler on the event in a free worker and return its answer.
+
+    Each worker is its own single-process executor, lent to one call at a time: a worker that dies breaks only
+    its executor, so only the call it was running fails; the others, on healthy workers, finish."""
 
     def __init__(
         self, settings: Settings, count: int, call: Callable[[dict[str, Any], Any], Any] | None = None
@@ -49,39 +52,57 @@ class WorkerPool:
         self.count = count
         self._call = call or _invoke
         self._lock = threading.Lock()
-        self._executor = self._start()
+        self._workers = [self._start() for _ in range(count)]
+        self._free: queue.Queue[ProcessPoolExecutor] = queue.Queue()
+        for worker in self._workers:
+            self._free.put(worker)
 
     def _start(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=self.count,
+            max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
             initargs=(self._settings,),
         )
 
     def invoke(self, event: dict[str, Any], context: Any) -> Any:
-        executor = self._executor
+        worker = self._free.get()
         try:
-            return executor.submit(self._call, event, context).result()
+            try:
+                running = worker.submit(self._call, event, context)
+            except BrokenProcessPool:  # it died while idle: this call never ran, so it runs once on a fresh one
+                log.error("A worker process died while idle; starting a new one")
+                worker = self._replace(worker)
+                running = worker.submit(self._call, event, context)
+            return running.result()
         except BrokenProcessPool:
-            # A worker died (killed, out of memory): this request fails like a crashed Lambda environment, and
-            # a fresh pool serves the next ones.
-            with self._lock:
-                if self._executor is executor:
-                    log.error("A worker process died; starting a new pool")
-                    self._executor = self._start()
+            # The worker died (killed, out of memory): this request fails like a crashed Lambda environment,
+            # and a fresh worker takes its place (it loads its models on its first call).
+            log.error("A worker process died; starting a new one")
+            worker = self._replace(worker)
             raise
+        finally:
+            self._free.put(worker)
+
+    def _replace(self, dead: ProcessPoolExecutor) -> ProcessPoolExecutor:
+        dead.shutdown(wait=False, cancel_futures=True)
+        fresh = self._start()
+        with self._lock:
+            self._workers[self._workers.index(dead)] = fresh
+        return fresh
 
     def warm_up(self) -> None:
         """Start every worker and wait until each has loaded its handler and models."""
-        pids: set[int] = set()
-        deadline = time.monotonic() + 300
-        while len(pids) < self.count and time.monotonic() < deadline:
-            futures = [self._executor.submit(_pid) for _ in range(self.count * 2)]
-            pids.update(future.result() for future in futures)
+        with self._lock:
+            workers = list(self._workers)
+        for future in [worker.submit(_pid) for worker in workers]:
+            future.result(timeout=300)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            workers = list(self._workers)
+        for worker in workers:
+            worker.shutdown(wait=True, cancel_futures=True)
 
 
 def _start_worker(settings: Settings) -> None:
@@ -109,5 +130,4 @@ def _invoke(event: dict[str, Any], context: Any) -> Any:
 
 
 def _pid() -> int:
-    time.sleep(0.05)  # long enough that every worker gets one of the pings
     return os.getpid()

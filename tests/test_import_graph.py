@@ -22,6 +22,7 @@ RUNTIME_LAYERS: tuple[tuple[str, ...], ...] = (
         "liveness.limits",
         "liveness.routes",
         "liveness.parallel",
+        "liveness.web_security",
     ),
     ("liveness.schemas", "liveness.sessions"),  # a data folder; a package whose __init__ imports nothing
     ("liveness.images",),

@@ -62,6 +62,26 @@ def playwright_driver() -> Iterator[Any]:
 Launch = Callable[..., Any]
 
 
+class LaunchedBrowser:
+    """A launched Chromium whose pages bypass the page's CSP unless a test says otherwise (``bypass_csp=False``).
+
+    The local front serves the deployed CSP (no eval, no inline script), and Playwright's ``wait_for_function``
+    and ``add_script_tag`` (axe-core) compile strings in the page. The CSP itself is checked by
+    test_the_page_runs_under_the_deployed_content_security_policy, which keeps it."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+
+    def new_context(self, **options: Any) -> Any:
+        return self.browser.new_context(**{"bypass_csp": True, **options})
+
+    def new_page(self, **options: Any) -> Any:
+        return self.browser.new_page(**{"bypass_csp": True, **options})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.browser, name)
+
+
 @pytest.fixture
 def launch(playwright_driver: Any, chromium_path: str) -> Iterator[Launch]:
     """``launch(video=None, fake_ui=True)``: a headless Chromium with a fake camera (Chromium's face-less test
@@ -77,7 +97,7 @@ def launch(playwright_driver: Any, chromium_path: str) -> Iterator[Launch]:
             args.append(f"--use-file-for-fake-video-capture={video}")
         browser = playwright_driver.chromium.launch(executable_path=chromium_path, headless=True, args=args)
         browsers.append(browser)
-        return browser
+        return LaunchedBrowser(browser)
 
     yield start
     for browser in browsers:

@@ -288,7 +288,7 @@ def test_the_page_runs_under_the_deployed_content_security_policy(
 
     csp = content_security_policy(api_origin="", sign_in_url="")
     server = web_server(start_server, mesh_analyzer)
-    page = launch().new_page()
+    page = launch().new_page(bypass_csp=False)  # the harness bypasses it elsewhere (tests/browser/conftest.py)
     page.add_init_script(
         "window.__violations = [];"
         "document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective));"

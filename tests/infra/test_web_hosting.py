@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from liveness import web_security
 
 from tests.infra.synth import synth_template
 from tests.infra.test_stack import resources_of, the_function
@@ -69,6 +70,18 @@ def test_security_headers_allow_only_the_api_and_cognito(template_json: dict[str
     assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
     assert headers["FrameOptions"]["FrameOption"] == "DENY"
     assert all(header["Override"] for header in headers.values())
+
+
+def test_the_deployed_headers_are_the_ones_the_local_front_sends(template_json: dict[str, Any]) -> None:
+    """liveness/web_security.py is the single source; the stack spells two of its values with CDK enums."""
+    _, policy = one(template_json, "AWS::CloudFront::ResponseHeadersPolicy")
+    headers = policy["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    assert headers["FrameOptions"]["FrameOption"] == web_security.FRAME_OPTIONS
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == web_security.REFERRER_POLICY
+    assert headers["ContentTypeOptions"]["Override"] is True  # CloudFront's only value: nosniff
+    fixed = web_security.content_security_policy("", "").split("connect-src 'self'")
+    csp = json.dumps(headers["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    assert all(part.strip("; ") in csp for part in fixed)
 
 
 def test_the_page_client_uses_the_code_grant_with_the_distribution_as_callback(template_json: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import pytest
 from liveness.faces import Analyzer
 from liveness.wiring import build_dependencies
 
+from local.connections import ConnectionLimits
 from local.server import LocalServer, local_settings
 from tests.local.support import ALLOWED_ORIGINS
 
@@ -29,13 +30,18 @@ def start_server(data_dir: Path) -> Iterator[StartServer]:
     servers: list[LocalServer] = []
 
     def start(
-        analyzer: Analyzer, *, directory: Path | None = None, web_dir: Path | None = None, **env: str
+        analyzer: Analyzer,
+        *,
+        directory: Path | None = None,
+        web_dir: Path | None = None,
+        limits: ConnectionLimits | None = None,
+        **env: str,
     ) -> LocalServer:
         settings = local_settings(
             data_dir=directory or data_dir, port=0, env={"ALLOWED_ORIGINS": ALLOWED_ORIGINS, **env}
         )
         deps = dataclasses.replace(build_dependencies(settings), analyzer=analyzer)
-        server = LocalServer(deps=deps, port=0, web_dir=web_dir).start()
+        server = LocalServer(deps=deps, port=0, web_dir=web_dir, limits=limits).start()
         servers.append(server)
         return server
 

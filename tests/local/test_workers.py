@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +103,63 @@ def test_the_server_does_not_serialise_calls_it_hands_to_workers(tmp_path: Path,
         server.stop()
     assert [reply.status for reply in replies] == [200, 200]
     assert len({reply.json["pid"] for reply in replies}) == 2
+
+
+def die_while_another_runs(event: dict[str, Any], _context: Any) -> int:
+    """Runs in a worker: "die" exits its process once "live" is running; "live" is still running when it does."""
+    folder = Path(event["folder"])
+    (folder / event["name"]).write_text(str(os.getpid()))
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not (folder / event["other"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if event["name"] == "die":
+        os._exit(1)
+    time.sleep(1.0)  # the other worker's death is seen while this call is in flight
+    return os.getpid()
+
+
+def test_a_dead_worker_fails_only_its_own_call(tmp_path: Path) -> None:
+    settings = local_settings(data_dir=tmp_path / "data", port=0, env={"ALLOWED_ORIGINS": ALLOWED_ORIGINS})
+    pool = WorkerPool(settings, 2, call=die_while_another_runs)
+    events = [
+        {"folder": str(tmp_path), "name": "die", "other": "live"},
+        {"folder": str(tmp_path), "name": "live", "other": "die"},
+    ]
+    try:
+        with ThreadPoolExecutor(2) as threads:
+            dying, living = (threads.submit(pool.invoke, event, None) for event in events)
+            assert isinstance(dying.exception(timeout=WAIT_SECONDS), BrokenProcessPool)
+            survivor = living.result(timeout=WAIT_SECONDS)
+        (tmp_path / "die").unlink()
+        (tmp_path / "live").unlink()
+        after = pool.invoke({"folder": str(tmp_path), "name": "live", "other": "live"}, None)
+    finally:
+        pool.close()
+    assert survivor > 0 and after > 0  # the healthy worker's call answered, and the pool serves on
+
+
+def test_a_worker_that_died_while_idle_costs_no_call(tmp_path: Path) -> None:
+    settings = local_settings(data_dir=tmp_path / "data", port=0, env={"ALLOWED_ORIGINS": ALLOWED_ORIGINS})
+    pool = WorkerPool(settings, 1, call=pid_of_worker)
+    try:
+        first = pool.invoke({}, None)
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while _is_alive(first) and time.monotonic() < deadline:  # reaped once the pool marked itself broken
+            time.sleep(0.01)
+        second = pool.invoke({}, None)
+    finally:
+        pool.close()
+    assert second != first
+
+
+def pid_of_worker(_event: dict[str, Any], _context: Any) -> int:
+    return os.getpid()
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

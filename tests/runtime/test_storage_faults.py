@@ -458,3 +458,49 @@ def test_a_corrupt_or_crafted_reference_crop_in_the_store_is_a_503_and_never_dec
     reply = rig.client.frame(session_id, seed=2)
     assert reply.status == 503 and reply.body["code"] == "STORAGE_UNAVAILABLE", reply.body
     assert rig.analyzer.compare_calls == []  # nothing was compared with it
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A damaged session file, and a writer killed in the middle of a write
+
+_KILLED_MID_WRITE = r"""
+import os, signal, sys
+from pathlib import Path
+from tests.runtime.session_helpers import file_rig
+rig = file_rig(Path(sys.argv[1]))
+print("SESSION", rig.client.create().body["sessionId"], flush=True)
+os.fsync = lambda _fd: os.kill(os.getpid(), signal.SIGKILL)  # dies after the temporary file is written
+rig.client.create()
+"""
+
+
+def test_a_truncated_session_file_is_503_never_500(tmp_path: Path) -> None:
+    rig = file_rig(tmp_path)
+    session_id = start_session(rig)["sessionId"]
+    path = tmp_path / "sessions" / f"{session_id}.json"
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    assert_unavailable(rig.client.get(session_id))
+    assert_unavailable(rig.client.frame(session_id, 1))
+    path.write_text("[]")  # valid JSON, but not a session
+    assert_unavailable(rig.client.get(session_id))
+    path.write_bytes(whole)
+    assert rig.client.get(session_id).status == 200
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_removed_when_a_store_starts(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_WRITE, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == -9, done.stderr[-2000:]
+    session_id = done.stdout.split("SESSION ", 1)[1].split()[0]
+    sessions = tmp_path / "sessions"
+    assert len(list(sessions.glob(".*.tmp"))) == 1  # what the killed writer left
+    rig = file_rig(tmp_path)  # a new store on the folder: a restarted server, or a worker replacing the dead one
+    assert list(sessions.glob(".*.tmp")) == []
+    assert rig.client.get(session_id).status == 200

@@ -12,6 +12,7 @@ exists, conditional on the stored session being that very closed state.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -214,6 +215,7 @@ class FileSessionStore:
         self._root = root
         with contextlib.suppress(OSError):  # a missing or read-only folder answers 503 per request, not at start
             self._root.mkdir(parents=True, exist_ok=True)
+            self._remove_orphaned_temporaries()
 
     def create(self, session: Session) -> None:
         with _file_faults(), self._locked(session.session_id):
@@ -246,7 +248,10 @@ class FileSessionStore:
                 text = path.read_text(encoding="utf-8")
             except FileNotFoundError:
                 return None
-        return session_from_dict(json.loads(text))
+        try:
+            return session_from_dict(json.loads(text))
+        except (ValueError, KeyError, TypeError) as error:  # truncated or not a session: the store is damaged
+            raise file_storage_error(OSError(errno.EIO, type(error).__name__), "The session store") from None
 
     def _path(self, session_id: str) -> Path:
         if not is_session_id(session_id):
@@ -267,6 +272,15 @@ class FileSessionStore:
             with contextlib.suppress(OSError):
                 temporary.unlink()
             raise
+
+    def _remove_orphaned_temporaries(self) -> None:
+        """A writer killed mid-write (a worker process, the server) leaves its temporary file; every writer holds
+        the store's file lock while its temporary exists, so under that lock any temporary is an orphan."""
+        if fcntl is None:  # no lock across processes: another one's temporary may be live
+            return
+        with _StoreLock(threading.Lock(), self._root / _LOCK_FILE):
+            for orphan in self._root.glob(".*.json.*.tmp"):
+                orphan.unlink(missing_ok=True)
 
     def _locked(self, session_id: str) -> _StoreLock:
         path = self._path(session_id)
