@@ -35,10 +35,10 @@ from liveness.sessions.light_transitions import open_light
 from liveness.sessions.store import FileSessionStore
 from liveness.settings import Settings
 
+from testkit.bombs import jpeg_segments, patterned, png_chunk
 from testkit.events import LambdaContext, api_event
 from testkit.images import scene_bgr
 from tests.fuzz.conftest import CASES, STATUSES
-from tests.runtime.bombs import jpeg_segments, patterned, png_chunk
 
 ERROR_BODY_MAX_BYTES = 1200
 MEMORY_GROWTH_MAX_MB = 256

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from liveness.challenges import StepCode
 
+from testkit.bombs import zip_archive
 from testkit.faces import face_for
 from testkit.light_client import genuine_light
-from tests.runtime.bombs import zip_archive
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     LIGHT_OFF,
     Rig,

@@ -12,9 +12,12 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
+from functools import cache
 
 import cv2
 import numpy as np
@@ -88,6 +91,7 @@ def header_only_jpeg(width: int = 6000, height: int = 6600) -> bytes:
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 
 
+@cache
 def flat_png(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
     """A complete PNG of zeros, compressed row by row so a 317 MB raster never exists in memory."""
     row = bytes(1 + (width * depth * _CHANNELS[colour] + 7) // 8)
@@ -111,3 +115,30 @@ def zip_archive(size: int = 2048) -> bytes:
 def polyglot(image: bytes, payload: bytes) -> bytes:
     """The image, then the payload: an image viewer shows the picture, an unzip tool finds the archive."""
     return image + payload
+
+
+def _camera_frame() -> bytes:
+    ok, buffer = cv2.imencode(".jpg", patterned(640, 480), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return buffer.tobytes()
+
+
+def _camera_png() -> bytes:
+    ok, buffer = cv2.imencode(".png", patterned(640, 480))
+    assert ok
+    return buffer.tobytes()
+
+
+# The outside test's bombs, and the same kinds inside the pixel limit: (maker, the code that refuses it).
+CAMERA_BOMBS: dict[str, tuple[Callable[[], bytes], str]] = {
+    "png-1bit-6000x6600-4.9KB": (lambda: flat_png(6000, 6600, depth=1, colour=0), "PAYLOAD_TOO_LARGE"),
+    "png-16bit-rgba-6000x6600-308KB": (lambda: flat_png(6000, 6600, depth=16, colour=6), "PAYLOAD_TOO_LARGE"),
+    "png-1bit-3000x3000": (lambda: flat_png(3000, 3000, depth=1, colour=0), "IMAGE_TOO_COMPLEX"),
+    "png-16bit-rgba-3000x3000": (lambda: flat_png(3000, 3000, depth=16, colour=6), "IMAGE_TOO_COMPLEX"),
+    "png-16bit-rgba-2500x2500": (lambda: flat_png(2500, 2500, depth=16, colour=6), "IMAGE_TOO_COMPLEX"),
+    "png-8bit-rgb-3000x3000": (lambda: flat_png(3000, 3000), "IMAGE_TOO_COMPLEX"),
+    "png-palette-3000x3000": (lambda: flat_png(3000, 3000, depth=1, colour=3), "IMAGE_TOO_COMPLEX"),
+    "jpeg-plus-4MB-random": (lambda: polyglot(_camera_frame(), os.urandom(4 * 2**20)), "IMAGE_TRAILING_DATA"),
+    "jpeg-plus-zip": (lambda: polyglot(_camera_frame(), zip_archive()), "IMAGE_TRAILING_DATA"),
+    "png-plus-zip": (lambda: polyglot(_camera_png(), zip_archive()), "IMAGE_TRAILING_DATA"),
+}
