@@ -19,10 +19,19 @@ import numpy as np
 import pytest
 from liveness.errors import ErrorCode, LivenessError
 from liveness.images import decode
-from liveness.images.container import MAX_JPEG_SCANS, MAX_PNG_CHUNKS, inspect_container
+from liveness.images.container import MAX_JPEG_SCANS, MAX_PNG_CHUNKS, check_cost, inspect_container
 from liveness.images.intake import load_frame, receive_upload
-from liveness.images.limits import MAX_PIXELS, MAX_TRAILING_ZEROS, PNG_SIGNATURE, ImageLimits
+from liveness.images.limits import (
+    DEFAULT_LIMITS,
+    MAX_JPEG_DECODE_RATIO,
+    MAX_PIXELS,
+    MAX_PNG_DECODE_RATIO,
+    MAX_TRAILING_ZEROS,
+    PNG_SIGNATURE,
+    ImageLimits,
+)
 
+from testkit import headturn
 from testkit.bombs import (
     CAMERA_BOMBS,
     flat_png,
@@ -38,6 +47,7 @@ from testkit.bombs import (
 from testkit.images import encode, jpeg_bytes, png_bytes, rgba_png_bytes, scene_bgr
 
 ROOT = Path(__file__).resolve().parents[2]
+DEV_FACES = ROOT.parent / "shared" / "faces" / "dev"
 
 
 @pytest.fixture
@@ -88,6 +98,34 @@ def test_a_4k_camera_frame_is_within_every_limit(decodes: list[int]) -> None:
     raw = encode(frame, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 85])
     assert load_frame(raw).content_type == "image/jpeg" and decodes == [len(raw)]  # downscaled for analysis
     assert 3840 * 2160 <= MAX_PIXELS
+
+
+def _browser_encodings(bgr: np.ndarray) -> list[tuple[bytes, str]]:
+    """A frame as a browser's canvas sends it (JPEG at 0.85 and 0.92, baseline and progressive; RGBA PNG)."""
+    encoded = [
+        (encode(bgr, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, progressive]), "jpeg")
+        for quality in (85, 92)
+        for progressive in (0, 1)
+    ]
+    return [*encoded, (encode(cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA), ".png"), "png")]
+
+
+@pytest.mark.skipif(not headturn.available(), reason="../shared/video/headturn.gif is absent (not in the repo)")
+def test_real_camera_frames_compress_well_within_the_ratio_bound() -> None:
+    """The developers' webcam clip, every frame as a browser encodes it, the clip upscaled to 4K, and the face
+    photos: each passes every cost check, at under half the decoded-to-compressed bound (the margin)."""
+    frames = headturn.read_frames()
+    samples = [sample for bgr in frames for sample in _browser_encodings(bgr)]
+    samples += _browser_encodings(cv2.resize(frames[0], (3840, 2160), interpolation=cv2.INTER_CUBIC))
+    if DEV_FACES.is_dir():
+        samples += [(path.read_bytes(), "jpeg" if path.suffix == ".jpg" else "png") for path in DEV_FACES.glob("*.*g")]
+    highest = {"jpeg": 0.0, "png": 0.0}
+    for raw, kind in samples:
+        layout = inspect_container(raw, f"image/{kind}")
+        check_cost(layout, DEFAULT_LIMITS)
+        highest[kind] = max(highest[kind], layout.decoded_bytes / layout.end)
+    assert len(samples) > 400
+    assert highest["jpeg"] < MAX_JPEG_DECODE_RATIO / 2 and highest["png"] < MAX_PNG_DECODE_RATIO / 2, highest
 
 
 def test_the_bit_depth_and_colour_type_count_before_decoding(decodes: list[int]) -> None:

@@ -25,7 +25,7 @@ MAX_DECODE_WORK = 160_000_000  # pixels x scans: e.g. 16 scans of a 10 MP frame 
 # MAX_PIXELS frame at 9 bytes a pixel, the costliest a camera writes (a progressive 4:4:4 JPEG).
 DECODE_BYTES_PER_PIXEL = 9
 # Decoded bytes over the image's bytes, past a floor any frame may cost (a black 1080p canvas PNG is 14.5 MB):
-# camera frames measure up to 8.2:1 as PNG and 268:1 as JPEG (docs/security.md); bombs are far above.
+# real images measure up to 18:1 as PNG and 268:1 as JPEG (docs/security.md); bombs are far above.
 RATIO_FREE_DECODE_BYTES = 16 * 1024 * 1024
 MAX_PNG_DECODE_RATIO = 64
 MAX_JPEG_DECODE_RATIO = 512
