@@ -12,7 +12,7 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup browser test test-fast docs fuzz lint synth deploy run summary bench bench-analyzer bench-same-person bench-light bench-slowloris load clean
+.PHONY: setup browser test test-fast docs fuzz lint synth deploy run summary bench bench-analyzer bench-same-person bench-light bench-slowloris bench-bombs load clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed browser
 
@@ -114,6 +114,11 @@ bench-analyzer: setup
 # The light challenge's simulation sweep (ambient 50-2000 lux, each attack); LIGHT_SESSIONS per cell.
 bench-light: $(VENV)/.installed
 	$(PY) -m bench.light
+
+# Each image bomb's answer, latency and memory, then 8 clients flooding bombs vs a normal /detect's idle median
+# (target: within 2x). BASE=<checkout> measures another checkout's runtime the same way, for a comparison.
+bench-bombs: $(VENV)/.installed
+	$(PY) -m bench.bombs
 
 bench-same-person: setup
 	$(PY) -m bench.same_person $(if $(SHARED),"$(SHARED)",)

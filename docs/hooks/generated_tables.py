@@ -29,6 +29,8 @@ SETTINGS_MEANINGS = {
     "DATA_DIR": "where file storage keeps `archive/` and `sessions/`",
     "ALLOWED_ORIGINS": "comma-separated CORS allow-list of exact origins",
     "MAX_UPLOAD_BYTES": "the largest request body the function accepts",
+    "MAX_IMAGE_PIXELS": "the most pixels an image may declare (a camera frame: 4K UHD is 8.3 MP); it also sets the "
+    "decoding budget, 9 bytes a pixel ([Image intake](api.md#image-intake-what-is-refused-before-decoding))",
     "LIGHT_CHALLENGE": "the light step (`FOLLOW_LIGHT`): `enforce` (it must pass), `shadow` (measured and recorded, "
     "never decides) or `off` (no step); CDK context `liveness:lightChallenge`",
     "ANONYMOUS_CALLER": "set only by the demo-only deployment without an authorizer: the identity every caller shares",
@@ -55,7 +57,11 @@ ERROR_MEANINGS = {
     "undecodable.",
     "IMAGE_TOO_SMALL": "Under 80x80 px (Rekognition's minimum).",
     "IMAGE_TOO_COMPLEX": "Refused before decoding because decoding would cost too much: more than 64 JPEG scans, "
-    "more than 4096 PNG chunks, a PNG metadata chunk over 256 KB, or pixels x scans over 160 million.",
+    "more than 4096 PNG chunks, a PNG metadata chunk over 256 KB, pixels x scans over 160 million, decoded bytes "
+    "(counted from the bit depth and colour type) over 9 a pixel of `MAX_IMAGE_PIXELS`, or compressed beyond any "
+    "camera frame (over 16 MB decoded at more than 64:1 for PNG, 512:1 for JPEG).",
+    "IMAGE_TRAILING_DATA": "Bytes after the image's end marker (JPEG EOI, PNG IEND): an appended file or payload. "
+    "Up to 4 KB of zero padding is tolerated and stripped.",
     "UNAUTHORIZED": "No or invalid Cognito token.",
     "MISSING_AUTHENTICATION_TOKEN": "No such route (API Gateway's answer for an undefined resource or method).",
     "FORBIDDEN": "The authorizer denied the token.",
@@ -65,7 +71,8 @@ ERROR_MEANINGS = {
     "SESSION_CLOSED": "The session is `PASSED`, `FAILED` or `EXPIRED`; nothing changed.",
     "CONFLICT": "Extreme contention on one session, or a frame whose request outlived the 15-minute repair margin "
     "(its slot was settled as abandoned meanwhile); retry (`Retry-After`).",
-    "PAYLOAD_TOO_LARGE": "A body over API Gateway's 10 MB, an image over 40 megapixels, or still over "
+    "PAYLOAD_TOO_LARGE": "A body over API Gateway's 10 MB, an image over `MAX_IMAGE_PIXELS` (10 megapixels), or "
+    "still over "
     "Rekognition's 5 MB after re-encoding.",
     "UNSUPPORTED_MEDIA_TYPE": "Not PNG or JPEG (by the bytes, or a data URL declaring another type); an animated "
     "PNG; a lossless, hierarchical or arithmetic-coded JPEG.",

@@ -29,4 +29,4 @@ class Dependencies:
 
     @property
     def image_limits(self) -> ImageLimits:
-        return ImageLimits(max_upload_bytes=self.settings.max_upload_bytes)
+        return ImageLimits(max_upload_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_image_pixels)

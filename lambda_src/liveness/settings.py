@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .challenges import MAX_STEPS, MIN_STEPS, Thresholds, threshold_problems
+from .images.limits import MAX_PIXELS, MIN_SIDE_PX
 from .light.decision import LightThresholds, light_threshold_problems
 from .light.mode import DEFAULT_MODE, LIGHT_MODES
 from .limits import MAX_FRAMES_CAP, SessionLimits
@@ -29,6 +30,7 @@ class Settings:
     data_dir: Path = Path(".local-data")
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     max_upload_bytes: int = 6 * 1024 * 1024
+    max_image_pixels: int = MAX_PIXELS
     session_limits: SessionLimits = field(default_factory=SessionLimits)
     thresholds: Thresholds = field(default_factory=Thresholds)
     light_challenge: str = DEFAULT_MODE  # "enforce" | "shadow" | "off" (light/mode.py)
@@ -47,6 +49,7 @@ class Settings:
             data_dir=Path(env.get("DATA_DIR", ".local-data")),
             allowed_origins=_origins(env.get("ALLOWED_ORIGINS", "")),
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(6 * 1024 * 1024))),
+            max_image_pixels=image_pixels_from_env(env.get("MAX_IMAGE_PIXELS", "")),
             session_limits=session_limits_from_env(env),
             thresholds=thresholds_from_env(env),
             light_challenge=light_mode_from_env(env.get("LIGHT_CHALLENGE", DEFAULT_MODE)),
@@ -100,6 +103,13 @@ LIGHT_ENV = {
     "LIGHT_MAX_SWAY": "max_sway",
     "LIGHT_MIN_STILLNESS": "min_stillness",
 }
+
+
+def image_pixels_from_env(raw: str) -> int:
+    pixels = int(raw) if raw.strip() else MAX_PIXELS
+    if pixels < MIN_SIDE_PX * MIN_SIDE_PX:
+        raise ValueError(f"MAX_IMAGE_PIXELS must be at least {MIN_SIDE_PX * MIN_SIDE_PX}, not {pixels}")
+    return pixels
 
 
 def light_mode_from_env(raw: str) -> str:

@@ -35,10 +35,10 @@ from liveness.sessions.light_transitions import open_light
 from liveness.sessions.store import FileSessionStore
 from liveness.settings import Settings
 
+from testkit.bombs import jpeg_segments, patterned, png_chunk
 from testkit.events import LambdaContext, api_event
 from testkit.images import scene_bgr
 from tests.fuzz.conftest import CASES, STATUSES
-from tests.runtime.bombs import jpeg_segments, patterned, png_chunk
 
 ERROR_BODY_MAX_BYTES = 1200
 MEMORY_GROWTH_MAX_MB = 256
@@ -126,6 +126,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory, mesh_analyzer: Any) -> Ite
             height, width = decoded.shape[:2]
             harness.decodes.append((width, height, _scans_in(raw)))
             assert width * height <= MAX_PIXELS
+            # nothing after the end marker reaches the decoder (or the archive, which keeps the same bytes)
+            assert raw.endswith(b"\xff\xd9") if raw.startswith(b"\xff\xd8") else raw[-8:-4] == b"IEND"
             assert width * height * _scans_in(raw) <= MAX_DECODE_WORK, (width, height, _scans_in(raw))
         return decoded
 
@@ -173,11 +175,18 @@ def _png_chunks(raw: bytes) -> list[tuple[int, int]]:
     return found
 
 
+def _trailers() -> st.SearchStrategy[bytes]:
+    """Bytes after the end marker: a camera's zero padding (up to past its 4 KB bound), or anything."""
+    return st.one_of(st.integers(1, 5000).map(bytes), st.binary(min_size=1, max_size=4096))
+
+
 @st.composite
 def png_mutants(draw: st.DrawFn) -> bytes:
     raw = bytearray(_BASES[draw(st.sampled_from(["png", "png-rgba"]))])
     chunks = _png_chunks(bytes(raw))
-    kind = draw(st.sampled_from(["length", "ihdr", "many-chunks", "truncate", "truncate-iend", "flip", "insert"]))
+    kind = draw(
+        st.sampled_from(["length", "ihdr", "many-chunks", "truncate", "truncate-iend", "flip", "insert", "trailing"])
+    )
     if kind == "length":  # any chunk's length field: 0, small, past the end, 0x7FFFFFFF, 0xFFFFFFFF
         offset, _ = draw(st.sampled_from(chunks))
         value = draw(st.one_of(st.sampled_from([0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]), st.integers(0, 2**32 - 1)))
@@ -195,6 +204,8 @@ def png_mutants(draw: st.DrawFn) -> bytes:
         raw = raw[: draw(st.integers(0, len(raw) - 1))]
     elif kind == "truncate-iend":
         raw = raw[: draw(st.integers(8, len(raw) - 12))] + png_chunk(b"IEND", b"")
+    elif kind == "trailing":
+        raw += draw(_trailers())
     elif kind == "flip":
         for _ in range(draw(st.integers(1, 8))):
             position = draw(st.integers(8, len(raw) - 1))
@@ -210,7 +221,7 @@ def jpeg_mutants(draw: st.DrawFn) -> bytes:
     base = draw(st.sampled_from(["jpeg", "jpeg-progressive", "jpeg-gray", "jpeg-large-progressive"]))
     raw = bytearray(_BASES[base])
     segments = jpeg_segments(bytes(raw))
-    kind = draw(st.sampled_from(["sof", "scans", "truncate", "truncate-eoi", "flip", "length", "marker"]))
+    kind = draw(st.sampled_from(["sof", "scans", "truncate", "truncate-eoi", "flip", "length", "marker", "trailing"]))
     if kind == "sof":  # declared size up to 65535x65535, components, precision
         start = next(start for marker, start, _ in segments if marker in (0xC0, 0xC2))
         raw[start + 4] = draw(st.sampled_from([8, 12, 16, 0]))
@@ -224,6 +235,8 @@ def jpeg_mutants(draw: st.DrawFn) -> bytes:
         raw = raw[: draw(st.integers(0, len(raw) - 1))]
     elif kind == "truncate-eoi":  # cut short, end marker put back: what defect 7 let through
         raw = raw[: draw(st.integers(2, len(raw) - 3))] + b"\xff\xd9"
+    elif kind == "trailing":
+        raw += draw(_trailers())
     elif kind == "flip":
         for _ in range(draw(st.integers(1, 8))):
             position = draw(st.integers(2, len(raw) - 1))

@@ -118,9 +118,9 @@ def test_echoes_of_client_input_are_bounded(start_server: StartServer) -> None:
 
 
 def test_image_bombs_over_http_are_4xx_and_the_server_keeps_answering(start_server: StartServer) -> None:
+    from testkit.bombs import header_only_jpeg, png_length_bomb, scan_bomb
     from testkit.images import scene_bgr
     from tests.local.support import data_url, jpeg
-    from tests.runtime.bombs import header_only_jpeg, png_length_bomb, scan_bomb
 
     analyzer = ScriptedAnalyzer()
     analyzer.default_faces = []

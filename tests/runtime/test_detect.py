@@ -268,16 +268,16 @@ def test_decompression_bomb_is_refused_before_decoding(backend: Backend) -> None
 
 
 def test_large_frame_is_downscaled_for_rekognition(backend: Backend) -> None:
-    big = cv2.imencode(".jpg", scene_bgr(4000, 3000), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    big = cv2.imencode(".jpg", scene_bgr(3840, 2160), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()  # a 4K frame
     sent = Capture()
     backend.rekognition.add_response(
         "detect_faces", detect_faces_response(face_detail()), {"Image": {"Bytes": sent}, "Attributes": ["ALL"]}
     )
     status, body, _ = post_detect({"image_bytes": data_url(big, "image/jpeg")})
     assert status == 200
-    assert body["image"] == {"width": 1920, "height": 1440}
+    assert body["image"] == {"width": 1920, "height": 1080}
     analysed = cv2.imdecode(np.frombuffer(sent.value, np.uint8), cv2.IMREAD_COLOR)
-    assert analysed.shape == (1440, 1920, 3) and len(sent.value) <= 5 * 1024 * 1024
+    assert analysed.shape == (1080, 1920, 3) and len(sent.value) <= 5 * 1024 * 1024
     assert backend.body(body["archive"]["frameKey"]) == big  # the evidence keeps the original
 
 
@@ -363,3 +363,21 @@ def test_in_lambda_the_dependencies_are_built_during_init(monkeypatch: pytest.Mo
         monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
         importlib.reload(module)
     assert module._app is None
+
+
+@pytest.mark.parametrize(
+    "image",
+    [jpeg_bytes() + b"PK\x03\x04" + bytes(4096), png_bytes() + b"PK\x05\x06" + bytes(18)],
+    ids=["jpeg-plus-zip", "png-plus-zip"],
+)
+def test_detect_refuses_an_image_with_a_payload_after_it_and_archives_nothing(backend: Backend, image: bytes) -> None:
+    status, body, _ = post_detect({"image_bytes": base64.b64encode(image).decode()})
+    assert (status, body["code"]) == (400, "IMAGE_TRAILING_DATA") and "after its end marker" in body["message"]
+    assert backend.objects() == {}  # no Rekognition call was stubbed either: Stubber would raise on one
+
+
+def test_detect_archives_a_cameras_zero_padded_jpeg_without_the_padding(backend: Backend) -> None:
+    expect_detect_faces(backend, face_detail())
+    image = jpeg_bytes()
+    status, body, _ = post_detect({"image_bytes": data_url(image + bytes(32), "image/jpeg")})
+    assert status == 200 and backend.body(body["archive"]["frameKey"]) == image

@@ -1,8 +1,11 @@
 """Image bombs are refused by the container walk, before the decoder runs: counted, and bounded in a child
-process with CPU and address-space limits that the bombs would blow through if they were decoded."""
+process with CPU and address-space limits that the bombs would blow through if they were decoded. Images that
+carry bytes after their end (polyglots) are refused too, so no payload reaches the evidence archive."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import struct
 import subprocess
@@ -16,12 +19,22 @@ import numpy as np
 import pytest
 from liveness.errors import ErrorCode, LivenessError
 from liveness.images import decode
-from liveness.images.container import MAX_JPEG_SCANS, MAX_PNG_CHUNKS, inspect_container
-from liveness.images.intake import load_frame
-from liveness.images.limits import PNG_SIGNATURE
+from liveness.images.container import MAX_JPEG_SCANS, MAX_PNG_CHUNKS, check_cost, inspect_container
+from liveness.images.intake import load_frame, receive_upload
+from liveness.images.limits import (
+    DEFAULT_LIMITS,
+    MAX_JPEG_DECODE_RATIO,
+    MAX_PIXELS,
+    MAX_PNG_DECODE_RATIO,
+    MAX_TRAILING_ZEROS,
+    PNG_SIGNATURE,
+    ImageLimits,
+)
 
-from testkit.images import jpeg_bytes, png_bytes, scene_bgr
-from tests.runtime.bombs import (
+from testkit import headturn
+from testkit.bombs import (
+    CAMERA_BOMBS,
+    flat_png,
     header_only_jpeg,
     jpeg_segments,
     patterned,
@@ -29,9 +42,12 @@ from tests.runtime.bombs import (
     png_length_bomb,
     progressive_jpeg,
     scan_bomb,
+    zip_archive,
 )
+from testkit.images import encode, jpeg_bytes, png_bytes, rgba_png_bytes, scene_bgr
 
 ROOT = Path(__file__).resolve().parents[2]
+DEV_FACES = ROOT.parent / "shared" / "faces" / "dev"
 
 
 @pytest.fixture
@@ -68,6 +84,93 @@ def test_bombs_are_refused_without_decoding(make: Any, code: ErrorCode, decodes:
     error = refused(make())
     assert error.code is code and error.status == 400
     assert decodes == []
+
+
+@pytest.mark.parametrize(("make", "code"), CAMERA_BOMBS.values(), ids=CAMERA_BOMBS.keys())
+def test_camera_sized_limits_refuse_each_bomb_before_decoding(make: Any, code: str, decodes: list[int]) -> None:
+    error = refused(make())
+    assert error.code.value == code and 400 <= error.status < 500
+    assert decodes == []
+
+
+def test_a_4k_camera_frame_is_within_every_limit(decodes: list[int]) -> None:
+    frame = cv2.resize(scene_bgr(640, 360), (3840, 2160), interpolation=cv2.INTER_LINEAR)  # smooth, as upscaled
+    raw = encode(frame, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert load_frame(raw).content_type == "image/jpeg" and decodes == [len(raw)]  # downscaled for analysis
+    assert 3840 * 2160 <= MAX_PIXELS
+
+
+def _browser_encodings(bgr: np.ndarray) -> list[tuple[bytes, str]]:
+    """A frame as a browser's canvas sends it (JPEG at 0.85 and 0.92, baseline and progressive; RGBA PNG)."""
+    encoded = [
+        (encode(bgr, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, progressive]), "jpeg")
+        for quality in (85, 92)
+        for progressive in (0, 1)
+    ]
+    return [*encoded, (encode(cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA), ".png"), "png")]
+
+
+@pytest.mark.skipif(not headturn.available(), reason="../shared/video/headturn.gif is absent (not in the repo)")
+def test_real_camera_frames_compress_well_within_the_ratio_bound() -> None:
+    """The developers' webcam clip, every frame as a browser encodes it, the clip upscaled to 4K, and the face
+    photos: each passes every cost check, at under half the decoded-to-compressed bound (the margin)."""
+    frames = headturn.read_frames()
+    samples = [sample for bgr in frames for sample in _browser_encodings(bgr)]
+    samples += _browser_encodings(cv2.resize(frames[0], (3840, 2160), interpolation=cv2.INTER_CUBIC))
+    if DEV_FACES.is_dir():
+        samples += [(path.read_bytes(), "jpeg" if path.suffix == ".jpg" else "png") for path in DEV_FACES.glob("*.*g")]
+    highest = {"jpeg": 0.0, "png": 0.0}
+    for raw, kind in samples:
+        layout = inspect_container(raw, f"image/{kind}")
+        check_cost(layout, DEFAULT_LIMITS)
+        highest[kind] = max(highest[kind], layout.decoded_bytes / layout.end)
+    assert len(samples) > 400
+    assert highest["jpeg"] < MAX_JPEG_DECODE_RATIO / 2 and highest["png"] < MAX_PNG_DECODE_RATIO / 2, highest
+
+
+def test_the_bit_depth_and_colour_type_count_before_decoding(decodes: list[int]) -> None:
+    """The same picture and size: 8-bit RGBA (a canvas PNG, 7 bytes a pixel decoded) fits a 1 MP budget of
+    9 bytes a pixel, 16-bit RGBA (11 bytes a pixel) does not, and is refused without decoding."""
+    limits = ImageLimits(max_pixels=1_000_000)
+    bgra = cv2.cvtColor(scene_bgr(1000, 1000), cv2.COLOR_BGR2BGRA)
+    assert load_frame(encode(bgra, ".png"), limits=limits).width == 1000 and len(decodes) == 1
+    with pytest.raises(LivenessError) as raised:
+        load_frame(encode(bgra.astype(np.uint16) * 257, ".png"), limits=limits)
+    assert raised.value.code is ErrorCode.IMAGE_TOO_COMPLEX and "bit depth" in raised.value.message
+    assert len(decodes) == 1
+
+
+def test_a_file_compressed_beyond_any_camera_frame_is_refused_by_its_ratio(decodes: list[int]) -> None:
+    error = refused(flat_png(3000, 3000))
+    assert error.code is ErrorCode.IMAGE_TOO_COMPLEX and "at most 64:1" in error.message and decodes == []
+    # Under the ratio-free floor, a flat frame (a covered lens) still decodes: it costs little.
+    assert load_frame(flat_png(1280, 720)).width == 1280 and len(decodes) == 1
+
+
+@pytest.mark.parametrize("make", [jpeg_bytes, rgba_png_bytes], ids=["jpeg", "canvas-png"])
+def test_a_cameras_zero_padding_is_stripped_and_never_archived(make: Any, decodes: list[int]) -> None:
+    image = make()
+    padded = image + bytes(16)
+    upload = receive_upload(base64.b64encode(padded).decode())
+    assert upload.raw == image and upload.sha256 == hashlib.sha256(image).hexdigest()
+    assert load_frame(padded).encoded == image and decodes == [len(image)] * 2
+
+
+@pytest.mark.parametrize(
+    "trailer",
+    [bytes(MAX_TRAILING_ZEROS + 1), bytes(10) + b"PK\x05\x06", b"\xff\xd9", b"<script>alert(1)</script>"],
+    ids=["zeros-over-a-page", "zeros-then-zip-end", "a-second-end-marker", "script"],
+)
+@pytest.mark.parametrize("make", [jpeg_bytes, png_bytes], ids=["jpeg", "png"])
+def test_bytes_after_the_image_end_are_refused(make: Any, trailer: bytes, decodes: list[int]) -> None:
+    error = refused(make() + trailer)
+    assert error.code is ErrorCode.IMAGE_TRAILING_DATA and f"{len(trailer)} bytes after" in error.message
+    assert decodes == []
+
+
+def test_a_png_end_chunk_that_carries_data_is_refused(decodes: list[int]) -> None:
+    raw = png_bytes()[:-12] + png_chunk(b"IEND", zip_archive())
+    assert refused(raw).code is ErrorCode.INVALID_IMAGE and decodes == []
 
 
 def test_a_normal_progressive_jpeg_is_decoded_once(decodes: list[int]) -> None:
@@ -192,12 +295,13 @@ def test_a_grey_background_is_not_mistaken_for_missing_data() -> None:
 
 _CHILD = r"""
 import json, resource, sys
-from tests.runtime.bombs import header_only_jpeg, png_length_bomb, scan_bomb
+from testkit.bombs import flat_png, header_only_jpeg, png_length_bomb, scan_bomb
 from testkit.images import jpeg_bytes
 from liveness.errors import LivenessError
 from liveness.images.intake import load_frame
 bombs = {"scan": scan_bomb(), "png4g": png_length_bomb(0xFFFFFFFF), "png2g": png_length_bomb(0x7FFFFFFF),
-         "header": header_only_jpeg()}
+         "header": header_only_jpeg(), "png1bit": flat_png(6000, 6600, depth=1, colour=0),
+         "png16": flat_png(3000, 3000, depth=16, colour=6)}
 normal = jpeg_bytes()
 load_frame(normal)  # warm up: the decoder's own buffers are not the bombs' cost
 with open("/proc/self/status") as status:
@@ -225,7 +329,7 @@ print(json.dumps(answers))
 def test_bombs_fit_in_tight_cpu_and_memory_limits_while_normal_frames_keep_working() -> None:
     done = subprocess.run(
         [sys.executable, "-c", _CHILD],
-        cwd=ROOT,  # the child imports the test helpers (package tests) from the repository root
+        cwd=ROOT,  # the child imports the bombs (package testkit) from the repository root
         capture_output=True,
         text=True,
         timeout=120,
@@ -235,5 +339,7 @@ def test_bombs_fit_in_tight_cpu_and_memory_limits_while_normal_frames_keep_worki
     answers = json.loads(done.stdout)
     assert answers["scan"] == "IMAGE_TOO_COMPLEX"
     assert answers["png4g"] == answers["png2g"] == answers["header"] == "INVALID_IMAGE"
-    assert all(answers[f"{name}-then-normal"] == 640 for name in ("scan", "png4g", "png2g", "header"))
+    assert answers["png1bit"] == "PAYLOAD_TOO_LARGE" and answers["png16"] == "IMAGE_TOO_COMPLEX"
+    names = ("scan", "png4g", "png2g", "header", "png1bit", "png16")
+    assert all(answers[f"{name}-then-normal"] == 640 for name in names)
     assert answers["maxrss_growth_mb"] < 64

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from liveness.challenges import Measured, StepCode, Thresholds, step_reason
+from liveness.dependencies import Dependencies
+from liveness.images.limits import MAX_PIXELS
 from liveness.limits import SessionLimits
 from liveness.settings import MAX_FRAMES_CAP, Settings
 
@@ -111,3 +113,12 @@ def test_settings_read_the_light_thresholds_and_attempts_from_env() -> None:
 def test_settings_refuse_unusable_light_settings(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.from_env(env)
+
+
+def test_the_image_pixel_limit_is_a_camera_frame_unless_the_environment_says_otherwise() -> None:
+    assert Settings.from_env({}).max_image_pixels == MAX_PIXELS == 10_000_000
+    settings = Settings.from_env({"MAX_IMAGE_PIXELS": "2100000"})
+    deps = Dependencies(settings=settings, analyzer=None, archive=None, session_store=None)  # type: ignore[arg-type]
+    assert deps.image_limits.max_pixels == 2_100_000 and deps.image_limits.max_decode_bytes == 9 * 2_100_000
+    with pytest.raises(ValueError, match="MAX_IMAGE_PIXELS must be at least 6400"):
+        Settings.from_env({"MAX_IMAGE_PIXELS": "6399"})

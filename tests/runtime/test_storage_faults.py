@@ -433,8 +433,8 @@ def test_a_corrupt_or_crafted_reference_crop_in_the_store_is_a_503_and_never_dec
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reference crop goes through the upload checks too: the local data folder is writable by others."""
+    from testkit.bombs import png_length_bomb
     from testkit.faces import face_for
-    from tests.runtime.bombs import png_length_bomb
     from tests.runtime.session_helpers import file_rig, look_straight, start_session, step_codes
 
     rig = file_rig(tmp_path)

@@ -7,7 +7,14 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import ErrorCode, LivenessError
-from .limits import PNG_SIGNATURE, ImageLimits
+from .limits import (
+    MAX_JPEG_DECODE_RATIO,
+    MAX_PNG_DECODE_RATIO,
+    MAX_TRAILING_ZEROS,
+    PNG_SIGNATURE,
+    RATIO_FREE_DECODE_BYTES,
+    ImageLimits,
+)
 
 # The container walk: everything the decoder would trust, checked in bounded time before it runs.
 #
@@ -17,6 +24,8 @@ from .limits import PNG_SIGNATURE, ImageLimits
 # and scans, every entropy-coded segment inside the upload, EOI at the end, at least the bits the format
 # needs for every block (1 a block for a progressive DC scan, 2 for a sequential scan), and a progressive
 # script that brings every coefficient of every component to full precision (otherwise scans are missing).
+# Both: the bytes the decoder will produce are counted from the header (bit depth, colour type, sampling), and
+# nothing but zero padding may follow the image's end.
 
 MAX_PNG_CHUNKS = 4096  # 5 MB of image data in libpng's usual 8 KB IDAT chunks is 640
 MAX_PNG_ANCILLARY_BYTES = 256 * 1024  # text, ICC profile, EXIF: none of it is needed, and none may be a bomb
@@ -57,6 +66,8 @@ class ContainerLayout:
     width: int
     height: int
     scans: int  # full passes the decoder makes over the image (JPEG scans; 1 for PNG)
+    end: int  # the offset just past the end marker (PNG IEND, JPEG EOI)
+    decoded_bytes: int  # the BGR output plus the inflated PNG rows or a progressive JPEG's coefficients
     jpeg: JpegLayout | None = None
 
 
@@ -88,15 +99,18 @@ def _walk_png(raw: bytes) -> ContainerLayout:
         elif kind == b"IDAT":
             idat_bytes += length
         elif kind == b"IEND":
+            if length:
+                raise _corrupt("The PNG end chunk (IEND) is not empty.")
             break
         elif kind not in _PNG_CRITICAL and length > MAX_PNG_ANCILLARY_BYTES:
             raise _too_complex(f"a PNG metadata chunk is over {MAX_PNG_ANCILLARY_BYTES // 1024} KB")
         position = end
     width, height, bits_per_pixel = header
-    raster = height * ((width * bits_per_pixel + 7) // 8)
+    raster = height * (1 + (width * bits_per_pixel + 7) // 8)  # each row: a filter byte and its samples
     if idat_bytes < raster // DEFLATE_MAX_RATIO:
         raise _corrupt(f"The PNG holds too little image data for {width}x{height} pixels (truncated or forged).")
-    return ContainerLayout(width=width, height=height, scans=1)
+    decoded = raster + 3 * width * height
+    return ContainerLayout(width=width, height=height, scans=1, end=end, decoded_bytes=decoded)
 
 
 def _png_header(body: bytes) -> tuple[int, int, int]:
@@ -167,7 +181,12 @@ def _walk_jpeg(raw: bytes) -> ContainerLayout:
         entropy_bytes=entropy_bytes,
     )
     _check_jpeg_data(layout, width, height)
-    return ContainerLayout(width=width, height=height, scans=len(scans), jpeg=layout)
+    decoded = 3 * width * height
+    if progressive:  # libjpeg keeps every block's 64 coefficients (2 bytes each) across the scans
+        decoded += 128 * sum(across * down for across, down in _component_blocks(layout, width, height).values())
+    return ContainerLayout(
+        width=width, height=height, scans=len(scans), end=position, decoded_bytes=decoded, jpeg=layout
+    )
 
 
 def _jpeg_frame_header(marker: int, body: bytes) -> tuple[bool, int, int, tuple[tuple[int, int, int], ...]]:
@@ -239,10 +258,37 @@ def _check_jpeg_data(layout: JpegLayout, width: int, height: int) -> None:
 
 
 def check_cost(layout: ContainerLayout, limits: ImageLimits) -> None:
+    """Refuse what would cost more to decode than a camera frame: passes, bytes, and bytes per byte sent."""
     if layout.width * layout.height * layout.scans > limits.max_decode_work:
         raise _too_complex(
             f"{layout.scans} scans over {layout.width}x{layout.height} pixels exceed this service's decoding budget"
         )
+    megabytes = layout.decoded_bytes / 2**20
+    if layout.decoded_bytes > limits.max_decode_bytes:
+        raise _too_complex(
+            f"its bit depth and colour type at {layout.width}x{layout.height} decode to {megabytes:.0f} MB, "
+            f"over this service's {limits.max_decode_bytes / 2**20:.0f} MB"
+        )
+    bound = MAX_JPEG_DECODE_RATIO if layout.jpeg is not None else MAX_PNG_DECODE_RATIO
+    if layout.decoded_bytes > max(RATIO_FREE_DECODE_BYTES, bound * layout.end):
+        raise _too_complex(
+            f"{layout.end / 1024:.0f} KB declaring {megabytes:.0f} MB of decoded data "
+            f"is compressed beyond any camera frame (at most {bound}:1)"
+        )
+
+
+def image_bytes(raw: bytes, layout: ContainerLayout) -> bytes:
+    """The image without what follows its end marker: a camera's zero padding is stripped, anything else (an
+    appended archive, a script, a second file) refuses the upload, so no payload reaches the evidence archive."""
+    trailing = len(raw) - layout.end
+    if trailing == 0:
+        return raw
+    if trailing > MAX_TRAILING_ZEROS or raw.count(0, layout.end) != trailing:
+        raise LivenessError(
+            ErrorCode.IMAGE_TRAILING_DATA,
+            f"The image has {trailing} bytes after its end marker; only the image itself is accepted.",
+        )
+    return raw[: layout.end]
 
 
 def _ceil_div(numerator: int, denominator: int) -> int:

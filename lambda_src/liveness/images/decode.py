@@ -32,7 +32,8 @@ def check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
     if width * height > limits.max_pixels:
         raise LivenessError(
             ErrorCode.PAYLOAD_TOO_LARGE,
-            f"The image is {width}x{height}; at most {limits.max_pixels // 1_000_000} megapixels are accepted.",
+            f"The image is {width}x{height}; at most {limits.max_pixels / 1e6:g} megapixels (a camera frame) "
+            "are accepted.",
         )
 
 

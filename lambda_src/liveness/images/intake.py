@@ -12,7 +12,7 @@ from functools import cached_property
 
 from ..errors import ErrorCode, LivenessError, clip, unavailable
 from ..faces import Frame
-from .container import check_cost, inspect_container
+from .container import check_cost, image_bytes, inspect_container
 from .decode import check_dimensions, decode_frame
 from .limits import DEFAULT_LIMITS, JPEG_SIGNATURE, PNG_SIGNATURE, SUPPORTED_TYPES, ImageLimits, too_large
 
@@ -21,7 +21,8 @@ _DATA_URL = re.compile(r"^data:(?P<media_type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^
 
 @dataclass(frozen=True)
 class Upload:
-    """An upload as received (``raw``, never logged), its decoded frame and its sniffed type."""
+    """An upload's image (``raw``: as received up to its end marker, never logged), its decoded frame and its
+    sniffed type."""
 
     raw: bytes
     frame: Frame  # may have been re-encoded for the analyzer; archive ``raw``
@@ -35,9 +36,8 @@ class Upload:
 
 def receive_upload(value: object, *, limits: ImageLimits = DEFAULT_LIMITS) -> Upload:
     """The image field of a request body, parsed, checked and decoded: malformed uploads are refused here."""
-    raw = parse_image_field(value, limits=limits)
-    frame = load_frame(raw, limits=limits)
-    return Upload(raw=raw, frame=frame, content_type=sniff_content_type(raw))
+    image, frame = _checked_and_decoded(parse_image_field(value, limits=limits), limits)
+    return Upload(raw=image, frame=frame, content_type=sniff_content_type(image))
 
 
 def parse_image_field(value: object, *, limits: ImageLimits = DEFAULT_LIMITS) -> bytes:
@@ -91,17 +91,22 @@ def sniff_content_type(raw: bytes) -> str:
 
 
 def load_frame(raw: bytes, *, limits: ImageLimits = DEFAULT_LIMITS) -> Frame:
-    """Validate, decode to 3-channel BGR and bound the size of an uploaded image.
+    """Validate, decode to 3-channel BGR and bound the size of an uploaded image."""
+    return _checked_and_decoded(raw, limits)[1]
 
-    The container is walked first (``inspect_container``), so a file whose structure promises more work or
-    memory than its size allows is refused before the decoder sees it."""
+
+def _checked_and_decoded(raw: bytes, limits: ImageLimits) -> tuple[bytes, Frame]:
+    """The image's bytes (without a camera's zero padding) and its frame. The container is walked first
+    (``inspect_container``), so a file whose structure promises more work or memory than a camera frame, or
+    that carries bytes after its end, is refused before the decoder sees it."""
     if len(raw) > limits.max_upload_bytes:
         raise too_large(limits)
     content_type = sniff_content_type(raw)
     layout = inspect_container(raw, content_type)
     check_dimensions(layout.width, layout.height, limits)
     check_cost(layout, limits)
-    return decode_frame(raw, layout, content_type, limits)
+    image = image_bytes(raw, layout)
+    return image, decode_frame(image, layout, content_type, limits)
 
 
 def load_stored_frame(jpeg: bytes, what: str) -> Frame:
