@@ -2,9 +2,9 @@
 function's exact identity policy, read from the synthesized template, against moto with IAM enforcement on;
 then each granted action is taken away in turn, and some flow must fail.
 
-moto checks S3 and DynamoDB calls (signature, action and resource). Rekognition is answered by the scripted
-analyzer, so the Rekognition actions the flows use are checked against the same statements with moto's own
-policy evaluator. What the rehearsal cannot check is listed in the docs.
+moto checks S3 and DynamoDB calls (signature, action and resource). Rekognition's answers come from botocore's
+Stubber, so the Rekognition operations the runtime's analyzer calls are recorded and checked against the same
+statements with moto's own policy evaluator. What the rehearsal cannot check is listed in the docs.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from botocore.stub import Stubber
 from liveness import expiry
+from liveness.analyzers.rekognition import RekognitionAnalyzer
 from liveness.archive import S3Archive
+from liveness.faces import FaceComparison, FaceDetail, Frame
 from liveness.sessions.keys import audit_key
 from liveness.sessions.store import DynamoDbSessionStore
 from liveness.settings import Settings
@@ -31,6 +34,7 @@ from moto.iam.access_control import IAMPolicy, PermissionResult
 from cdk_app.liveness_function import API_HANDLER, EXPIRY_HANDLER
 from testkit.aws import BUCKET, FAKE_AWS_ENV, TABLE, create_aws_resources
 from testkit.faces import face_for
+from testkit.rekognition import detect_faces_response
 from tests.infra.synth import synth_template
 from tests.runtime.session_helpers import (
     Rig,
@@ -59,8 +63,6 @@ SERVICE_ACTIONS = frozenset(
         "s3:ListBucket",
     }
 )
-# What the runtime's analyzer calls cost in IAM (analyzers/rekognition.py: one operation each).
-REKOGNITION_ACTIONS = {"detect_faces": "rekognition:DetectFaces", "compare_faces": "rekognition:CompareFaces"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -213,6 +215,49 @@ def session_with(policy: dict[str, Any]) -> boto3.Session:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Rekognition, which moto cannot authorise: the real analyzer on a stubbed client, its operations recorded
+
+
+class StubbedRekognition:
+    """The runtime's RekognitionAnalyzer on a client answered by botocore's Stubber with what the scripted
+    analyzer says (its faces, its similarity); every operation the analyzer calls is recorded, to be checked
+    against the policy. The scripted analyzer stays the test's handle (``rig.analyzer.script``)."""
+
+    name = RekognitionAnalyzer.name
+    pose_robust_comparison = RekognitionAnalyzer.pose_robust_comparison
+
+    def __init__(self, scripted: Any) -> None:
+        self.scripted = scripted
+        self.operations: set[str] = set()
+        client = boto3.client("rekognition", region_name=REGION)
+        client.meta.events.register("before-parameter-build.rekognition", self._record)
+        self.stubber = Stubber(client)
+        self.stubber.activate()
+        self.analyzer = RekognitionAnalyzer(client)
+
+    def _record(self, model: Any, **_: Any) -> None:
+        self.operations.add(model.name)
+
+    def detect_faces(self, frame: Frame) -> list[FaceDetail]:
+        faces = self.scripted.detect_faces(frame)
+        self.stubber.add_response("detect_faces", detect_faces_response(*(face.to_rekognition() for face in faces)))
+        return self.analyzer.detect_faces(frame)
+
+    def compare_faces(self, reference: Frame, candidate: Frame) -> FaceComparison:
+        similarity = self.scripted.compare_faces(reference, candidate).similarity or 0.0
+        self.stubber.add_response("compare_faces", {"FaceMatches": [{"Similarity": similarity}], "UnmatchedFaces": []})
+        return self.analyzer.compare_faces(reference, candidate)
+
+    def denied(self, policy: dict[str, Any]) -> list[str]:
+        """The Rekognition actions the analyzer called that ``policy`` does not allow (moto's evaluator)."""
+        evaluator = IAMPolicy(json.dumps(policy))
+        called = (f"rekognition:{operation}" for operation in self.operations)
+        return sorted(
+            action for action in called if evaluator.is_action_permitted(action) != PermissionResult.PERMITTED
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The flows
 
 
@@ -229,6 +274,7 @@ class Rehearsal:
         aws = session_with(self.api_policy)
         store = DynamoDbSessionStore(aws.client("dynamodb"), settings.sessions_table)
         rig = build_rig("aws", store, S3Archive(aws.client("s3"), settings.archive_bucket), settings)
+        rig.deps.analyzer = StubbedRekognition(rig.analyzer)  # the template's ANALYZER=rekognition
         rig.client = rig.as_user(f"person-{uuid.uuid4().hex[:8]}")  # each flow its own person (attempt limits)
         return rig
 
@@ -238,11 +284,8 @@ class Rehearsal:
         return json.loads(body)
 
     def rekognition_denied(self, rig: Rig) -> list[str]:
-        """The Rekognition actions the flow's analysis needed that the API policy does not allow."""
-        used = {REKOGNITION_ACTIONS["detect_faces"]} if rig.analyzer.detect_calls else set()
-        used |= {REKOGNITION_ACTIONS["compare_faces"]} if rig.analyzer.compare_calls else set()
-        evaluator = IAMPolicy(json.dumps(self.api_policy))
-        return sorted(action for action in used if evaluator.is_action_permitted(action) != PermissionResult.PERMITTED)
+        """The Rekognition actions the flow's analysis called that the API policy does not allow."""
+        return rig.deps.analyzer.denied(self.api_policy)
 
 
 def detect_flow(rehearsal: Rehearsal) -> None:
