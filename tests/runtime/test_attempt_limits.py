@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from liveness.errors import LivenessError
 from liveness.limits import AttemptLimits, SessionLimits
 from liveness.sessions.attempts import counted_failures, empty, owner_digest, refusal, with_created, with_outcome
 from liveness.sessions.service import create_session
+from liveness.sessions.store import SessionConflict
 from liveness.settings import Settings, attempt_limits_from_env
 from moto import mock_aws
 from moto.dynamodb.models.table import Table
@@ -176,6 +178,19 @@ def test_deployment_limits_come_from_the_environment() -> None:
     assert Settings.from_env({}).attempt_limits == LIMITS
     with pytest.raises(ValueError, match="MAX_SESSIONS_PER_MINUTE must be at least 1"):
         attempt_limits_from_env({"MAX_SESSIONS_PER_MINUTE": "0"})
+
+
+def test_an_attempt_record_is_written_only_over_the_version_it_was_read_at(backend: str, tmp_path: Path) -> None:
+    store = make_rig(backend, tmp_path).store
+    first = replace(empty(OWNER), version=1)
+    store.save_attempts(first, expected_version=0, keep_until=2_000_000_000)
+    with pytest.raises(SessionConflict):
+        store.save_attempts(first, expected_version=0, keep_until=2_000_000_000)  # a second first write
+    second = replace(first, creations=(1.0,), version=2)
+    store.save_attempts(second, expected_version=1, keep_until=2_000_000_000)
+    with pytest.raises(SessionConflict):
+        store.save_attempts(replace(first, version=2), expected_version=1, keep_until=2_000_000_000)  # stale
+    assert store.get_attempts(owner_digest(OWNER)) == second
 
 
 # ---------------------------------------------------------------------------------------------------------
