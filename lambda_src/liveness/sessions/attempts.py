@@ -85,36 +85,35 @@ def refusal(record: UserAttempts, now: float, limits: AttemptLimits) -> Refusal 
     """Why the user may not create a session now, or None. The lock comes first: it is the one that lasts."""
     failures = counted_failures(record, now, limits)
     if len(failures) >= limits.max_failed_sessions:
-        times = sorted(failures.values())
         # The lock lifts when enough of the oldest failures have left the window to go below the limit.
-        lifts_at = times[len(times) - limits.max_failed_sessions] + limits.failure_window_seconds
-        return Refusal(
-            ErrorCode.TOO_MANY_ATTEMPTS,
-            f"Too many failed checks: {len(failures)} in the last {_duration(limits.failure_window_seconds)}. "
-            "New checks are locked until Retry-After seconds have passed.",
-            _seconds_until(lifts_at, now),
-            lifts_at,
-            failures,
+        lifts_at = _nth_newest(failures.values(), limits.max_failed_sessions) + limits.failure_window_seconds
+        window = _duration(limits.failure_window_seconds)
+        message = f"Too many failed checks: {len(failures)} in the last {window}. New checks are locked until "
+        return _refused(
+            ErrorCode.TOO_MANY_ATTEMPTS, message + "Retry-After seconds have passed.", lifts_at, now, failures
         )
-    still_open = sorted(deadline for deadline in record.open.values() if deadline > now)
+    still_open = [deadline for deadline in record.open.values() if deadline > now]
     if len(still_open) >= limits.max_open_sessions:
-        return Refusal(
-            ErrorCode.TOO_MANY_SESSIONS,
-            f"Too many open sessions: at most {limits.max_open_sessions} at once. Finish one, or retry after "
-            "Retry-After seconds.",
-            _seconds_until(still_open[len(still_open) - limits.max_open_sessions], now),
-            still_open[len(still_open) - limits.max_open_sessions],
-        )
-    recent = sorted(at for at in record.creations if at > now - CREATION_WINDOW_SECONDS)
+        message = f"Too many open sessions: at most {limits.max_open_sessions} at once. Finish one, or retry after "
+        frees_at = _nth_newest(still_open, limits.max_open_sessions)
+        return _refused(ErrorCode.TOO_MANY_SESSIONS, message + "Retry-After seconds.", frees_at, now)
+    recent = [at for at in record.creations if at > now - CREATION_WINDOW_SECONDS]
     if len(recent) >= limits.max_sessions_per_minute:
-        return Refusal(
-            ErrorCode.TOO_MANY_SESSIONS,
-            f"Too many sessions started: at most {limits.max_sessions_per_minute} a minute. Retry after "
-            "Retry-After seconds.",
-            _seconds_until(recent[len(recent) - limits.max_sessions_per_minute] + CREATION_WINDOW_SECONDS, now),
-            recent[len(recent) - limits.max_sessions_per_minute] + CREATION_WINDOW_SECONDS,
-        )
+        message = f"Too many sessions started: at most {limits.max_sessions_per_minute} a minute. Retry after "
+        frees_at = _nth_newest(recent, limits.max_sessions_per_minute) + CREATION_WINDOW_SECONDS
+        return _refused(ErrorCode.TOO_MANY_SESSIONS, message + "Retry-After seconds.", frees_at, now)
     return None
+
+
+def _nth_newest(moments: Any, n: int) -> float:
+    """The moment that must pass (or leave the window) for fewer than ``n`` to remain."""
+    return sorted(moments)[-n]
+
+
+def _refused(
+    code: ErrorCode, message: str, until: float, now: float, failures: dict[str, float] | None = None
+) -> Refusal:
+    return Refusal(code, message, max(1, math.ceil(until - now)), until, failures or {})
 
 
 def with_created(
@@ -162,10 +161,6 @@ def _pruned(record: UserAttempts, now: float, limits: AttemptLimits) -> UserAtte
         failures=failures,
         creations=tuple(at for at in record.creations if at > now - CREATION_WINDOW_SECONDS),
     )
-
-
-def _seconds_until(moment: float, now: float) -> int:
-    return max(1, math.ceil(moment - now))
 
 
 def _duration(seconds: int) -> str:
