@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from liveness.errors import LivenessError
+from liveness.errors import ErrorCode, LivenessError, unavailable
 from liveness.limits import AttemptLimits, SessionLimits
 from liveness.sessions.attempts import counted_failures, empty, owner_digest, refusal, with_created, with_outcome
 from liveness.sessions.service import create_session
@@ -167,6 +167,28 @@ def test_a_failure_is_counted_once_whoever_reads_it(backend: str, tmp_path: Path
         assert rig.client.get(session_id).body["status"] == "FAILED"
     rig.analyzer.script(wrong_face_for("LOOK_STRAIGHT"))
     assert rig.client.frame(session_id, seed=8).status == 409
+    assert list(stored_failures(rig)) == [session_id]
+
+
+def test_a_close_whose_count_fails_still_answers_and_counts_as_failed_from_its_deadline(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting a close is best effort, like the audit record: the committed answer stands, and the policy fails
+    closed (the session stays open in the record, so it counts as failed once its deadline passes)."""
+    rig = make_rig(backend, tmp_path)
+    session_id = start_session(rig)["sessionId"]
+    saves = rig.store.save_attempts
+
+    def store_down(*args: Any, **kwargs: Any) -> None:
+        raise unavailable(ErrorCode.STORAGE_UNAVAILABLE, "The session store")
+
+    monkeypatch.setattr(rig.store, "save_attempts", store_down)
+    rig.analyzer.script(wrong_face_for("LOOK_STRAIGHT"))  # its only frame misses the step: FAILED
+    reply = rig.client.frame(session_id, seed=4)
+    assert reply.status == 200 and reply.body["status"] == "FAILED", reply.body
+    monkeypatch.setattr(rig.store, "save_attempts", saves)
+    assert stored_failures(rig) == {}  # not counted yet: still open in the record
+    rig.clock.advance(TTL)
     assert list(stored_failures(rig)) == [session_id]
 
 
