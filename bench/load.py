@@ -82,11 +82,16 @@ class Phase:
         return ok
 
 
-def post(port: int, method: str, path: str, body: Any = None, timeout: float = 60) -> tuple[int, dict[str, Any]]:
+def post(
+    port: int, method: str, path: str, body: Any = None, timeout: float = 60, user: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """``user``: whom the local gateway takes the caller for (each session client is its own person)."""
     connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}
+        if user is not None:
+            headers["X-Local-User"] = user
         connection.request(method, path, body=payload, headers=headers)
         response = connection.getresponse()
         raw = response.read()
@@ -145,7 +150,8 @@ def run_sessions(port: int, archive: Path, sessions: int, count: int, images: li
     phase = Phase(f"session frames, {sessions} sessions")
 
     def client(index: int) -> None:
-        status, created = post(port, "POST", "/sessions", {})
+        user = f"load-user-{index}"  # many people at once, each within the per-user attempt limits
+        status, created = post(port, "POST", "/sessions", {}, user=user)
         if status != 201:
             phase.errors.append(f"create: {status} {created.get('code')}")
             return
@@ -157,11 +163,13 @@ def run_sessions(port: int, archive: Path, sessions: int, count: int, images: li
                 break
             image = images[(index * count + frame_index) % len(images)]
             path = f"/sessions/{session_id}/frames"
-            answer = timed(phase, lambda image=image, path=path: post(port, "POST", path, {"image": image}), "frame")
+            answer = timed(
+                phase, lambda image=image, path=path: post(port, "POST", path, {"image": image}, user=user), "frame"
+            )
             if answer is None:
                 break
             sent += 1
-        status, view = post(port, "GET", f"/sessions/{session_id}")
+        status, view = post(port, "GET", f"/sessions/{session_id}", user=user)
         if status != 200 or view.get("framesReceived") != sent:
             phase.lost.append(f"session {session_id}: {sent} frames answered, {view.get('framesReceived')} received")
         uploads = [p for p in (archive / "sessions" / session_id / "frames").glob("*") if "-face" not in p.name]

@@ -12,8 +12,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 
 PREFIX = "liveness:"
-# Session limits and step thresholds the runtime reads from its environment (lambda_src/liveness/settings.py:
-# SESSION_ENV, THRESHOLD_ENV and LIGHT_ENV; a test keeps the two lists equal).
+# Session limits, step thresholds and attempt limits the runtime reads from its environment
+# (lambda_src/liveness/settings.py: SESSION_ENV, THRESHOLD_ENV, LIGHT_ENV and ATTEMPT_ENV; a test keeps them equal).
 SESSION_TUNING_KEYS = (
     "STEP_COUNT",
     "STEP_TIME_LIMIT_SECONDS",
@@ -49,6 +49,10 @@ SESSION_TUNING_KEYS = (
     "LIGHT_PARTIAL_CORRELATION",
     "LIGHT_MAX_SWAY",
     "LIGHT_MIN_STILLNESS",
+    "MAX_OPEN_SESSIONS",
+    "MAX_FAILED_SESSIONS",
+    "FAILURE_WINDOW_SECONDS",
+    "MAX_SESSIONS_PER_MINUTE",
 )
 ANALYZERS = ("rekognition", "local")
 LIGHT_CHALLENGE_MODES = ("enforce", "shadow", "off")  # liveness.light.mode.LIGHT_MODES (a test keeps them equal)
@@ -237,10 +241,16 @@ def _as_list(raw: Any) -> list[str]:
 def _check_tuning_with_the_runtime(tuning: dict[str, str]) -> None:
     """Apply the function's own validation at synth time (windows that overlap, out-of-range counts), so a bad
     value stops the deploy instead of failing every cold start."""
-    from liveness.settings import light_thresholds_from_env, session_limits_from_env, thresholds_from_env
+    from liveness.settings import (
+        attempt_limits_from_env,
+        light_thresholds_from_env,
+        session_limits_from_env,
+        thresholds_from_env,
+    )
 
     try:
         session_limits_from_env(tuning)
+        attempt_limits_from_env(tuning)
         thresholds_from_env(tuning)
         light_thresholds_from_env(tuning)
     except (ValueError, TypeError) as error:

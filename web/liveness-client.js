@@ -83,8 +83,12 @@ export class ApiError extends Error {
     this.retryAfterSeconds = retryAfterSeconds;
   }
 
-  /** True for answers worth repeating after a pause: 429, 502, 503, 504 and a 409 CONFLICT. */
+  /**
+   * True for answers worth repeating after a pause: 429, 502, 503, 504 and a 409 CONFLICT. Not a user locked
+   * after too many failed checks (429 TOO_MANY_ATTEMPTS): its Retry-After is hours, no pause to wait out.
+   */
   get retryable() {
+    if (this.code === "TOO_MANY_ATTEMPTS") return false;
     return this.status === 429 || this.unavailable || (this.status === 409 && this.code === "CONFLICT");
   }
 

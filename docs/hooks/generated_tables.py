@@ -79,6 +79,11 @@ ERROR_MEANINGS = {
     "NO_FACE": "Zero faces (KYC needs one person).",
     "MULTIPLE_FACES": "More than one face (KYC needs one person).",
     "THROTTLED": "Over the stage's throttling limits (API Gateway).",
+    "TOO_MANY_SESSIONS": "`POST /sessions` only: the user already has `MAX_OPEN_SESSIONS` sessions open, or started "
+    "`MAX_SESSIONS_PER_MINUTE` in the last minute; `Retry-After` says when one frees up.",
+    "TOO_MANY_ATTEMPTS": "`POST /sessions` only: the user failed `MAX_FAILED_SESSIONS` checks within "
+    "`FAILURE_WINDOW_SECONDS` and is locked; `Retry-After` says when the oldest counted failure leaves the window. "
+    "An audit record is written when the lock is met.",
     "ANALYZER_UNAVAILABLE": "Rekognition throttled or failed after botocore's retries; `Retry-After: 2`.",
     "STORAGE_UNAVAILABLE": "S3 or DynamoDB throttled or failed after botocore's retries, or (local mode) the data "
     "folder is read-only, full or not a folder; `Retry-After: 2`.",
@@ -238,6 +243,13 @@ def session_env() -> str:
     return _table(("variable", "default", "meaning"), env_rows(SESSION_ENV, _session_limits()))
 
 
+def attempt_env() -> str:
+    from liveness.limits import AttemptLimits
+    from liveness.settings import ATTEMPT_ENV
+
+    return _table(("variable", "default", "meaning"), env_rows(ATTEMPT_ENV, AttemptLimits))
+
+
 def threshold_env() -> str:
     from liveness.challenges import Thresholds
     from liveness.settings import THRESHOLD_ENV
@@ -278,6 +290,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "error-codes": error_codes,
     "settings-env": settings_env,
     "session-env": session_env,
+    "attempt-env": attempt_env,
     "threshold-env": threshold_env,
     "light-env": light_env,
     "checkov-skips": checkov_skips,

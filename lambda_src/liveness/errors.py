@@ -34,6 +34,9 @@ class ErrorCode(str, Enum):
     # 413/415: size and type
     PAYLOAD_TOO_LARGE = ("PAYLOAD_TOO_LARGE", 413)
     UNSUPPORTED_MEDIA_TYPE = ("UNSUPPORTED_MEDIA_TYPE", 415)
+    # 429: the user's attempt limits (sessions/attempts.py); Retry-After says when a new session may start
+    TOO_MANY_SESSIONS = ("TOO_MANY_SESSIONS", 429)
+    TOO_MANY_ATTEMPTS = ("TOO_MANY_ATTEMPTS", 429)
     # 422: the image is fine but the face rules are not met
     NO_FACE = ("NO_FACE", 422)
     MULTIPLE_FACES = ("MULTIPLE_FACES", 422)

@@ -22,7 +22,7 @@ from .constants import METRICS_NAMESPACE
 from .dependencies import Clock, utc_now
 from .sessions.audit import write_audit
 from .sessions.repair import settle_abandoned
-from .sessions.store import session_from_item
+from .sessions.store import ATTEMPTS_KEY_PREFIX, session_from_item
 from .sessions.transitions import close_if_due
 from .settings import Settings
 from .wiring import build_archive
@@ -76,6 +76,10 @@ def audit_removed_session(record: DynamoDBRecord, *, runtime: ExpiryRuntime, req
     """One stream record. Raises (and so lands in batchItemFailures) when the audit record cannot be written."""
     if not is_ttl_removal(record):
         logger.info("Stream record ignored", extra={"eventName": record.get("eventName"), "eventId": record.event_id})
+        return
+    keys = record.dynamodb.keys if record.dynamodb else None
+    if str((keys or {}).get("sessionId", "")).startswith(ATTEMPTS_KEY_PREFIX):
+        logger.info("Attempt record expired", extra={"eventId": record.event_id})  # a user's, not a session
         return
     old_image = record.dynamodb.old_image if record.dynamodb else {}
     if not old_image:  # a stream without old images cannot be audited: fail loudly, the record goes to the DLQ

@@ -23,3 +23,18 @@ class SessionLimits:
     retention_seconds: int = 86_400  # how long after expiry the DynamoDB TTL removes the item
     # Light challenges (FOLLOW_LIGHT) per session that may fail to pass, or expire, before the session fails.
     light_max_attempts: int = 2
+
+
+@dataclass(frozen=True)
+class AttemptLimits:
+    """Per-user limits on sessions, an anti-fraud control (docs/security.md: "Attempt limits"): an attacker who
+    iterates on a fake pays for each try. Sized so a person who fails twice and retries is never held up."""
+
+    # Sessions one user may have open at once: a person needs one, a retry after a closed tab a second.
+    max_open_sessions: int = 3
+    # Sessions one user may fail (FAILED, or EXPIRED unfinished) within FAILURE_WINDOW_SECONDS before later creates
+    # answer 429 TOO_MANY_ATTEMPTS until the oldest counted failure leaves the window.
+    max_failed_sessions: int = 5
+    failure_window_seconds: int = 86_400  # the rolling window failures count in (a day: one lock per day at most)
+    # Sessions one user may create within any 60 seconds: a person takes about 30 s per session.
+    max_sessions_per_minute: int = 10

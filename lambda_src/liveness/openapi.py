@@ -54,6 +54,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/sessions"): {
         "operationId": "createSession",
         "summary": "Start a liveness session: the server draws the steps.",
+        "description": "Each user is held to attempt limits: 429 TOO_MANY_SESSIONS (too many open, or started in "
+        "the last minute) or TOO_MANY_ATTEMPTS (locked after too many failed checks), with Retry-After in seconds.",
         "status": 201,
         "response": "SessionCreated",
     },

@@ -12,7 +12,7 @@ from .challenges import MAX_STEPS, MIN_STEPS, Thresholds, threshold_problems
 from .images.limits import MAX_PIXELS, MIN_SIDE_PX
 from .light.decision import LightThresholds, light_threshold_problems
 from .light.mode import DEFAULT_MODE, LIGHT_MODES
-from .limits import MAX_FRAMES_CAP, SessionLimits
+from .limits import MAX_FRAMES_CAP, AttemptLimits, SessionLimits
 
 T = TypeVar("T")
 
@@ -32,6 +32,7 @@ class Settings:
     max_upload_bytes: int = 6 * 1024 * 1024
     max_image_pixels: int = MAX_PIXELS
     session_limits: SessionLimits = field(default_factory=SessionLimits)
+    attempt_limits: AttemptLimits = field(default_factory=AttemptLimits)
     thresholds: Thresholds = field(default_factory=Thresholds)
     light_challenge: str = DEFAULT_MODE  # "enforce" | "shadow" | "off" (light/mode.py)
     light_thresholds: LightThresholds = field(default_factory=LightThresholds)
@@ -51,6 +52,7 @@ class Settings:
             max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(6 * 1024 * 1024))),
             max_image_pixels=image_pixels_from_env(env.get("MAX_IMAGE_PIXELS", "")),
             session_limits=session_limits_from_env(env),
+            attempt_limits=attempt_limits_from_env(env),
             thresholds=thresholds_from_env(env),
             light_challenge=light_mode_from_env(env.get("LIGHT_CHALLENGE", DEFAULT_MODE)),
             light_thresholds=light_thresholds_from_env(env),
@@ -67,6 +69,13 @@ SESSION_ENV = {
     "STEP_MAX_FRAMES": "step_max_frames",
     "SESSION_RETENTION_SECONDS": "retention_seconds",
     "LIGHT_MAX_ATTEMPTS": "light_max_attempts",
+}
+# Environment variable -> AttemptLimits field (the per-user attempt policy, sessions/attempts.py).
+ATTEMPT_ENV = {
+    "MAX_OPEN_SESSIONS": "max_open_sessions",
+    "MAX_FAILED_SESSIONS": "max_failed_sessions",
+    "FAILURE_WINDOW_SECONDS": "failure_window_seconds",
+    "MAX_SESSIONS_PER_MINUTE": "max_sessions_per_minute",
 }
 # Environment variable -> Thresholds field.
 THRESHOLD_ENV = {
@@ -136,6 +145,15 @@ def session_limits_from_env(env: dict[str, str]) -> SessionLimits:
         raise ValueError(f"LIGHT_MAX_ATTEMPTS must be at least 1, not {limits.light_max_attempts}")
     if limits.max_frames > MAX_FRAMES_CAP:
         raise ValueError(f"SESSION_MAX_FRAMES must be at most {MAX_FRAMES_CAP}, not {limits.max_frames}")
+    return limits
+
+
+def attempt_limits_from_env(env: dict[str, str]) -> AttemptLimits:
+    values = {field_name: int(env[name]) for name, field_name in ATTEMPT_ENV.items() if env.get(name, "").strip()}
+    limits = AttemptLimits(**values)
+    too_small = [name for name, field_name in ATTEMPT_ENV.items() if getattr(limits, field_name) < 1]
+    if too_small:
+        raise ValueError(f"{', '.join(too_small)} must be at least 1")
     return limits
 
 

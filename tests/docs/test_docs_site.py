@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from liveness.challenges import ReasonCode
-from liveness.settings import LIGHT_ENV, SESSION_ENV, THRESHOLD_ENV, Settings
+from liveness.settings import ATTEMPT_ENV, LIGHT_ENV, SESSION_ENV, THRESHOLD_ENV, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
@@ -49,7 +49,7 @@ def test_every_environment_variable_is_in_the_generated_tables(site: Path) -> No
     html = _text(site, "sessions")
     missing = [
         name
-        for name in [*read_directly, *SESSION_ENV, *THRESHOLD_ENV, *LIGHT_ENV]
+        for name in [*read_directly, *SESSION_ENV, *THRESHOLD_ENV, *LIGHT_ENV, *ATTEMPT_ENV]
         if f"<code>{name}</code>" not in html
     ]
     assert not missing

@@ -31,6 +31,7 @@ from liveness.dependencies import Dependencies
 from liveness.images import decode
 from liveness.images.limits import MAX_DECODE_WORK, MAX_PIXELS
 from liveness.light.sequence import draw_sequence
+from liveness.limits import AttemptLimits
 from liveness.sessions.light_transitions import open_light
 from liveness.sessions.store import FileSessionStore
 from liveness.settings import Settings
@@ -41,6 +42,7 @@ from testkit.images import scene_bgr
 from tests.fuzz.conftest import CASES, STATUSES
 
 ERROR_BODY_MAX_BYTES = 1200
+UNLIMITED_ATTEMPTS = AttemptLimits(max_open_sessions=10**9, max_failed_sessions=10**9, max_sessions_per_minute=10**9)
 MEMORY_GROWTH_MAX_MB = 256
 
 
@@ -109,7 +111,9 @@ def _scans_in(raw: bytes) -> int:
 def harness(tmp_path_factory: pytest.TempPathFactory, mesh_analyzer: Any) -> Iterator[Harness]:
     root = tmp_path_factory.mktemp("fuzz-data")
     deps = Dependencies(
-        settings=Settings(analyzer="local", storage="file", data_dir=root),
+        # The fuzzer creates hundreds of sessions as one user: the attempt policy is not what it is about (its own
+        # tests: tests/runtime/test_attempt_limits.py), so its caps are out of the way here.
+        settings=Settings(analyzer="local", storage="file", data_dir=root, attempt_limits=UNLIMITED_ATTEMPTS),
         analyzer=mesh_analyzer,
         archive=FileArchive(root / "archive"),
         session_store=FileSessionStore(root / "sessions"),

@@ -48,6 +48,7 @@ def test_an_empty_allow_list_is_refused() -> None:
         ({"SESSION_MAX_FRAMES": "500"}, "SESSION_MAX_FRAMES"),  # the item would outgrow DynamoDB's 400 KB
         ({"STEP_COUNT": "9"}, "STEP_COUNT"),
         ({"TURN_YAW_DEGREES": "many"}, "sessionTuning"),
+        ({"MAX_FAILED_SESSIONS": "0"}, "MAX_FAILED_SESSIONS"),  # the attempt limits: at least 1 each
     ],
 )
 def test_tuning_is_checked_by_the_functions_own_rules_at_synth(tuning: dict[str, str], complaint: str) -> None:
@@ -56,7 +57,7 @@ def test_tuning_is_checked_by_the_functions_own_rules_at_synth(tuning: dict[str,
 
 
 def test_sound_tuning_is_accepted() -> None:
-    tuning = {"TURN_YAW_DEGREES": "30", "STEP_COUNT": "4", "MIN_SIMILARITY": "95"}
+    tuning = {"TURN_YAW_DEGREES": "30", "STEP_COUNT": "4", "MIN_SIMILARITY": "95", "MAX_OPEN_SESSIONS": "2"}
     assert LivenessConfig(allowed_origins=("https://kyc.example.com",), session_tuning=tuning).session_tuning == tuning
 
 

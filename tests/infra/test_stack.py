@@ -293,11 +293,11 @@ def test_session_tuning_reaches_the_function(tmp_path) -> None:
 
 
 def test_cdk_tuning_keys_match_the_runtime() -> None:
-    from liveness.settings import LIGHT_ENV, SESSION_ENV, THRESHOLD_ENV
+    from liveness.settings import ATTEMPT_ENV, LIGHT_ENV, SESSION_ENV, THRESHOLD_ENV
 
     from cdk_app.config import SESSION_TUNING_KEYS
 
-    assert set(SESSION_TUNING_KEYS) == set(SESSION_ENV) | set(THRESHOLD_ENV) | set(LIGHT_ENV)
+    assert set(SESSION_TUNING_KEYS) == set(SESSION_ENV) | set(THRESHOLD_ENV) | set(LIGHT_ENV) | set(ATTEMPT_ENV)
 
 
 def test_the_light_challenge_mode_reaches_the_function(tmp_path, template_json: dict[str, Any]) -> None:

@@ -61,12 +61,13 @@ def test_a_server_with_workers_serves_detections_and_sessions_together(tmp_path:
             errors.append(f"detect {reply.status}")
 
     def session(index: int) -> None:
-        created = call(server.url, "POST", "/sessions", {})
+        user = f"user-{index}"  # eight people at once: one user may hold only 3 sessions open (MAX_OPEN_SESSIONS)
+        created = call(server.url, "POST", "/sessions", {}, user=user)
         session_id = created.json["sessionId"]
-        reply = call(server.url, "POST", f"/sessions/{session_id}/frames", {"image": image})
+        reply = call(server.url, "POST", f"/sessions/{session_id}/frames", {"image": image}, user=user)
         if reply.status != 200:
             errors.append(f"frame {reply.status}")
-        if call(server.url, "GET", f"/sessions/{session_id}").json["framesReceived"] != 1:
+        if call(server.url, "GET", f"/sessions/{session_id}", user=user).json["framesReceived"] != 1:
             errors.append("frame lost")
 
     try:

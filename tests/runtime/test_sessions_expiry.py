@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 from liveness import expiry
+from liveness.sessions.attempts import owner_digest
 from liveness.sessions.keys import audit_key
+from liveness.sessions.store import ATTEMPTS_KEY_PREFIX
 from liveness.settings import Settings
 from moto import mock_aws
 
-from testkit.aws import BUCKET, TABLE
+from testkit.aws import BUCKET, OWNER, TABLE
 from testkit.events import LambdaContext
 from testkit.faces import face_for
 from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
@@ -222,6 +224,19 @@ def test_a_malformed_item_is_skipped_logged_and_counted(
         )
     ]  # ids only, never the image
     assert audit_versions(aws, session_id) == [] and len(audit_versions(aws, fine_id)) == 1
+
+
+def test_a_users_attempt_record_removed_by_ttl_is_no_session_and_no_error(
+    aws: Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The attempt records (sessions/attempts.py) share the table and its TTL: their removal is not audited."""
+    start_session(aws)
+    owner_key = owner_digest(OWNER)
+    item = stored_item(aws, ATTEMPTS_KEY_PREFIX + owner_key)
+    capsys.readouterr()
+    assert invoke(stream_record(item, "710")) == {"batchItemFailures": []}
+    assert _metrics(capsys.readouterr().out, "ExpiryRecordsSkipped") == []
+    assert aws.keys("audit/") == []
 
 
 def test_a_record_whose_audit_cannot_be_written_is_reported_for_retry(

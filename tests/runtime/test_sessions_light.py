@@ -21,10 +21,12 @@ from liveness.analyzers.rekognition import RekognitionAnalyzer
 from liveness.images.crop import encode_jpeg
 from liveness.images.intake import load_frame
 from liveness.light.decision import LightThresholds
+from liveness.sessions.attempts import counted_failures, owner_digest
 from liveness.sessions.keys import audit_key
 from liveness.settings import Settings
 from moto import mock_aws
 
+from testkit.aws import OWNER
 from testkit.light_client import Batch, play_batch
 from testkit.light_session import Subject, working_frame
 from testkit.rekognition import detect_faces_response
@@ -74,6 +76,12 @@ def send(rig: Rig, session_id: str, batch: Batch) -> Any:
     return rig.client.call("POST", f"/sessions/{session_id}/light/frames", batch.body)
 
 
+def failures_of(rig: Rig) -> list[str]:
+    """The sessions the owner's attempt record counts as failed (sessions/attempts.py)."""
+    record = rig.store.get_attempts(owner_digest(OWNER))
+    return list(counted_failures(record, rig.clock().timestamp(), rig.deps.settings.attempt_limits))
+
+
 def test_a_lit_face_passes_the_light_step_and_the_session_moves_on(enforce: Rig, subject: Subject) -> None:
     session_id = through_neutral_start(enforce, subject)
     assert enforce.client.get(session_id).body["steps"][1]["code"] == "FOLLOW_LIGHT"
@@ -120,6 +128,7 @@ def test_an_attack_is_rejected_and_fails_the_session_after_the_attempts(
     )
     lights = [frame["measured"]["light"] for frame in audit["frames"] if frame["stepCode"] == "FOLLOW_LIGHT"]
     assert len(lights) == 2 and all("rho" in light for light in lights)
+    assert failures_of(enforce) == [session_id]  # a failed check for the attempt limits, like any other close
 
 
 def test_shadow_mode_accepts_and_records_the_verdict(
@@ -199,6 +208,7 @@ def test_a_late_batch_is_409_and_uses_an_attempt(enforce: Rig, subject: Subject)
         assert (reply.status, reply.body["code"]) == (409, "CONFLICT") and "expired" in reply.body["message"]
     session = enforce.client.get(session_id).body
     assert (session["status"], session["failureReason"]) == ("FAILED", "LIGHT_UNVERIFIED")
+    assert failures_of(enforce) == [session_id]
 
 
 def test_a_batch_is_judged_once(enforce: Rig, subject: Subject) -> None:

@@ -16,6 +16,7 @@ from ..constants import METRICS_NAMESPACE
 from ..dependencies import Dependencies
 from ..errors import ErrorCode, LivenessError
 from ..limits import MAX_FRAMES_CAP
+from .attempt_guard import count_outcome
 from .audit import write_audit
 from .model import Session
 from .store import SessionConflict, SessionStore
@@ -68,7 +69,8 @@ def commit_due(deps: Dependencies, session: Session, now: datetime, request_id: 
 
 
 def after_commit(deps: Dependencies, commit: Commit[Any], request_id: str) -> Session:
-    """After a committed write: the request whose save closed the session counts the outcome, and the request
+    """After a committed write: the request whose save closed the session counts the outcome (the metric and the
+    user's attempt record: the one place every close passes, whatever closed it), and the request
     whose save left it closed AND settled (no frame still being analysed) writes the audit record. Only
     best-effort work happens here: the committed state is answered whatever fails. Returns the state."""
     session = commit.after
@@ -87,6 +89,7 @@ def after_commit(deps: Dependencies, commit: Commit[Any], request_id: str) -> Se
             name="SessionsClosed", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
         ) as metric:
             metric.add_dimension(name="status", value=session.status.value)
+        count_outcome(deps, session, request_id)  # the user's attempt record: no longer open, failed or not
     if session.settled:
         session = ensure_audit(deps, session, request_id)
     return session

@@ -2,9 +2,12 @@
 
 - ``sessions/<id>/...``: the evidence (uploads and face crops), under the selfie retention.
 - ``audit/sessions/<id>.json``: the audit record, under its own prefix so it can be kept longer.
+- ``audit/attempts/<owner digest>/<lock end>.json``: a user locked by the attempt policy (attempts.py).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from ..archive import SESSIONS_PREFIX
 from ..constants import IMAGE_EXTENSIONS
@@ -30,6 +33,11 @@ def reference_face_key(session_id: str, reference_frame_id: str) -> str:
 
 def audit_key(session_id: str) -> str:
     return f"{AUDIT_PREFIX}/{SESSIONS_PREFIX}/{session_id}.json"
+
+
+def lock_audit_key(owner_key: str, lifts_at: datetime) -> str:
+    """One record per lock: the same user and lock end always name the same key (written once)."""
+    return f"{AUDIT_PREFIX}/attempts/{owner_key}/{lifts_at.strftime('%Y%m%dT%H%M%SZ')}.json"
 
 
 def light_prefix(session_id: str, challenge_id: str) -> str:

@@ -44,7 +44,7 @@ def build_router(deps: Dependencies) -> Router:
     @router.post("/sessions")
     def post_session() -> Response:
         owner = caller_id_of(router.current_event, deps.settings.anonymous_caller)
-        session = create_session(json_body_of(router.current_event, "session_create"), deps, owner)
+        session = create_session(json_body_of(router.current_event, "session_create"), deps, owner, request_id())
         return json_response(201, created_response(session, deps, request_id()))
 
     @router.post("/sessions/<session_id>/frames")

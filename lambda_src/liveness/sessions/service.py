@@ -35,6 +35,7 @@ from ..images.intake import load_stored_frame, receive_upload
 from ..light.mode import OFF
 from ..limits import SessionLimits
 from ..parallel import start, succeeded, wait
+from .attempt_guard import admit_session, release_session
 from .chain import awaiting_for, in_transit, link_for
 from .commit import after_commit, commit_due, commit_transition, ensure_audit, session_thresholds
 from .keys import face_crop_key, frame_key
@@ -50,7 +51,7 @@ logger = Logger(service="liveness")  # shares the handler's configuration; never
 # POST /sessions
 
 
-def create_session(body: dict[str, Any], deps: Dependencies, owner: str) -> Session:
+def create_session(body: dict[str, Any], deps: Dependencies, owner: str, request_id: str = "") -> Session:
     limits = deps.settings.session_limits
     exclude = bool(body.get("excludeExpressions", False))
     # The count is the only say a client has; which steps, and their order, come from the CSPRNG. The neutral start
@@ -71,10 +72,15 @@ def create_session(body: dict[str, Any], deps: Dependencies, owner: str) -> Sess
         light_mode=light,
         light_thresholds=deps.settings.light_thresholds if light != OFF else None,
     )
+    admit_session(deps, session, request_id)  # the user's attempt limits: 429 before anything is stored
     try:
         deps.session_store.create(session)
     except SessionConflict:  # a uuid4 collision: practically impossible, but never overwrite
+        release_session(deps, session)
         raise LivenessError(ErrorCode.CONFLICT, "Please retry.") from None
+    except Exception:
+        release_session(deps, session)
+        raise
     logger.info("Session created", extra={"sessionId": session.session_id, "stepCount": len(steps)})
     return session
 

@@ -7,6 +7,9 @@ analysed when the session closed, still exactly that closed status: ``expected_s
 
 A closed session takes one more kind of write, ``record_audit_written``: the flag that its audit record
 exists, conditional on the stored session being that very closed state.
+
+Beside the sessions, each user has one attempt record (attempts.py), written with the same optimistic
+concurrency: ``save_attempts`` succeeds only if the stored record still has the version it was read at.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..archive import file_storage_error
 from ..errors import ErrorCode, LivenessError, unavailable
+from .attempts import UserAttempts
 from .codec import session_from_dict, session_to_dict
 from .model import Session, SessionStatus
 
@@ -38,6 +42,8 @@ except ImportError:  # pragma: no cover - Windows falls back to the in-process l
     fcntl = None  # type: ignore[assignment]
 
 TTL_ATTRIBUTE = "ttl"
+# The partition key of a user's attempt record in the sessions table: never a UUID, so never a session's id.
+ATTEMPTS_KEY_PREFIX = "attempts#"
 
 
 class SessionConflict(Exception):
@@ -63,6 +69,15 @@ class SessionStore(Protocol):
     def record_audit_written(self, session: Session) -> None:
         """Store ``audit_written`` on this closed session, if the stored state is still exactly it (same version and
         status); else ``SessionConflict`` (e.g. the item expired meanwhile)."""
+        ...
+
+    def get_attempts(self, owner_key: str) -> UserAttempts | None:
+        """The user's attempt record (strongly consistent), or None."""
+        ...
+
+    def save_attempts(self, record: UserAttempts, expected_version: int, keep_until: int) -> None:
+        """Store the record if the stored one still has ``expected_version`` (0: none stored yet); else
+        ``SessionConflict``. ``keep_until`` (epoch seconds): after it, the record may be deleted."""
         ...
 
 
@@ -155,9 +170,45 @@ class DynamoDbSessionStore:
             {":expected": {"N": str(session.version)}, ":closed": {"S": session.status.value}},
         )
 
+    def get_attempts(self, owner_key: str) -> UserAttempts | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={"sessionId": {"S": ATTEMPTS_KEY_PREFIX + owner_key}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _storage_error(error) from None
+        raw = response.get("Item")
+        if raw is None:
+            return None
+        item = _from_dynamo({key: self._deserializer.deserialize(value) for key, value in raw.items()})
+        return UserAttempts.from_dict(item["attempts"])
+
+    def save_attempts(self, record: UserAttempts, expected_version: int, keep_until: int) -> None:
+        item = {
+            "sessionId": ATTEMPTS_KEY_PREFIX + record.owner_key,
+            "attempts": record.to_dict(),
+            "version": record.version,
+            TTL_ATTRIBUTE: keep_until,
+        }
+        if expected_version == 0:
+            self._put_item(item, record.owner_key, "attribute_not_exists(sessionId)", {}, {})
+            return
+        self._put_item(
+            item,
+            record.owner_key,
+            "#version = :expected",
+            {"#version": "version"},
+            {":expected": {"N": str(expected_version)}},
+        )
+
     def _put(self, session: Session, condition: str, names: dict[str, str], values: dict[str, Any]) -> None:
         item = session_to_dict(session)
         item[TTL_ATTRIBUTE] = int(session.expires_at.timestamp()) + session.limits.retention_seconds
+        self._put_item(item, session.session_id, condition, names, values)
+
+    def _put_item(
+        self, item: dict[str, Any], key: str, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> None:
         request: dict[str, Any] = {
             "TableName": self._table,
             "Item": {key: self._serializer.serialize(value) for key, value in _to_dynamo(item).items()},
@@ -171,7 +222,7 @@ class DynamoDbSessionStore:
             self._client.put_item(**request)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise SessionConflict(session.session_id) from None
+                raise SessionConflict(key) from None
             raise _storage_error(error) from None
         except BotoCoreError as error:
             raise _storage_error(error) from None
@@ -241,6 +292,25 @@ class FileSessionStore:
                 raise SessionConflict(session.session_id)
             self._write(replace(session, audit_written=True))
 
+    def get_attempts(self, owner_key: str) -> UserAttempts | None:
+        path = self._attempts_path(owner_key)
+        with _file_faults():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None
+        return UserAttempts.from_dict(json.loads(text))
+
+    def save_attempts(self, record: UserAttempts, expected_version: int, keep_until: int) -> None:
+        del keep_until  # files are not purged: a record is one small file per user
+        path = self._attempts_path(record.owner_key)
+        with _file_faults(), self._locked_path(path):
+            current = self.get_attempts(record.owner_key)
+            if (current.version if current else 0) != expected_version:
+                raise SessionConflict(record.owner_key)
+            path.parent.mkdir(exist_ok=True)
+            _write_json(path, record.to_dict())
+
     def get(self, session_id: str) -> Session | None:
         path = self._path(session_id)
         with _file_faults():
@@ -258,20 +328,13 @@ class FileSessionStore:
             raise LivenessError(ErrorCode.INVALID_REQUEST, "The session id must be a UUID.")
         return self._root / f"{session_id}.json"
 
+    def _attempts_path(self, owner_key: str) -> Path:
+        if len(owner_key) != 64 or not all(char in "0123456789abcdef" for char in owner_key):
+            raise ValueError("an attempt record's key is a SHA-256 hex digest")
+        return self._root / "attempts" / f"{owner_key}.json"
+
     def _write(self, session: Session) -> None:
-        path = self._path(session.session_id)
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                json.dump(session_to_dict(session), handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)  # atomic on POSIX and Windows
-        except BaseException:
-            # A full disk fails the write after the file was created: never leave the empty temp file behind.
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-            raise
+        _write_json(self._path(session.session_id), session_to_dict(session))
 
     def _remove_orphaned_temporaries(self) -> None:
         """A writer killed mid-write (a worker process, the server) leaves its temporary file; every writer holds
@@ -283,11 +346,28 @@ class FileSessionStore:
                 orphan.unlink(missing_ok=True)
 
     def _locked(self, session_id: str) -> _StoreLock:
-        path = self._path(session_id)
+        return self._locked_path(self._path(session_id))
+
+    def _locked_path(self, path: Path) -> _StoreLock:
         # A stable hash (Python's hash() of a str changes per process); only the distribution matters here.
         digest = hashlib.blake2b(str(path.resolve()).encode("utf-8"), digest_size=8).digest()
         stripe = _LOCK_STRIPES[int.from_bytes(digest, "big") % len(_LOCK_STRIPES)]
         return _StoreLock(stripe, self._root / _LOCK_FILE)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)  # atomic on POSIX and Windows
+    except BaseException:
+        # A full disk fails the write after the file was created: never leave the empty temp file behind.
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
 
 
 @contextlib.contextmanager
