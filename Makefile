@@ -80,7 +80,7 @@ fuzz: setup
 # stateful links, CONTRACT_EXAMPLES cases per operation (make test runs the same with 30).
 CONTRACT_EXAMPLES ?= 500
 contract: $(VENV)/.installed
-	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(PY) -m pytest tests/contract/test_schemathesis.py -q -s -p no:cacheprovider \
+	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(PY) -m pytest tests/contract/test_schemathesis.py -q -p no:cacheprovider \
 		-k holds_its_contract
 
 lint: setup

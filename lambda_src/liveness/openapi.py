@@ -499,9 +499,11 @@ def _request_schema(name: str, settings: Settings) -> dict[str, Any]:
 
 def _error_response(status: int) -> dict[str, Any]:
     codes = [code for code, code_status in error_codes().items() if code_status == status]
+    # The codes this status carries, so a client (and Schemathesis) can tell a code that does not match its status.
+    schema = {"allOf": [_ref("Error"), {"properties": {"code": {"enum": codes}}}]} if codes else _ref("Error")
     response: dict[str, Any] = {
         "description": ", ".join(codes) if codes else "error",
-        "content": {"application/json": {"schema": _ref("Error")}},
+        "content": {"application/json": {"schema": schema}},
     }
     if status in (409, 429, 503):
         response["headers"] = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": _INT}}

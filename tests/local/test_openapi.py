@@ -162,6 +162,15 @@ def test_every_error_code_is_documented_with_its_status() -> None:
     }
     for code in ErrorCode:
         assert int(code.status) in statuses, code  # type: ignore[attr-defined]
+    known = {**{code: int(status) for code, status in GATEWAY_ERRORS.items()}, **{c.value: c.status for c in ErrorCode}}  # type: ignore[attr-defined]
+    for item in DOCUMENT["paths"].values():
+        for operation in item.values():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:  # each error status names exactly the codes that carry it
+                    (_, narrowed) = response["content"]["application/json"]["schema"]["allOf"]
+                    assert narrowed["properties"]["code"]["enum"] == sorted(
+                        code for code, code_status in known.items() if code_status == int(status)
+                    )
     for status in (429, 503):
         operation = DOCUMENT["paths"]["/sessions/{id}/frames"]["post"]
         assert "Retry-After" in operation["responses"][str(status)]["headers"]
