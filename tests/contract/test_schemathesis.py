@@ -21,6 +21,7 @@ from liveness.routes import ROUTES
 from local.server import LocalServer, local_settings
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 SEED = "20"
 EXAMPLES = os.environ.get("CONTRACT_EXAMPLES", "30")
@@ -62,7 +63,7 @@ def run_schemathesis(
         "--no-color",
         *options,
     ]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.contract.hooks", "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
         command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, env=env, cwd=workdir, check=False
     )
@@ -80,6 +81,8 @@ def test_the_local_server_holds_its_contract(
     assert f"Tested: {len(ROUTES)}" in summary, summary
     for phase in ("Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in summary, summary
+    # The photo (hooks.py) reached the analyzer: answered frames and detections are archived as JPEG files.
+    assert list((tmp_path / "data").rglob("*.jpg")), "no generated request carried a readable photo"
 
 
 def test_the_deployed_document_does_not_describe_the_local_server(server: LocalServer, tmp_path: Path) -> None:
