@@ -12,7 +12,7 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup browser test test-fast docs fuzz lint synth deploy run summary bench bench-analyzer bench-same-person bench-light bench-slowloris bench-bombs load clean
+.PHONY: setup browser test test-fast docs fuzz contract lint synth deploy run summary bench bench-analyzer bench-same-person bench-light bench-slowloris bench-bombs load clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed browser
 
@@ -75,6 +75,13 @@ FUZZ_EXAMPLES ?= 2000
 fuzz: setup
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/fuzz --hypothesis-profile=fuzz \
 		--hypothesis-show-statistics -q
+
+# The long contract run: Schemathesis on every operation of the local server's /openapi.json, all checks,
+# stateful links, CONTRACT_EXAMPLES cases per operation (make test runs the same with 30).
+CONTRACT_EXAMPLES ?= 500
+contract: $(VENV)/.installed
+	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(PY) -m pytest tests/contract/test_schemathesis.py -q -p no:cacheprovider \
+		-k holds_its_contract
 
 lint: setup
 	$(VENV)/bin/ruff check .

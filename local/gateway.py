@@ -14,6 +14,7 @@ from typing import Any
 import fastjsonschema
 from liveness.errors import clip
 from liveness.http import validator_for
+from liveness.openapi import CallerHeader, ContractServer
 from liveness.routes import CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS, Route
 
 from .events import HttpReply
@@ -90,6 +91,20 @@ def integration_failure() -> GatewayError:
 
 # ---------------------------------------------------------------------------------------------------------
 # Identity: the Cognito authorizer, replaced by a development user picked per request.
+
+
+# This server in its OpenAPI document: no authorizer, and the optional header that picks the caller (empty: the
+# default user). The only differences from the deployed document (liveness/openapi.py: DEPLOYED).
+LOCAL_CONTRACT_SERVER = ContractServer(
+    url="/",
+    description="This local server (no sign-in)",
+    cognito=False,
+    caller_header=CallerHeader(
+        USER_HEADER,
+        f"^({_USER_PATTERN.pattern})?$",
+        f"Who the caller is (a Cognito sub in AWS); default {DEFAULT_USER}. Another form is 401 UNAUTHORIZED.",
+    ),
+)
 
 
 def caller_sub(header_value: str | None) -> str:

@@ -52,6 +52,7 @@ from .events import (
 )
 from .gateway import (
     LAMBDA_MAX_PAYLOAD_BYTES,
+    LOCAL_CONTRACT_SERVER,
     USER_HEADER,
     Cors,
     GatewayError,
@@ -117,6 +118,7 @@ class LocalApi:
         invoke: Invoke | None = None,
         web_dir: Path | None = None,
         concurrent: bool = False,
+        settings: Settings | None = None,
     ) -> None:
         self.routes = routes
         self.cors = cors
@@ -126,6 +128,8 @@ class LocalApi:
         self._function_lock = contextlib.nullcontext() if concurrent else _FUNCTION_LOCK
         self.web_dir = web_dir if web_dir is not None and web_dir.is_dir() else None
         self._static = StaticFiles(self.web_dir) if self.web_dir is not None else None
+        # The contract, with the limits of the function's settings (the default ones when none are given).
+        self._openapi_body = json.dumps(openapi_document(LOCAL_CONTRACT_SERVER, settings), indent=2).encode("utf-8")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -188,9 +192,9 @@ class LocalApi:
 
     def _openapi(self) -> Response:
         """The contract (liveness/openapi.py), generated from the same route table and schemas as this front."""
-        document = openapi_document({"url": "/", "description": "This local server (no sign-in)"})
-        body = json.dumps(document, indent=2).encode("utf-8")
-        return Response(body, status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
+        return Response(
+            self._openapi_body, status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-store"}
+        )
 
     def _static_file(self, request: Request) -> Response | None:
         """The web client, from the same origin; API routes were matched first, so they take precedence."""
@@ -406,6 +410,7 @@ class LocalServer:
             web_dir=web_dir,
             invoke=self.workers.invoke if self.workers else None,
             concurrent=self.workers is not None,
+            settings=deps.settings,
         )
         try:
             self._server = _FrontServer(host, port, self.api, limits or ConnectionLimits())

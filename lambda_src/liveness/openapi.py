@@ -1,22 +1,28 @@
 """The API's OpenAPI 3 document, generated from the route table (routes.py), the request schemas (schemas/), the
 error codes (errors.py) and the step and reason codes (challenges.py).
 
-One generator for every reader: the local server serves it at ``/openapi.json``, ``make synth`` (app.py) writes
-``cdk.out/openapi.json`` beside the template, and a test fails when it drifts from the routes. The response
-shapes are written here, next to nothing else: tests compare them with real answers of the local server.
-Pure data: no AWS or CDK imports.
+One generator for every server: the local server serves its document at ``/openapi.json``, ``make synth`` (app.py)
+writes the deployed one to ``cdk.out/openapi.json``. The two differ only by their ``ContractServer`` (where the
+server is, and how it knows the caller); the limits come from the deployment's settings. The response shapes are
+written here, next to nothing else: tests compare them with real answers, and Schemathesis runs the whole
+document against the local server (tests/contract). Pure data: no AWS or CDK imports.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from typing import Any
 
-from .challenges import ReasonCode, StepCode
+from .challenges import MAX_STEPS, ReasonCode, StepCode, max_steps
 from .errors import ErrorCode
+from .images.limits import MIN_SIDE_PX, ImageLimits
+from .light.sequence import CAPTURE_OFFSETS_MS, SEQUENCE_LENGTH
+from .limits import MAX_FRAMES_CAP
 from .routes import ROUTES, STAGE, Route
 from .schemas import load_schema
 from .sessions.model import FailureReason
+from .settings import Settings
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"
@@ -37,7 +43,7 @@ GATEWAY_ERRORS: dict[str, int] = {
 COMMON_STATUSES = (400, 401, 403, 413, 429, 500, 502, 503)
 ROUTE_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/detect"): (415, 422),
-    ("POST", "/sessions"): (),
+    ("POST", "/sessions"): (409,),
     ("POST", "/sessions/{id}/frames"): (404, 409, 415),
     ("POST", "/sessions/{id}/light"): (404, 409),
     ("POST", "/sessions/{id}/light/frames"): (404, 409, 415),
@@ -124,16 +130,16 @@ def error_codes() -> dict[str, int]:
     return dict(sorted(codes.items()))
 
 
-def _response_schemas() -> dict[str, Any]:
+def _response_schemas(settings: Settings) -> dict[str, Any]:
     step = _step_schema()
     return {
         **_code_schemas(),
         "Step": step,
         "SessionVerdict": _session_verdict_schema(),
-        "SessionCreated": _session_created_schema(),
+        "SessionCreated": _session_created_schema(settings),
         "FrameAnswer": _frame_answer_schema(),
         "LightChallenge": _light_challenge_schema(),
-        "SessionState": _session_state_schema(step),
+        "SessionState": _session_state_schema(step, settings),
         "DetectResponse": _detect_response_schema(),
         **_error_schemas(),
     }
@@ -171,8 +177,20 @@ def _session_verdict_schema() -> dict[str, Any]:
     )
 
 
-def _session_created_schema() -> dict[str, Any]:
+def _frame_budget(settings: Settings) -> dict[str, Any]:
+    """The session's frame budget: this deployment's SESSION_MAX_FRAMES; a session keeps the one it started with."""
+    limit = settings.session_limits.max_frames
+    return {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_FRAMES_CAP,
+        "description": f"Frames a session may send, accepted and rejected alike (this deployment: {limit}).",
+    }
+
+
+def _session_created_schema(settings: Settings) -> dict[str, Any]:
     """POST /sessions."""
+    limits = settings.session_limits
     return _obj(
         {
             "sessionId": _STR,
@@ -180,9 +198,17 @@ def _session_created_schema() -> dict[str, Any]:
             "steps": {"type": "array", "items": _ref("Step")},
             "currentStep": _INT,
             "expiresAt": {"type": "string", "format": "date-time"},
-            "stepTimeLimitSeconds": _NUM,
-            "maxFrames": _INT,
-            "stepMaxFrames": {**_INT, "description": "Frames allowed per step, when the deployment sets one."},
+            "stepTimeLimitSeconds": {
+                **_NUM,
+                "minimum": 0,
+                "description": f"Time for each step (this deployment: {limits.step_time_limit_seconds} s).",
+            },
+            "maxFrames": _frame_budget(settings),
+            "stepMaxFrames": {
+                **_INT,
+                "minimum": 1,
+                "description": f"Frames allowed per step (this deployment: {limits.step_max_frames}).",
+            },
             "mirrored": _BOOL,
             "lightChallenge": {
                 "type": "string",
@@ -192,7 +218,11 @@ def _session_created_schema() -> dict[str, Any]:
             "frameConstraints": _obj(
                 {
                     "formats": {"type": "array", "items": _STR},
-                    "maxBytes": _INT,
+                    "maxBytes": {
+                        **_INT,
+                        "minimum": 1,
+                        "description": f"The largest frame, decoded (this deployment: {settings.max_upload_bytes}).",
+                    },
                     "recommendedWidth": _INT,
                     "recommendedHeight": _INT,
                 }
@@ -329,7 +359,7 @@ def _light_challenge_schema() -> dict[str, Any]:
     )
 
 
-def _session_state_schema(step: dict[str, Any]) -> dict[str, Any]:
+def _session_state_schema(step: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """GET /sessions/{id}."""
     return _obj(
         {
@@ -344,8 +374,8 @@ def _session_state_schema(step: dict[str, Any]) -> dict[str, Any]:
             "createdAt": {"type": "string", "format": "date-time"},
             "expiresAt": {"type": "string", "format": "date-time"},
             "closedAt": {"type": "string", "format": "date-time", "nullable": True},
-            "framesReceived": _INT,
-            "maxFrames": _INT,
+            "framesReceived": {**_INT, "minimum": 0, "maximum": MAX_FRAMES_CAP},
+            "maxFrames": _frame_budget(settings),
             "referenceFace": _nullable(
                 _obj({"key": _STR, "contentType": _STR, "base64": {"type": "string", "format": "byte"}})
             ),
@@ -388,35 +418,193 @@ def _error_schemas() -> dict[str, Any]:
     }
 
 
-def _request_schema(name: str) -> dict[str, Any]:
-    """A draft-04 request schema as an OpenAPI 3.0 schema object (the two agree on everything these use)."""
+# What the intake (images/intake.py) accepts as an image field: a PNG or JPEG data URL, or plain base64, whose
+# payload is canonical base64 of at least one byte (the intake also tolerates line wrapping; the contract does not
+# promise it). The data URL's prefix is case-insensitive for the intake; the contract writes it in lower case.
+DATA_URL_PREFIXES = ("data:image/png;base64,", "data:image/jpeg;base64,")
+IMAGE_PATTERN = (
+    r"^(data:image/(png|jpeg);base64,)?(?:[A-Za-z0-9+/]{4})*"
+    r"(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$"
+)
+# store.is_session_id: a canonical (lower-case, hyphenated) UUID.
+SESSION_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+def image_field_max_length(limits: ImageLimits) -> int:
+    """The longest image field the intake takes: the longest prefix, then the base64 of the largest upload."""
+    return max(map(len, DATA_URL_PREFIXES)) + 4 * -(-limits.max_upload_bytes // 3)
+
+
+def _image_field(schema: dict[str, Any], limits: ImageLimits) -> dict[str, Any]:
+    megabytes = limits.max_upload_bytes / (1024 * 1024)
+    return {
+        **schema,
+        "pattern": IMAGE_PATTERN,
+        "minLength": 4,
+        "maxLength": image_field_max_length(limits),
+        "description": f"{schema.get('description', '')} At most {megabytes:g} MB once decoded (413 beyond); "
+        f"{MIN_SIDE_PX}x{MIN_SIDE_PX} px to {limits.max_pixels:,} pixels. A string of this form that is not a "
+        "readable PNG or JPEG is refused with 400 INVALID_IMAGE or 415 UNSUPPORTED_MEDIA_TYPE.".strip(),
+    }
+
+
+def _session_create_limits(schema: dict[str, Any], settings: Settings) -> None:
+    """The deployment's STEP_COUNT is the least a client may ask; without expressions fewer steps exist."""
+    least, without_expressions = settings.session_limits.step_count, max_steps(True)
+    steps = schema["properties"]["steps"]
+    steps.update(minimum=least, maximum=MAX_STEPS)
+    steps["description"] = (
+        f"How many steps after the neutral start: {least} (this deployment's STEP_COUNT, the default and minimum) "
+        f"to {MAX_STEPS}, or to {without_expressions} with excludeExpressions."
+    )
+    if least > without_expressions:  # no session without expressions can have enough steps
+        schema["properties"]["excludeExpressions"]["enum"] = [False]
+    else:
+        schema["not"] = {
+            "description": f"excludeExpressions with more than {without_expressions} steps",
+            "required": ["excludeExpressions", "steps"],
+            "properties": {"excludeExpressions": {"enum": [True]}, "steps": {"minimum": without_expressions + 1}},
+        }
+
+
+def _light_frames_limits(schema: dict[str, Any], settings: Settings) -> None:
+    """One frame per colour and capture offset of the drawn sequence (light/sequence.py)."""
+    frames = schema["properties"]["frames"]
+    count = SEQUENCE_LENGTH * len(CAPTURE_OFFSETS_MS)
+    frames.update(minItems=count, maxItems=count)
+    item = frames["items"]["properties"]
+    item["image"] = _image_field(item["image"], _image_limits(settings))
+    item["colorIndex"]["maximum"] = SEQUENCE_LENGTH - 1
+    item["offsetMs"]["enum"] = list(CAPTURE_OFFSETS_MS)
+
+
+def _image_limits(settings: Settings) -> ImageLimits:
+    return ImageLimits(max_upload_bytes=settings.max_upload_bytes)  # as Dependencies.image_limits
+
+
+def _request_schema(name: str, settings: Settings) -> dict[str, Any]:
+    """A draft-04 request schema as an OpenAPI 3.0 schema object (the two agree on everything these use), with the
+    limits the function checks beyond the file (the gateway's model) written in from the deployment's settings."""
     schema = copy.deepcopy(load_schema(name))
     schema.pop("$schema", None)
+    properties = schema["properties"]
+    if name == "detect_request":
+        properties["image_bytes"] = _image_field(properties["image_bytes"], _image_limits(settings))
+    elif name == "session_frame":
+        properties["image"] = _image_field(properties["image"], _image_limits(settings))
+    elif name == "session_create":
+        _session_create_limits(schema, settings)
+    elif name == "light_frames":
+        _light_frames_limits(schema, settings)
     return schema
 
 
 def _error_response(status: int) -> dict[str, Any]:
     codes = [code for code, code_status in error_codes().items() if code_status == status]
+    # The codes this status carries, so a client (and Schemathesis) can tell a code that does not match its status.
+    schema = {"allOf": [_ref("Error"), {"properties": {"code": {"enum": codes}}}]} if codes else _ref("Error")
     response: dict[str, Any] = {
         "description": ", ".join(codes) if codes else "error",
-        "content": {"application/json": {"schema": _ref("Error")}},
+        "content": {"application/json": {"schema": schema}},
     }
     if status in (409, 429, 503):
         response["headers"] = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": _INT}}
     return response
 
 
-def _operation(route: Route, *, secured: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CallerHeader:
+    """A request header that names the caller, where no authorizer does (local mode)."""
+
+    name: str
+    pattern: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ContractServer:
+    """Where a server is and how it knows its caller: everything by which two servers' documents differ."""
+
+    url: str
+    description: str
+    cognito: bool  # the Cognito authorizer checks the Authorization header
+    caller_header: CallerHeader | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+
+    def entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"url": self.url, "description": self.description}
+        return {**entry, "variables": self.variables} if self.variables else entry
+
+
+DEPLOYED = ContractServer(
+    url="https://{restApiId}.execute-api.{region}.amazonaws.com/" + STAGE,
+    description="The stack's ApiUrl output",
+    cognito=True,
+    variables={"restApiId": {"default": "abc123"}, "region": {"default": "eu-west-1"}},
+)
+COGNITO_SCHEME = {
+    "cognito": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "The Cognito ID token, as is (no 'Bearer' prefix).",
+    }
+}
+
+# After createSession, the session's id feeds every session operation (OpenAPI links; Schemathesis follows them).
+_SESSION_LINKS = ("getSession", "submitFrame", "startLightChallenge", "submitLightFrames")
+
+
+def _links(operation_id: str) -> dict[str, Any]:
+    if operation_id != "createSession":
+        return {}
+    return {
+        target: {"operationId": target, "parameters": {"id": "$response.body#/sessionId"}} for target in _SESSION_LINKS
+    }
+
+
+def _success(spec: dict[str, Any]) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": "OK" if spec["status"] == 200 else "Created",
+        "content": {"application/json": {"schema": _ref(spec["response"])}},
+    }
+    links = _links(spec["operationId"])
+    return {**response, "links": links} if links else response
+
+
+def _parameters(route: Route, server: ContractServer) -> list[dict[str, Any]]:
+    parameters = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": SESSION_ID_PATTERN},
+            "description": "The sessionId createSession answered (another form is 400 INVALID_REQUEST).",
+        }
+        for name in route.path_parameters
+    ]
+    if server.caller_header is not None:
+        header = server.caller_header
+        parameters.append(
+            {
+                "name": header.name,
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": header.pattern},
+                "description": header.description,
+            }
+        )
+    return parameters
+
+
+def _operation(route: Route, server: ContractServer) -> dict[str, Any]:
     key = (route.method, route.resource)
     spec = OPERATIONS[key]
     operation: dict[str, Any] = {
         "operationId": spec["operationId"],
         "summary": spec["summary"],
         "responses": {
-            str(spec["status"]): {
-                "description": "OK" if spec["status"] == 200 else "Created",
-                "content": {"application/json": {"schema": _ref(spec["response"])}},
-            },
+            str(spec["status"]): _success(spec),
             **{
                 str(status): _error_response(status)
                 for status in sorted(set(COMMON_STATUSES) | set(ROUTE_STATUSES[key]))
@@ -425,37 +613,33 @@ def _operation(route: Route, *, secured: bool) -> dict[str, Any]:
     }
     if "description" in spec:
         operation["description"] = spec["description"]
-    if route.path_parameters:
-        operation["parameters"] = [
-            {"name": name, "in": "path", "required": True, "schema": _STR} for name in route.path_parameters
-        ]
+    if parameters := _parameters(route, server):
+        operation["parameters"] = parameters
     if route.schema is not None:
         title = load_schema(route.schema).get("title", route.schema)
         operation["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": _ref(title)}},
         }
-    if secured:
+    if server.cognito:
         operation["security"] = [{"cognito": []}]
     return operation
 
 
-DEPLOYED_SERVER = {
-    "url": "https://{restApiId}.execute-api.{region}.amazonaws.com/" + STAGE,
-    "description": "The stack's ApiUrl output",
-    "variables": {"restApiId": {"default": "abc123"}, "region": {"default": "eu-west-1"}},
-}
-
-
-def openapi_document(server: dict[str, Any] | None = None, *, secured: bool = True) -> dict[str, Any]:
-    """The whole document. ``server``: where the API is (default: the deployed stage URL, with variables)."""
+def openapi_document(server: ContractServer = DEPLOYED, settings: Settings | None = None) -> dict[str, Any]:
+    """The whole document for ``server`` (default: the deployed stage), with the limits of ``settings``
+    (default: the runtime's defaults)."""
+    settings = settings or Settings()
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
-        paths.setdefault(route.resource, {})[route.method.lower()] = _operation(route, secured=secured)
-    schemas = _response_schemas()
+        paths.setdefault(route.resource, {})[route.method.lower()] = _operation(route, server)
+    schemas = _response_schemas(settings)
     for route in ROUTES:
         if route.schema is not None:
-            schemas[load_schema(route.schema).get("title", route.schema)] = _request_schema(route.schema)
+            schemas[load_schema(route.schema).get("title", route.schema)] = _request_schema(route.schema, settings)
+    components: dict[str, Any] = {"schemas": dict(sorted(schemas.items()))}
+    if server.cognito:
+        components["securitySchemes"] = COGNITO_SCHEME
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -464,17 +648,7 @@ def openapi_document(server: dict[str, Any] | None = None, *, secured: bool = Tr
             "description": "Server-side liveness sessions and single-frame face analysis. Every error has the "
             f"shape of the Error schema. Deployed under the stage /{STAGE}; locally at the server's root.",
         },
-        "servers": [server or DEPLOYED_SERVER],
+        "servers": [server.entry()],
         "paths": dict(sorted(paths.items())),
-        "components": {
-            "schemas": dict(sorted(schemas.items())),
-            "securitySchemes": {
-                "cognito": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "Authorization",
-                    "description": "The Cognito ID token, as is (no 'Bearer' prefix). Not used in local mode.",
-                }
-            },
-        },
+        "components": components,
     }
