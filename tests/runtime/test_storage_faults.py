@@ -500,7 +500,7 @@ def test_a_temporary_file_left_by_a_killed_writer_is_removed_when_a_store_starts
     assert done.returncode == -9, done.stderr[-2000:]
     session_id = done.stdout.split("SESSION ", 1)[1].split()[0]
     sessions = tmp_path / "sessions"
-    assert len(list(sessions.glob(".*.tmp"))) == 1  # what the killed writer left
+    assert len(list(sessions.rglob(".*.tmp"))) == 1  # what the killed writer left (a session or an attempt record)
     rig = file_rig(tmp_path)  # a new store on the folder: a restarted server, or a worker replacing the dead one
-    assert list(sessions.glob(".*.tmp")) == []
+    assert list(sessions.rglob(".*.tmp")) == []
     assert rig.client.get(session_id).status == 200

@@ -342,7 +342,7 @@ class FileSessionStore:
         if fcntl is None:  # no lock across processes: another one's temporary may be live
             return
         with _StoreLock(threading.Lock(), self._root / _LOCK_FILE):
-            for orphan in self._root.glob(".*.json.*.tmp"):
+            for orphan in self._root.rglob(".*.json.*.tmp"):  # sessions and the attempt records
                 orphan.unlink(missing_ok=True)
 
     def _locked(self, session_id: str) -> _StoreLock:
