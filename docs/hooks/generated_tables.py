@@ -33,6 +33,9 @@ SETTINGS_MEANINGS = {
     "decoding budget, 9 bytes a pixel ([Image intake](api.md#image-intake-what-is-refused-before-decoding))",
     "LIGHT_CHALLENGE": "the light step (`FOLLOW_LIGHT`): `enforce` (it must pass), `shadow` (measured and recorded, "
     "never decides) or `off` (no step); CDK context `liveness:lightChallenge`",
+    "PRESCREEN": "`on` (the default) or `off`: on the Rekognition path, the embedded analyzer refuses the session "
+    "frames that clearly cannot meet their step, with no Rekognition call; CDK context `liveness:prescreen` "
+    "([The pre-screen](analyzers.md#the-pre-screen))",
     "ANONYMOUS_CALLER": "set only by the demo-only deployment without an authorizer: the identity every caller shares",
 }
 FAILURE_MEANINGS = {

@@ -287,6 +287,11 @@ def _frame_answer_schema() -> dict[str, Any]:
                 "face (the identity chain of the embedded analyzer): links back to a frame compared with the "
                 "reference directly, and the pose gap in degrees.",
             },
+            "judgedBy": {
+                **_STR,
+                "description": "The analyzer whose measurement decided: `local-mesh` for a frame the pre-screen "
+                "refused on the Rekognition path (no Rekognition call), otherwise the session's analyzer.",
+            },
             "status": _ref("SessionStatus"),
             "currentStep": _INT,
             "failureReason": _nullable(_ref("FailureReason")),
@@ -308,6 +313,7 @@ def _frame_answer_schema() -> dict[str, Any]:
             "stepCode",
             "measured",
             "similarity",
+            "judgedBy",
             "status",
             "currentStep",
             "failureReason",

