@@ -1,4 +1,5 @@
-"""The REST API: Cognito authorizer, JSON-schema request validation, throttling, JSON access logs, CORS.
+"""The REST API: Cognito authorizer, JSON-schema request validation, throttling, JSON access logs, CORS, and
+405 with Allow for a method a route's resource does not define.
 
 API Gateway's own errors (validation, auth, throttling, size) use the Lambda's error shape
 ``{"code", "message", "requestId"}``, so clients handle one format.
