@@ -102,16 +102,13 @@ class RekognitionStandIn:
         if not target_faces:
             return answer
         similarity = self._similarity(source, target, source_faces[0], target_faces[0])
-        shaped = {key: value for key, value in target_faces[0].to_rekognition().items() if key in _COMPARED_FACE}
+        compared = [compared_face(self._answer(face, target, index)) for index, face in enumerate(target_faces)]
         if similarity >= SimilarityThreshold:
-            answer["FaceMatches"].append({"Similarity": similarity, "Face": shaped})
+            answer["FaceMatches"].append({"Similarity": similarity, "Face": compared[0]})
         else:
-            answer["UnmatchedFaces"].append(shaped)
+            answer["UnmatchedFaces"].append(compared[0])
         # Only the largest face of the target is compared here (a session frame has one face by then).
-        answer["UnmatchedFaces"] += [
-            {key: value for key, value in face.to_rekognition().items() if key in _COMPARED_FACE}
-            for face in target_faces[1:]
-        ]
+        answer["UnmatchedFaces"] += compared[1:]
         return answer
 
     # -- the embedded measurement, shaped as Rekognition answers --------------------------------------------------
@@ -164,7 +161,16 @@ class RekognitionStandIn:
         return rekognition_similarity(compared.similarity, pose_difference(source_face, target_face))
 
 
-_COMPARED_FACE = ("BoundingBox", "Confidence", "Landmarks", "Pose", "Quality")
+# CompareFaces describes each face more briefly than DetectFaces (its ComparedFace type): five landmarks.
+_COMPARED_FACE = ("BoundingBox", "Confidence", "Landmarks", "Pose", "Quality", "Emotions", "Smile")
+_COMPARED_LANDMARKS = ("eyeLeft", "eyeRight", "mouthLeft", "mouthRight", "nose")
+
+
+def compared_face(detail: dict[str, Any]) -> dict[str, Any]:
+    """A DetectFaces face as CompareFaces describes it (the same pose, with the same disagreement)."""
+    shaped = {key: value for key, value in detail.items() if key in _COMPARED_FACE}
+    shaped["Landmarks"] = [point for point in detail.get("Landmarks", []) if point["Type"] in _COMPARED_LANDMARKS]
+    return shaped
 
 
 def pose_difference(first: FaceDetail, second: FaceDetail) -> float:

@@ -87,7 +87,20 @@ def test_compare_faces_counts_and_matches_the_same_photo(stand_in, astronaut) ->
     blank = frame_of(np.full((480, 640, 3), 128, np.uint8))
     assert analyzer.compare_faces(blank, frame_of(astronaut)).similarity == 0.0  # no face in the source: an error
     assert analyzer.compare_faces(frame_of(astronaut), blank).similarity == 0.0  # none in the target: no match
-    assert stand_in.calls["compare_faces"] == before + 3
+    # CompareFaces describes the target face as DetectFaces does (the same disagreement), more briefly.
+    target = frame_of(cv2.GaussianBlur(astronaut, (5, 5), 0)).encoded
+    raw = stand_in.compare_faces(SourceImage={"Bytes": frame_of(astronaut).encoded}, TargetImage={"Bytes": target})
+    described = stand_in.detect_faces(Image={"Bytes": target}, Attributes=["ALL"])["FaceDetails"][0]
+    (match,) = raw["FaceMatches"]
+    assert match["Face"]["Pose"] == described["Pose"] and match["Face"]["Smile"] == described["Smile"]
+    assert {point["Type"] for point in match["Face"]["Landmarks"]} == {
+        "eyeLeft",
+        "eyeRight",
+        "mouthLeft",
+        "mouthRight",
+        "nose",
+    }
+    assert stand_in.calls["compare_faces"] == before + 4
     assert stand_in.image_calls == stand_in.calls["detect_faces"] + stand_in.calls["compare_faces"]
 
 
