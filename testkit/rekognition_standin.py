@@ -65,6 +65,7 @@ class RekognitionStandIn:
         self.disagreement = disagreement
         self.seed = seed
         self.calls: collections.Counter[str] = collections.Counter()
+        self.seen: set[bytes] = set()  # the SHA-256 of every image sent to it: which frames reached "Rekognition"
         self._lock = threading.Lock()
         self._described: collections.OrderedDict[bytes, list[FaceDetail]] = collections.OrderedDict()
 
@@ -120,6 +121,7 @@ class RekognitionStandIn:
     def _faces(self, encoded: bytes, operation: str) -> list[FaceDetail]:
         key = hashlib.sha256(encoded).digest()
         with self._lock:
+            self.seen.add(key)
             if key in self._described:
                 self._described.move_to_end(key)
                 return self._described[key]

@@ -43,6 +43,7 @@ class SessionRun:
     answers: list[dict[str, Any]]
     final: dict[str, Any]
     seconds: float
+    uploads: list[str | None]  # the image (data URL) each answer judged; None for a light batch
 
     @property
     def status(self) -> str:
@@ -104,6 +105,7 @@ def run_session(
         else frames[person.frame_index(now)]
     )
     answers: list[dict[str, Any]] = []
+    uploads: list[str | None] = []
     status = "IN_PROGRESS"
     while status not in TERMINAL and time.monotonic() - started < max_seconds:
         if answers and created["steps"][answers[-1]["currentStep"]]["code"] == "FOLLOW_LIGHT":
@@ -117,23 +119,26 @@ def run_session(
                 continue
             assert reply.status == 200, reply.raw[:300]
             answers.append(reply.json)
+            uploads.append(None)
             status = reply.json["status"]
             if status == "IN_PROGRESS":
                 person.react(created["steps"][reply.json["currentStep"]]["code"], time.monotonic())
             continue
         sent_at = time.monotonic()
-        reply = call(
-            base_url, "POST", f"/sessions/{session_id}/frames", {"image": camera.shoot(show(sent_at))}, user=user
-        )
+        image = camera.shoot(show(sent_at))
+        reply = call(base_url, "POST", f"/sessions/{session_id}/frames", {"image": image}, user=user)
         if reply.status == 409:  # closed meanwhile (a deadline): the GET below tells how
             break
         assert reply.status == 200, reply.raw[:300]
         answer = reply.json
         answers.append(answer)
+        uploads.append(image)
         status = answer["status"]
         if status == "IN_PROGRESS":
             person.react(created["steps"][answer["currentStep"]]["code"], time.monotonic(), answer["reasonCode"])
         pause = FRAME_INTERVAL_SECONDS + rng.uniform(-FRAME_JITTER_SECONDS, FRAME_JITTER_SECONDS)
         time.sleep(max(0.0, pause - (time.monotonic() - sent_at)))
     final = call(base_url, "GET", f"/sessions/{session_id}", user=user).json
-    return SessionRun(created=created, answers=answers, final=final, seconds=time.monotonic() - started)
+    return SessionRun(
+        created=created, answers=answers, final=final, seconds=time.monotonic() - started, uploads=uploads
+    )
