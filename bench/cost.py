@@ -55,7 +55,6 @@ from moto import mock_aws
 
 from bench.floor import quiet_stdout
 from bench.latency import BENCH_ATTEMPTS, Latencies, Latent
-from local.server import local_settings
 from testkit import headturn
 from testkit.aws import BUCKET, FAKE_AWS_ENV, TABLE, create_aws_resources
 from testkit.events import LambdaContext, api_event
@@ -193,9 +192,8 @@ def scaled(disagreement: Disagreement, factor: float) -> Disagreement:
 def build_simulation(
     data_dir: Path, prescreen: bool, mesh: MeshAnalyzer, latencies: Latencies, seed: int, disagreement: Disagreement
 ) -> Simulation:
-    settings = local_settings(
-        data_dir=data_dir, port=0, env={"ANALYZER": "rekognition", "PRESCREEN": "on" if prescreen else "off"}
-    )
+    env = {"ANALYZER": "rekognition", "STORAGE": "file", "DATA_DIR": str(data_dir)}
+    settings = Settings.from_env({**env, "PRESCREEN": "on" if prescreen else "off"})
     settings = dataclasses.replace(settings, attempt_limits=BENCH_ATTEMPTS)
     stand_in = RekognitionStandIn(MeshAnalyzer(), disagreement=disagreement, seed=seed)
     timed = TimedStandIn(stand_in)
