@@ -1,10 +1,13 @@
-"""The REST API: Cognito authorizer, JSON-schema request validation, throttling, JSON access logs, CORS.
+"""The REST API: Cognito authorizer, JSON-schema request validation, throttling, JSON access logs, CORS, and
+405 with Allow for a method a route's resource does not define.
 
 API Gateway's own errors (validation, auth, throttling, size) use the Lambda's error shape
 ``{"code", "message", "requestId"}``, so clients handle one format.
 """
 
 from __future__ import annotations
+
+import json
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
@@ -17,8 +20,11 @@ from liveness.routes import (
     CORS_ALLOW_METHODS,
     CORS_EXPOSE_HEADERS,
     CORS_MAX_AGE_SECONDS,
+    METHOD_NOT_ALLOWED_CODE,
+    METHOD_NOT_ALLOWED_MESSAGE,
     ROUTES,
     STAGE,
+    allowed_methods,
 )
 
 from .json_schema import load_schema, to_api_gateway
@@ -103,6 +109,8 @@ class LivenessApi(Construct):
         self._add_gateway_responses()
         for route in ROUTES:
             self.add_route(route.resource, route.method, schema_name=route.schema)
+        for path, allow in allowed_methods().items():
+            self._refuse_other_methods(path, allow)
 
     def add_route(self, path: str, method: str, *, schema_name: str | None = None) -> apigw.Method:
         """A Lambda-proxy route behind the authorizer and, when it has a body, the JSON-schema validator."""
@@ -117,6 +125,35 @@ class LivenessApi(Construct):
             request_models=models,
         )
 
+    def _refuse_other_methods(self, path: str, allow: tuple[str, ...]) -> apigw.Method:
+        """ANY on a resource with routes: API Gateway prefers the defined methods and the OPTIONS preflight, so ANY
+        answers only the others, with 405 and Allow from a mock integration (no code runs, no data is read)."""
+        headers = {**self._error_headers(), "Allow": f"'{', '.join(allow)}'"}
+        body = json.dumps({"code": METHOD_NOT_ALLOWED_CODE, "message": METHOD_NOT_ALLOWED_MESSAGE})
+        template = body[:-1] + ', "requestId": "$context.requestId"}'
+        integration = apigw.MockIntegration(
+            # Any body, of any type: with no selection pattern, this one integration response answers every request.
+            request_templates={"application/json": '{"statusCode": 405}'},
+            integration_responses=[
+                apigw.IntegrationResponse(
+                    status_code="405",
+                    response_parameters={f"method.response.header.{name}": value for name, value in headers.items()},
+                    response_templates={"application/json": template},
+                )
+            ],
+        )
+        return self.rest_api.root.resource_for_path(path).add_method(
+            "ANY",
+            integration,
+            authorization_type=apigw.AuthorizationType.NONE,
+            method_responses=[
+                apigw.MethodResponse(
+                    status_code="405",
+                    response_parameters={f"method.response.header.{name}": True for name in headers},
+                )
+            ],
+        )
+
     def _model(self, schema_name: str) -> apigw.IModel:
         model_id = "".join(part.capitalize() for part in schema_name.split("_")) + "Model"
         existing = self.rest_api.node.try_find_child(model_id)
@@ -126,14 +163,17 @@ class LivenessApi(Construct):
             model_id, content_type="application/json", schema=to_api_gateway(load_schema(schema_name))
         )
 
-    def _add_gateway_responses(self) -> None:
+    def _error_headers(self) -> dict[str, str]:
         # A gateway response cannot pick among several origins, so it names the primary (first) one;
         # "Vary: Origin" keeps caches from mixing them up.
-        headers = {
+        return {
             "Access-Control-Allow-Origin": f"'{self.allowed_origins[0]}'",
             "Vary": "'Origin'",
             "Access-Control-Expose-Headers": f"'{','.join(CORS_EXPOSE_HEADERS)}'",
         }
+
+    def _add_gateway_responses(self) -> None:
+        headers = self._error_headers()
         for response_type, (code, message) in _GATEWAY_ERRORS.items():
             code_json = f'"{code}"'
             template = f'{{"code": {code_json}, "message": {message}, "requestId": "$context.requestId"}}'
@@ -145,14 +185,21 @@ class LivenessApi(Construct):
             )
 
     def suppress_preflight_findings(self) -> None:
-        """Call after all routes exist: the CORS preflights are the only methods without the authorizer."""
+        """Call after all routes exist: the CORS preflights and the 405 mocks are the only methods without the
+        authorizer."""
+        reasons = {"OPTIONS": _PREFLIGHT_REASON, "ANY": METHOD_NOT_ALLOWED_REASON}
         for method in self.rest_api.methods:
-            if method.http_method == "OPTIONS":
+            if method.http_method in reasons:
                 for rule_id in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
-                    acknowledge(method, rule_id, _PREFLIGHT_REASON)
+                    acknowledge(method, rule_id, reasons[method.http_method])
 
 
 _PREFLIGHT_REASON = (
     "CORS preflight (OPTIONS) is a mock integration that browsers send without credentials, so it cannot carry a "
     "Cognito token; every other method uses the Cognito user-pool authorizer."
+)
+# Shared by the cdk-nag acknowledgements above and checkov's skip list (cdk_app/checkov_skips.py).
+METHOD_NOT_ALLOWED_REASON = (
+    "ANY on a resource answers only the methods the resource does not define, with 405 and Allow from a mock "
+    "integration: it runs no code and reads no data, so there is nothing to authorize."
 )

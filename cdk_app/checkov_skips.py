@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 import jsii
 from constructs import IConstruct
+from liveness.routes import allowed_methods
 
+from .api import METHOD_NOT_ALLOWED_REASON
 from .web_hosting import DEFAULT_CERTIFICATE_REASON, NO_STANDARD_LOGGING_REASON, NO_WAF_REASON
 
 
@@ -120,6 +122,7 @@ CHECKOV_SKIPS: tuple[Skip, ...] = (
     Skip("CKV_AWS_115", _DEPLOY_HANDLER, _DEPLOY_ONLY),
     Skip("CKV_AWS_173", _DEPLOY_HANDLER, _DEPLOY_ONLY),
     Skip("CKV_AWS_158", f"{_DEPLOY_HANDLER}/LogGroup", _LOG_GROUPS_KMS),
+    *(Skip("CKV_AWS_59", f"Api/RestApi/Default{path}/ANY", METHOD_NOT_ALLOWED_REASON) for path in allowed_methods()),
 )
 
 

@@ -130,6 +130,8 @@ class LivenessConfig:
     return_origins: tuple[str, ...] = ()
     # The light challenge (issue 19; docs/sessions.md "The light step"): LIGHT_CHALLENGE in the function.
     light_challenge: str = "enforce"
+    # The pre-screen on the Rekognition path (docs/analyzers.md "The pre-screen"): PRESCREEN in the function.
+    prescreen: bool = True
 
     def __post_init__(self) -> None:
         if not self.allowed_origins:
@@ -213,7 +215,18 @@ class LivenessConfig:
             snap_start=_as_bool(value("snapStart", True)),
             return_origins=tuple(_as_list(value("returnOrigins", []))),
             light_challenge=str(value("lightChallenge", "enforce")).strip().lower(),
+            prescreen=_as_switch(value("prescreen", "on"), "prescreen"),
         )
+
+
+def _as_switch(raw: object, name: str) -> bool:
+    """``on`` or ``off`` (a JSON boolean too)."""
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(f"{PREFIX}{name} must be on or off, not {raw!r}")
+    return value == "on"
 
 
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1")

@@ -39,7 +39,9 @@ class LivenessStack(cdk.Stack):
             access_log_retention_days=config.access_log_retention_days,
         )
         sessions = SessionsTable(self, "Sessions")
-        self.opencv_layer = OpenCvLayer(self, "OpenCvLayer", include_face_models=config.analyzer == "local")
+        # The face models: the embedded analyzer judges with them, or pre-screens for Rekognition.
+        face_models = config.analyzer == "local" or config.prescreen
+        self.opencv_layer = OpenCvLayer(self, "OpenCvLayer", include_face_models=face_models)
         OpenCvLayerExport(self, "OpenCvLayerExport", layer=self.opencv_layer, parameter_name=config.layer_arn_parameter)
         shared = FunctionRuntime(
             layer=self.opencv_layer.layer_version,
@@ -54,6 +56,7 @@ class LivenessStack(cdk.Stack):
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # the event carries the selfie
                 "LIGHT_CHALLENGE": config.light_challenge,
+                "PRESCREEN": "on" if config.prescreen else "off",
                 **config.session_tuning,
             },
         )

@@ -15,7 +15,15 @@ import fastjsonschema
 from liveness.errors import clip
 from liveness.http import validator_for
 from liveness.openapi import CallerHeader, ContractServer
-from liveness.routes import CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS, Route
+from liveness.routes import (
+    CORS_ALLOW_HEADERS,
+    CORS_ALLOW_METHODS,
+    CORS_EXPOSE_HEADERS,
+    CORS_MAX_AGE_SECONDS,
+    METHOD_NOT_ALLOWED_CODE,
+    METHOD_NOT_ALLOWED_MESSAGE,
+    Route,
+)
 
 from .events import HttpReply
 
@@ -35,16 +43,22 @@ class GatewayError(Exception):
     status: int
     code: str
     message: str
+    headers: tuple[tuple[str, str], ...] = ()
 
     def reply(self, request_id: str, cors: Cors) -> HttpReply:
         body = json.dumps({"code": self.code, "message": self.message, "requestId": request_id}).encode("utf-8")
-        headers = [("Content-Type", "application/json"), *cors.gateway_response_headers()]
+        headers = [("Content-Type", "application/json"), *cors.gateway_response_headers(), *self.headers]
         return HttpReply(status=self.status, headers=headers, body=body)
 
 
 def missing_authentication_token() -> GatewayError:
-    # API Gateway's answer to any method/path the API does not define (DEFAULT_4XX in the stack).
+    # API Gateway's answer to a path the API does not define (DEFAULT_4XX in the stack).
     return GatewayError(403, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
+
+
+def method_not_allowed(allow: tuple[str, ...]) -> GatewayError:
+    # The stack's ANY mock on a resource with routes (liveness.routes.allowed_methods): a method it does not define.
+    return GatewayError(405, METHOD_NOT_ALLOWED_CODE, METHOD_NOT_ALLOWED_MESSAGE, (("Allow", ", ".join(allow)),))
 
 
 def payload_too_large(size: int | None) -> GatewayError:

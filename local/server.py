@@ -22,7 +22,7 @@ from liveness import handler
 from liveness.dependencies import Dependencies
 from liveness.errors import clip
 from liveness.openapi import openapi_document
-from liveness.routes import ROUTES, STAGE
+from liveness.routes import ROUTES, STAGE, allowed_methods
 from liveness.settings import Settings
 from liveness.wiring import build_dependencies
 from werkzeug.exceptions import HTTPException
@@ -61,6 +61,7 @@ from .gateway import (
     check_event_size,
     http_error,
     integration_failure,
+    method_not_allowed,
     missing_authentication_token,
     payload_too_large,
     validate_body,
@@ -121,6 +122,7 @@ class LocalApi:
         settings: Settings | None = None,
     ) -> None:
         self.routes = routes
+        self._allowed_methods = allowed_methods(routes.routes)  # a 405's Allow header, per resource with routes
         self.cors = cors
         self.stage = stage
         self.invoke = invoke or handler.lambda_handler
@@ -163,6 +165,8 @@ class LocalApi:
         route = match.route if match is not None else None
         if match is None and request.method in ("GET", "HEAD") and request.path == OPENAPI_PATH:
             return self._openapi()
+        if match is not None and route is None and match.resource in self._allowed_methods:
+            raise method_not_allowed(self._allowed_methods[match.resource])
         if match is None or route is None:
             static = self._static_file(request)
             if static is None:

@@ -29,7 +29,7 @@ RUNTIME_LAYERS: tuple[tuple[str, ...], ...] = (
     ("liveness.analyzers", "liveness.light"),
     ("liveness.challenges",),
     ("liveness.sessions.model",),
-    ("liveness.sessions.chain",),
+    ("liveness.sessions.chain", "liveness.sessions.prescreen"),
     (
         "liveness.sessions.transitions",
         "liveness.sessions.codec",

@@ -33,6 +33,9 @@ SETTINGS_MEANINGS = {
     "decoding budget, 9 bytes a pixel ([Image intake](api.md#image-intake-what-is-refused-before-decoding))",
     "LIGHT_CHALLENGE": "the light step (`FOLLOW_LIGHT`): `enforce` (it must pass), `shadow` (measured and recorded, "
     "never decides) or `off` (no step); CDK context `liveness:lightChallenge`",
+    "PRESCREEN": "`on` (the default) or `off`: on the Rekognition path, the embedded analyzer refuses the session "
+    "frames that clearly cannot meet their step, with no Rekognition call; CDK context `liveness:prescreen` "
+    "([The pre-screen](analyzers.md#the-pre-screen))",
     "ANONYMOUS_CALLER": "set only by the demo-only deployment without an authorizer: the identity every caller shares",
 }
 FAILURE_MEANINGS = {
@@ -63,10 +66,12 @@ ERROR_MEANINGS = {
     "IMAGE_TRAILING_DATA": "Bytes after the image's end marker (JPEG EOI, PNG IEND): an appended file or payload. "
     "Up to 4 KB of zero padding is tolerated and stripped.",
     "UNAUTHORIZED": "No or invalid Cognito token.",
-    "MISSING_AUTHENTICATION_TOKEN": "No such route (API Gateway's answer for an undefined resource or method).",
+    "MISSING_AUTHENTICATION_TOKEN": "No such path (API Gateway's answer for a resource the API does not define).",
+    "METHOD_NOT_ALLOWED": "The path exists but not with this method (e.g. `PUT /sessions`); the `Allow` header "
+    "lists the methods it accepts. API Gateway answers it from a mock integration; the function never runs.",
     "FORBIDDEN": "The authorizer denied the token.",
-    "NOT_FOUND": "The function got a method and path it does not serve (API Gateway answers undefined routes "
-    "itself, with 403, so in practice only when the two disagree).",
+    "NOT_FOUND": "The function got a method and path it does not serve (API Gateway answers undefined paths "
+    "with 403 and undefined methods with 405 itself, so in practice only when the two disagree).",
     "SESSION_NOT_FOUND": "No such session, or it belongs to someone else.",
     "SESSION_CLOSED": "The session is `PASSED`, `FAILED` or `EXPIRED`; nothing changed.",
     "CONFLICT": "Extreme contention on one session, or a frame whose request outlived the 15-minute repair margin "

@@ -26,6 +26,8 @@ class Dependencies:
     archive: Archive
     session_store: SessionStore
     clock: Clock = utc_now
+    # The embedded analyzer refusing clear misses before Rekognition (sessions/prescreen.py); None: off.
+    prescreen: Analyzer | None = None
 
     @property
     def image_limits(self) -> ImageLimits:

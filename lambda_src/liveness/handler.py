@@ -141,9 +141,10 @@ def prepare() -> None:
     models when configured, and run numpy and OpenCV once (their first decode and encode load codecs and
     allocate), so that the first request does none of it."""
     deps = build_dependencies(Settings.from_env())
-    warm_up = getattr(deps.analyzer, "warm_up", None)
-    if callable(warm_up):
-        warm_up()
+    for analyzer in (deps.analyzer, deps.prescreen):  # the pre-screen's models too (PRESCREEN=on)
+        warm_up = getattr(analyzer, "warm_up", None)
+        if callable(warm_up):
+            warm_up()
     warm_image_code()
     use_dependencies(deps)
 
@@ -163,16 +164,17 @@ def refresh_after_restore() -> None:
     """After a SnapStart restore: every environment restored from one snapshot would otherwise share what was
     captured in it. The clients are built again from a fresh boto3 session, so they resolve credentials anew and
     open their own connections (a pooled connection of the snapshot is long dead); the service models already
-    loaded are reused. The embedded analyzer's models are kept (read-only weights). Nothing else needs it:
-    every id and every step draw comes from the OS's CSPRNG (``uuid4``, ``secrets``), which the restore
-    reseeds, and no ``random`` or numpy generator is used."""
+    loaded are reused. The embedded analyzer's models are kept (read-only weights), the pre-screen's too.
+    Nothing else needs it: every id and every step draw comes from the OS's CSPRNG (``uuid4``, ``secrets``),
+    which the restore reseeds, and no ``random`` or numpy generator is used."""
     if _app is None or _deps is None:
         prepare()
         return
     from .wiring import fresh_aws_session
 
     keep = _deps.analyzer if _deps.settings.analyzer == "local" else None
-    use_dependencies(build_dependencies(_deps.settings, aws=fresh_aws_session(), analyzer=keep))
+    fresh = build_dependencies(_deps.settings, aws=fresh_aws_session(), analyzer=keep, prescreen=_deps.prescreen)
+    use_dependencies(fresh)
 
 
 def _prepare_during_init() -> None:

@@ -19,7 +19,7 @@ from .errors import ErrorCode
 from .images.limits import MIN_SIDE_PX, ImageLimits
 from .light.sequence import CAPTURE_OFFSETS_MS, SEQUENCE_LENGTH
 from .limits import MAX_FRAMES_CAP
-from .routes import ROUTES, STAGE, Route
+from .routes import METHOD_NOT_ALLOWED_CODE, ROUTES, STAGE, Route
 from .schemas import load_schema
 from .sessions.model import FailureReason
 from .settings import Settings
@@ -34,6 +34,7 @@ GATEWAY_ERRORS: dict[str, int] = {
     "UNAUTHORIZED": 401,
     "FORBIDDEN": 403,
     "MISSING_AUTHENTICATION_TOKEN": 403,
+    METHOD_NOT_ALLOWED_CODE: 405,  # no operation lists it: it answers the methods the document does not define
     "PAYLOAD_TOO_LARGE": 413,
     "THROTTLED": 429,
     "INTEGRATION_FAILURE": 502,
@@ -287,6 +288,11 @@ def _frame_answer_schema() -> dict[str, Any]:
                 "face (the identity chain of the embedded analyzer): links back to a frame compared with the "
                 "reference directly, and the pose gap in degrees.",
             },
+            "judgedBy": {
+                **_STR,
+                "description": "The analyzer whose measurement decided: `local-mesh` for a frame the pre-screen "
+                "refused on the Rekognition path (no Rekognition call), otherwise the session's analyzer.",
+            },
             "status": _ref("SessionStatus"),
             "currentStep": _INT,
             "failureReason": _nullable(_ref("FailureReason")),
@@ -308,6 +314,7 @@ def _frame_answer_schema() -> dict[str, Any]:
             "stepCode",
             "measured",
             "similarity",
+            "judgedBy",
             "status",
             "currentStep",
             "failureReason",

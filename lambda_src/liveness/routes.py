@@ -7,6 +7,7 @@ Powertools resolver; a test checks that the two lists agree. Pure data: no AWS o
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -31,6 +32,21 @@ ROUTES: tuple[Route, ...] = (
 )
 
 STAGE = "v1"
+
+# A method a resource does not define: 405 with Allow (a mock in AWS), like any HTTP server, not API Gateway's
+# default 403 MISSING_AUTHENTICATION_TOKEN, which stays the answer for a path the API does not define.
+METHOD_NOT_ALLOWED_CODE = "METHOD_NOT_ALLOWED"
+METHOD_NOT_ALLOWED_MESSAGE = "Method Not Allowed: the Allow header lists the methods this resource accepts."
+
+
+def allowed_methods(routes: Iterable[Route] = ROUTES) -> dict[str, tuple[str, ...]]:
+    """Each resource with routes -> the ``Allow`` header of its 405: its methods, then OPTIONS (the CORS preflight).
+    The API's other resources (parents such as "/") define no method: 403, as for an unknown path."""
+    methods: dict[str, set[str]] = {}
+    for route in routes:
+        methods.setdefault(route.resource, set()).add(route.method)
+    return {resource: (*sorted(names), "OPTIONS") for resource, names in methods.items()}
+
 
 # The CORS preflight (an API Gateway mock integration in AWS). Credentials are never allowed: browsers
 # reject "Access-Control-Allow-Credentials: true" beside a wildcard, and the API uses bearer tokens anyway.

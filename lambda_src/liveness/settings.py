@@ -36,6 +36,8 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     light_challenge: str = DEFAULT_MODE  # "enforce" | "shadow" | "off" (light/mode.py)
     light_thresholds: LightThresholds = field(default_factory=LightThresholds)
+    # The Rekognition path measures each session frame with the embedded analyzer first (sessions/prescreen.py).
+    prescreen: bool = True
     # Set only by the demo-only "no authorizer" deployment: the identity every unauthenticated caller shares.
     anonymous_caller: str = ""
 
@@ -56,8 +58,16 @@ class Settings:
             thresholds=thresholds_from_env(env),
             light_challenge=light_mode_from_env(env.get("LIGHT_CHALLENGE", DEFAULT_MODE)),
             light_thresholds=light_thresholds_from_env(env),
+            prescreen=prescreen_from_env(env.get("PRESCREEN", "on")),
             anonymous_caller=env.get("ANONYMOUS_CALLER", "").strip(),
         )
+
+
+def prescreen_from_env(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"PRESCREEN must be 'on' or 'off', not {raw!r}")
+    return value == "on"
 
 
 # Environment variable -> SessionLimits field. Defaults live on the dataclass, so they are written once.

@@ -27,6 +27,15 @@ def build_analyzer(settings: Settings, aws: Any = None) -> Analyzer:
     raise ValueError(f"ANALYZER must be 'rekognition' or 'local', not {settings.analyzer!r}")
 
 
+def build_prescreen(settings: Settings, analyzer: Analyzer) -> Analyzer | None:
+    """The embedded analyzer in front of Rekognition (PRESCREEN=on); none in local mode, where it judges alone."""
+    if not settings.prescreen or analyzer.name != "rekognition":
+        return None
+    from .analyzers.mesh import MeshAnalyzer
+
+    return MeshAnalyzer()
+
+
 def build_archive(settings: Settings, aws: Any = None) -> Archive:
     if settings.storage == "file":
         return FileArchive(settings.data_dir / "archive")
@@ -39,13 +48,18 @@ def build_session_store(settings: Settings, aws: Any = None) -> SessionStore:
     return DynamoDbSessionStore(_aws(aws).client("dynamodb"), settings.sessions_table)
 
 
-def build_dependencies(settings: Settings, *, aws: Any = None, analyzer: Analyzer | None = None) -> Dependencies:
-    """``analyzer``: keep this one (the embedded analyzer with its models loaded) instead of building another."""
+def build_dependencies(
+    settings: Settings, *, aws: Any = None, analyzer: Analyzer | None = None, prescreen: Analyzer | None = None
+) -> Dependencies:
+    """``analyzer``, ``prescreen``: keep these (an embedded analyzer with its models loaded) instead of building
+    others."""
+    analyzer = analyzer or build_analyzer(settings, aws)
     return Dependencies(
         settings=settings,
-        analyzer=analyzer or build_analyzer(settings, aws),
+        analyzer=analyzer,
         archive=build_archive(settings, aws),
         session_store=build_session_store(settings, aws),
+        prescreen=prescreen or build_prescreen(settings, analyzer),
     )
 
 

@@ -1,9 +1,7 @@
 """The local server holds its own OpenAPI document under Schemathesis: every operation, every check, the stateful
 links (create a session, then read it, send frames and start the light step), a fixed seed and a bounded number
-of cases. ``make contract`` runs the same with CONTRACT_EXAMPLES (default 500) cases per operation.
-
-``unsupported_method`` is left out: like API Gateway, the local front answers a method a resource does not define
-with 403 MISSING_AUTHENTICATION_TOKEN (docs/local-mode.md), where Schemathesis expects 405 with Allow."""
+of cases. ``make contract`` runs the same with CONTRACT_EXAMPLES (default 500) cases per operation. Every check
+includes ``unsupported_method``: a method a path does not define is 405 with Allow, locally as in the stack."""
 
 from __future__ import annotations
 
@@ -50,8 +48,6 @@ def run_schemathesis(
         location,
         "--checks",
         "all",
-        "--exclude-checks",
-        "unsupported_method",
         "--seed",
         SEED,
         "--max-examples",

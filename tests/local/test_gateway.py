@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from liveness import handler
-from liveness.routes import CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS
+from liveness.routes import CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS, ROUTES
 
 from local.gateway import GATEWAY_MAX_BODY_BYTES, LAMBDA_MAX_PAYLOAD_BYTES
 from testkit.faces import face
@@ -218,16 +218,43 @@ def test_a_body_of_another_type_skips_the_model_and_the_function_validates(start
     ("method", "path"),
     [
         ("GET", "/nope"),
-        ("GET", "/detect"),
-        ("DELETE", f"/sessions/{SESSION_ID}"),
         ("POST", "/detect/"),
         ("OPTIONS", "/nope"),
+        ("PUT", "/"),  # a parent resource with no method of its own is as undefined as an unknown path
+        ("DELETE", f"/sessions/{SESSION_ID}/frames/1"),
     ],
 )
-def test_unknown_routes_get_api_gateways_403(start_server: StartServer, spy: Spy, method: str, path: str) -> None:
+def test_unknown_paths_get_api_gateways_403(start_server: StartServer, spy: Spy, method: str, path: str) -> None:
     server = start_server(ScriptedAnalyzer())
     body = assert_gateway_error(call(server.url, method, path), 403, "MISSING_AUTHENTICATION_TOKEN")
     assert body["message"] == "Missing Authentication Token" and spy.events == []
+
+
+# Each route's resource, and its Allow header, written out here (not derived) so that a change to either shows.
+ALLOW = {
+    "/detect": "POST, OPTIONS",
+    "/sessions": "POST, OPTIONS",
+    f"/sessions/{SESSION_ID}": "GET, OPTIONS",
+    f"/sessions/{SESSION_ID}/frames": "POST, OPTIONS",
+    f"/sessions/{SESSION_ID}/light": "POST, OPTIONS",
+    f"/sessions/{SESSION_ID}/light/frames": "POST, OPTIONS",
+}
+OTHER_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "TRACE")
+
+
+@pytest.mark.parametrize(("path", "allow"), ALLOW.items(), ids=list(ALLOW))
+def test_a_method_a_route_does_not_define_is_405_with_allow(
+    start_server: StartServer, spy: Spy, path: str, allow: str
+) -> None:
+    server = start_server(ScriptedAnalyzer())
+    for method in (m for m in OTHER_METHODS if m not in allow.split(", ")):
+        reply = call(server.url, method, path, headers={"X-Local-User": "not a user!"})  # refused before identity
+        assert reply.status == 405 and reply.header("Allow") == allow, (method, reply.raw)
+        if method != "HEAD":
+            body = assert_gateway_error(reply, 405, "METHOD_NOT_ALLOWED")
+            assert "Allow header" in body["message"]
+    assert spy.events == []
+    assert len(ALLOW) == len(ROUTES)  # every route's resource is here
 
 
 def test_a_malformed_dev_user_is_401(start_server: StartServer, spy: Spy) -> None:

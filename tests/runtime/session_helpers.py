@@ -496,7 +496,13 @@ def seeded_session(rig: Rig, *steps: StepCode, mirrored: bool = False) -> str:
     session_id = str(uuid.uuid4())
     limits = rig.deps.settings.session_limits
     session = new_session(
-        session_id, OWNER, challenge(steps), mirrored=mirrored, analyzer="scripted", now=rig.clock(), limits=limits
+        session_id,
+        OWNER,
+        challenge(steps),
+        mirrored=mirrored,
+        analyzer=rig.deps.analyzer.name,
+        now=rig.clock(),
+        limits=limits,
     )
     rig.store.create(session)
     return session_id

@@ -21,6 +21,7 @@ from liveness.analyzers.rekognition import RekognitionAnalyzer
 from liveness.images.crop import encode_jpeg
 from liveness.images.intake import load_frame
 from liveness.light.decision import LightThresholds
+from liveness.light.regions import LANDMARKS
 from liveness.sessions.attempts import counted_failures, owner_digest
 from liveness.sessions.keys import audit_key
 from liveness.settings import Settings
@@ -223,9 +224,7 @@ def test_a_batch_is_judged_once(enforce: Rig, subject: Subject) -> None:
 # Rekognition: one DetectFaces and one CompareFaces per batch.
 
 
-def test_rekognition_makes_one_detect_and_one_compare_per_batch(
-    fake_aws_env: None, analyzer: MeshAnalyzer, subject: Subject
-) -> None:
+def test_rekognition_makes_one_compare_per_batch(fake_aws_env: None, analyzer: MeshAnalyzer, subject: Subject) -> None:
     client = boto3.client("rekognition", region_name="us-east-1")
     stubber = Stubber(client)
     with mock_aws(), stubber:
@@ -238,19 +237,19 @@ def test_rekognition_makes_one_detect_and_one_compare_per_batch(
         started = start_light(rig, session_id)
         batch = play_batch(subject, started, np.random.default_rng(7))
         lit = analyzer.detect_faces(batch.analysed_frame())[0]
-        stubber.add_response("detect_faces", detect_faces_response({**detail, **_placement(lit)}))
+        # CompareFaces describes the face it compares as a ComparedFace: box, confidence, the five landmarks,
+        # pose, quality (no occlusion, sunglasses or eyes): all the light step reads.
+        compared = {key: detail[key] for key in ("Confidence", "Pose", "Quality")} | _placement(lit)
         stubber.add_response(
             "compare_faces",
-            {
-                "SourceImageFace": {"Confidence": 99.9},
-                "FaceMatches": [{"Similarity": 99.0, "Face": {"Confidence": 99.0}}],
-            },
+            {"SourceImageFace": {"Confidence": 99.9}, "FaceMatches": [{"Similarity": 99.0, "Face": compared}]},
         )
         reply = send(rig, session_id, batch).body
-        stubber.assert_no_pending_responses()  # exactly the one DetectFaces and the one CompareFaces
+        stubber.assert_no_pending_responses()  # exactly one call: the CompareFaces
         assert (reply["verdict"], reply["currentStep"]) == ("ACCEPTED", 2), reply
 
 
 def _placement(face: Any) -> dict[str, Any]:
     shaped = face.to_rekognition()
-    return {"BoundingBox": shaped["BoundingBox"], "Landmarks": shaped["Landmarks"]}
+    five = [landmark for landmark in shaped["Landmarks"] if landmark["Type"] in LANDMARKS]
+    return {"BoundingBox": shaped["BoundingBox"], "Landmarks": five}

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from liveness.analyzers.rekognition import RekognitionAnalyzer
+from liveness.challenges import HEAD_MOVEMENTS, StepCode, challenge
 from liveness.sessions.keys import face_crop_key
 from moto import mock_aws
 
@@ -23,6 +24,7 @@ from tests.runtime.session_helpers import (  # noqa: F401  (fixtures)
     fake_aws_env,
     jpeg_bytes,
     light_off,
+    seeded_session,
     start_session,
     step_codes,
 )
@@ -45,6 +47,9 @@ DETAIL_FOR = {
     "CLOSE_EYES": {"Pose": FRONTAL, "EyesOpen": {"Value": False, "Confidence": 95.0}},
 }
 BOX = {"Width": 0.3, "Height": 0.45, "Left": 0.35, "Top": 0.2}
+HEAD_MOVEMENT_CODES = {code.value for code in HEAD_MOVEMENTS}
+# What CompareFaces tells of each face it compares (a ComparedFace): no eyes, mouth, occlusion or sunglasses.
+COMPARED_FACE_KEYS = ("BoundingBox", "Confidence", "Landmarks", "Pose", "Quality", "Smile", "Emotions")
 
 
 class Stubbed:
@@ -67,6 +72,25 @@ class Stubbed:
             "UnmatchedFaces": [],
         }
         self.stubber.add_response("compare_faces", response, expected_params=_compare_params(reference, candidate))
+
+    def describe_and_compare(self, reference: bytes, candidate: bytes, similarity: float, detail: dict) -> None:
+        """CompareFaces describing the target's face as a ComparedFace (box, confidence, pose, quality, landmarks,
+        smile): a head movement's one call."""
+        compared = {key: value for key, value in face_detail(**detail).items() if key in COMPARED_FACE_KEYS}
+        response = {
+            "SourceImageFace": {"BoundingBox": BOX, "Confidence": 99.9},
+            "FaceMatches": [{"Similarity": similarity, "Face": compared}],
+            "UnmatchedFaces": [],
+        }
+        self.stubber.add_response("compare_faces", response, expected_params=_compare_params(reference, candidate))
+
+    def step(self, reference: bytes, candidate: bytes, step: str, similarity: float) -> None:
+        """What a frame meeting ``step`` costs: one CompareFaces for a head movement, else DetectFaces + CompareFaces."""
+        if step in HEAD_MOVEMENT_CODES:
+            self.describe_and_compare(reference, candidate, similarity, DETAIL_FOR[step])
+        else:
+            self.detect(candidate, step)
+            self.compare(reference, candidate, similarity)
 
     def compare_fails(self, reference: bytes, candidate: bytes, code: str, status: int) -> None:
         self.stubber.add_client_error(
@@ -96,10 +120,14 @@ def _data_url(raw: bytes, media_type: str = "image/jpeg") -> str:
     return f"data:{media_type};base64,{base64.b64encode(raw).decode('ascii')}"
 
 
-def _first_step(rig: Rig, stub: Stubbed) -> tuple[dict[str, Any], bytes]:
-    """Start a session and pass its first step, the neutral start; returns the session and the reference crop it
-    produced."""
-    created = start_session(rig)
+def _first_step(rig: Rig, stub: Stubbed, *steps: StepCode) -> tuple[dict[str, Any], bytes]:
+    """Start a session (with these drawn steps, or drawn by the server) and pass its first step, the neutral
+    start; returns the session and the reference crop it produced."""
+    if steps:
+        session_id = seeded_session(rig, *steps)
+        created = {"sessionId": session_id, "steps": [{"code": code.value} for code in challenge(steps)]}
+    else:
+        created = start_session(rig)
     upload = jpeg_bytes(seed=0)
     assert step_codes(created)[0] == "LOOK_STRAIGHT"
     stub.detect(upload, step_codes(created)[0])
@@ -115,27 +143,26 @@ def test_a_session_passes_through_the_real_analyzer(rekognition: tuple[Rig, Stub
     created, crop = _first_step(rig, stub)
     codes = step_codes(created)
     second = png_bytes()  # a PNG upload reaches CompareFaces as the PNG it is
-    stub.detect(second, codes[1])
-    stub.compare(crop, second, 99.4)
+    stub.step(crop, second, codes[1], 99.4)
     reply = rig.client.frame(created["sessionId"], image=_data_url(second, "image/png"))
     assert reply.body["verdict"] == "ACCEPTED" and reply.body["similarity"] == 99.4
+    assert reply.body["judgedBy"] == "rekognition"
     third = jpeg_bytes(seed=3)
-    stub.detect(third, codes[2])
-    stub.compare(crop, third, 98.1)
+    stub.step(crop, third, codes[2], 98.1)
     assert rig.client.frame(created["sessionId"], image=_data_url(third)).body["verdict"] == "ACCEPTED"
     fourth = jpeg_bytes(seed=4)
-    stub.detect(fourth, codes[3])
-    stub.compare(crop, fourth, 97.5)
+    stub.step(crop, fourth, codes[3], 97.5)
     last = rig.client.frame(created["sessionId"], image=_data_url(fourth))
     assert last.body["status"] == "PASSED" and last.body["sessionVerdict"]["samePersonVerified"] is True
     assert rig.store.get(created["sessionId"]).analyzer == "rekognition"
 
 
 def test_no_face_in_one_compared_image_fails_the_session(rekognition: tuple[Rig, Stubbed]) -> None:
+    """An expression: DetectFaces saw the face, then CompareFaces found none to compare: not the same person."""
     rig, stub = rekognition
-    created, crop = _first_step(rig, stub)
+    created, crop = _first_step(rig, stub, StepCode.SMILE, StepCode.TURN_LEFT)
     second = jpeg_bytes(seed=1)
-    stub.detect(second, step_codes(created)[1])
+    stub.detect(second, "SMILE")
     stub.compare_fails(crop, second, "InvalidParameterException", 400)  # Rekognition: no face in an image
     reply = rig.client.frame(created["sessionId"], image=_data_url(second))
     assert reply.status == 200 and reply.body["reasonCode"] == "FACE_MISMATCH" and reply.body["similarity"] == 0.0
@@ -143,12 +170,29 @@ def test_no_face_in_one_compared_image_fails_the_session(rekognition: tuple[Rig,
     assert rig.store.get(created["sessionId"]).same_person_check.value == "failed"
 
 
+def test_a_head_movement_costs_one_call_and_no_face_there_is_no_face(rekognition: tuple[Rig, Stubbed]) -> None:
+    """A head movement: CompareFaces alone describes the face and compares it. Finding no face in the frame
+    (InvalidParameterException) is NO_FACE, as DetectFaces would have said; the next frame passes the step."""
+    rig, stub = rekognition
+    created, crop = _first_step(rig, stub, StepCode.TURN_LEFT, StepCode.SMILE)
+    empty = jpeg_bytes(seed=1)
+    stub.compare_fails(crop, empty, "InvalidParameterException", 400)
+    reply = rig.client.frame(created["sessionId"], image=_data_url(empty))
+    assert reply.body["reasonCode"] == "NO_FACE" and reply.body["status"] == "IN_PROGRESS", reply.body
+    turned = jpeg_bytes(seed=2)
+    stub.describe_and_compare(crop, turned, 98.7, DETAIL_FOR["TURN_LEFT"])
+    reply = rig.client.frame(created["sessionId"], image=_data_url(turned))
+    assert reply.body["verdict"] == "ACCEPTED" and reply.body["stepCode"] == "TURN_LEFT", reply.body
+    assert reply.body["similarity"] == 98.7 and reply.body["measured"]["yaw"] == 25.0
+
+
 def test_a_throttled_comparison_answers_503_and_changes_nothing(rekognition: tuple[Rig, Stubbed]) -> None:
     rig, stub = rekognition
     created, crop = _first_step(rig, stub)
     before = rig.store.get(created["sessionId"])
     second = jpeg_bytes(seed=1)
-    stub.detect(second, step_codes(created)[1])
+    if step_codes(created)[1] not in HEAD_MOVEMENT_CODES:
+        stub.detect(second, step_codes(created)[1])
     stub.compare_fails(crop, second, "ThrottlingException", 400)
     reply = rig.client.frame(created["sessionId"], image=_data_url(second))
     assert (reply.status, reply.body["code"]) == (503, "ANALYZER_UNAVAILABLE")
@@ -163,8 +207,7 @@ def test_a_throttled_comparison_answers_503_and_changes_nothing(rekognition: tup
         replace(step, frames_received=after.steps[index].frames_received) for index, step in enumerate(before.steps)
     )
 
-    stub.detect(second, step_codes(created)[1])  # the client retries the same frame
-    stub.compare(crop, second, 99.0)
+    stub.step(crop, second, step_codes(created)[1], 99.0)  # the client retries the same frame
     retry = rig.client.frame(created["sessionId"], image=_data_url(second))
     assert retry.body["verdict"] == "ACCEPTED" and retry.body["stepIndex"] == 1
 
@@ -181,8 +224,9 @@ FAR["LOOK_DOWN"] = _pose(pitch=-40.0)
 
 
 def test_rekognition_compares_at_any_pose_and_chains_nothing(rekognition: tuple[Rig, Stubbed]) -> None:
-    """CompareFaces is robust to pose (pose_robust_comparison): a head on its way costs no CompareFaces call (the
-    Stubber refuses an unscripted one), and a low score 40 degrees out is another person, not "less far"."""
+    """CompareFaces is robust to pose (pose_robust_comparison): a head on its way costs its one CompareFaces call
+    (which describes the face) and is not verified, and a low score 40 degrees out is another person, not "less
+    far"."""
     rig, stub = rekognition
     created = start_session(rig, excludeExpressions=True)
     session_id, step = created["sessionId"], step_codes(created)[1]
@@ -191,12 +235,11 @@ def test_rekognition_compares_at_any_pose_and_chains_nothing(rekognition: tuple[
     first = rig.client.frame(session_id, image=_data_url(neutral)).body
     crop = rig.stored(face_crop_key(session_id, first["frameId"]))
     on_the_way = jpeg_bytes(seed=1)
-    stub.stubber.add_response("detect_faces", detect_faces_response(face_detail(**ON_THE_WAY[step])))
+    stub.describe_and_compare(crop, on_the_way, 99.0, ON_THE_WAY[step])
     moving = rig.client.frame(session_id, image=_data_url(on_the_way)).body
     assert moving["reasonCode"] == "POSE_NOT_MET" and moving["similarity"] is None and moving["link"] is None
     far = jpeg_bytes(seed=2)
-    stub.stubber.add_response("detect_faces", detect_faces_response(face_detail(**FAR[step])))
-    stub.compare(crop, far, 40.0)
+    stub.describe_and_compare(crop, far, 40.0, FAR[step])
     reply = rig.client.frame(session_id, image=_data_url(far)).body
     assert reply["reasonCode"] == "FACE_MISMATCH" and reply["failureReason"] == "FACE_MISMATCH", reply
     assert rig.store.get(session_id).verified == ()

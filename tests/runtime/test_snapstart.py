@@ -17,7 +17,7 @@ from testkit.aws import FAKE_AWS_ENV
 ROOT = Path(__file__).resolve().parents[2]
 
 _SCRIPT = r"""
-import base64, json, sys
+import base64, json, os, sys
 
 import boto3
 import cv2
@@ -63,9 +63,14 @@ with mock_aws():
     report["after_restore"] = {
         **counts,
         "same_analyzer": handler.current_dependencies().analyzer is deps.analyzer,
+        "same_prescreen": handler.current_dependencies().prescreen is deps.prescreen,
         "new_s3_client": handler.current_dependencies().archive.client is not deps.archive.client,
         "new_dynamodb_client": handler.current_dependencies().session_store.client is not deps.session_store.client,
     }
+    if os.environ["ANALYZER"] != "local":  # Rekognition is across the network: the hooks are what is tested here
+        with open(out, "w") as handle:
+            json.dump(report, handle)
+        sys.exit(0)
     bgr = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     image = "data:image/jpeg;base64," + base64.b64encode(cv2.imencode(".jpg", bgr)[1].tobytes()).decode()
     from testkit.events import LambdaContext, api_event
@@ -80,7 +85,7 @@ with open(out, "w") as handle:
 """
 
 
-def test_the_before_snapshot_hook_does_the_expensive_start_and_the_handler_does_not_repeat_it(tmp_path: Path) -> None:
+def _run_hooks(tmp_path: Path, **extra: str) -> dict:
     env = {
         **{key: value for key, value in os.environ.items() if not key.startswith("AWS_")},
         **FAKE_AWS_ENV,
@@ -93,13 +98,18 @@ def test_the_before_snapshot_hook_does_the_expensive_start_and_the_handler_does_
         "SESSIONS_TABLE": "sessions",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "POWERTOOLS_METRICS_DISABLED": "true",
+        **extra,
     }
     out = tmp_path / "report.json"
     result = subprocess.run(
         [sys.executable, "-c", _SCRIPT, str(out)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_the_before_snapshot_hook_does_the_expensive_start_and_the_handler_does_not_repeat_it(tmp_path: Path) -> None:
+    report = _run_hooks(tmp_path)
     # Importing the handler only registers the hooks: one before the snapshot, one after each restore.
     assert report["hooks"] == [1, 1]
     assert report["at_import"] == {"models_loaded": 0, "analyzers_built": 0, "app": False}
@@ -110,9 +120,19 @@ def test_the_before_snapshot_hook_does_the_expensive_start_and_the_handler_does_
         "models_loaded": 1,
         "analyzers_built": 1,
         "same_analyzer": True,
+        "same_prescreen": True,  # none in local mode
         "new_s3_client": True,
         "new_dynamodb_client": True,
     }
     # The first request answers without loading or building anything again.
     assert report["first_request"] == {"models_loaded": 1, "analyzers_built": 1, "status": 200}
     assert report["archived"] == 2
+
+
+def test_the_prescreens_models_load_before_the_snapshot_on_the_rekognition_path(tmp_path: Path) -> None:
+    """ANALYZER=rekognition with PRESCREEN=on: the embedded models are loaded in the before-snapshot hook and
+    kept after a restore, while the Rekognition client is built afresh."""
+    report = _run_hooks(tmp_path, ANALYZER="rekognition", PRESCREEN="on")
+    assert report["after_snapshot_hooks"] == {"models_loaded": 1, "analyzers_built": 1, "app": True}
+    restored = report["after_restore"]
+    assert restored["models_loaded"] == 1 and restored["same_prescreen"] and not restored["same_analyzer"]

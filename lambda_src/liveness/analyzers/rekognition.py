@@ -44,6 +44,12 @@ class RekognitionAnalyzer:
         return [FaceDetail.from_rekognition(item) for item in response.get("FaceDetails", [])]
 
     def compare_faces(self, reference: Frame, candidate: Frame) -> FaceComparison:
+        return self.describe_and_compare(reference, candidate)[1]
+
+    def describe_and_compare(self, reference: Frame, candidate: Frame) -> tuple[list[FaceDetail], FaceComparison]:
+        """One CompareFaces call for both: it describes every face of the target (box, confidence, pose, quality,
+        landmarks, smile) along with its similarity, which is all a head movement's rules read."""
+        method = "rekognition:CompareFaces"
         try:
             response = self._call(
                 "compare_faces",
@@ -53,10 +59,13 @@ class RekognitionAnalyzer:
             )
         except LivenessError as error:
             if error.code is ErrorCode.INVALID_IMAGE:  # no face found in one of the images
-                return FaceComparison(similarity=0.0, method="rekognition:CompareFaces")
+                return [], FaceComparison(similarity=0.0, method=method)
             raise
-        similarities = [float(match.get("Similarity", 0.0)) for match in response.get("FaceMatches", [])]
-        return FaceComparison(similarity=max(similarities, default=0.0), method="rekognition:CompareFaces")
+        matches = response.get("FaceMatches", [])
+        faces = [FaceDetail.from_rekognition(match.get("Face", {})) for match in matches]
+        faces += [FaceDetail.from_rekognition(face) for face in response.get("UnmatchedFaces", [])]
+        similarities = [float(match.get("Similarity", 0.0)) for match in matches]
+        return faces, FaceComparison(similarity=max(similarities, default=0.0), method=method)
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         try:

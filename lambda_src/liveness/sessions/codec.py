@@ -69,6 +69,7 @@ def session_to_dict(session: Session) -> dict[str, Any]:
         "auditWritten": session.audit_written,
         "thresholds": session.thresholds.to_json() if session.thresholds is not None else None,
         "baseline": session.baseline.to_json() if session.baseline is not None else None,
+        "screenBaseline": session.screen_baseline.to_json() if session.screen_baseline is not None else None,
         "pending": [
             {"frameId": frame.frame_id, "frameKey": frame.frame_key, "stepIndex": frame.step_index}
             for frame in session.pending
@@ -189,6 +190,8 @@ def frame_to_dict(frame: FrameRecord) -> dict[str, Any]:
     }
     if frame.confirms is not None:  # rare: kept out of the item otherwise (the frame log is most of its size)
         record["confirms"] = _confirmation_to_dict(frame.confirms)
+    if frame.judged_by is not None:
+        record["judgedBy"] = frame.judged_by
     return record
 
 
@@ -260,6 +263,7 @@ def session_from_dict(raw: dict[str, Any]) -> Session:
         audit_written=bool(raw.get("auditWritten", False)),
         thresholds=Thresholds.from_json(raw["thresholds"]) if raw.get("thresholds") else None,
         baseline=Baseline.from_json(raw["baseline"]) if raw.get("baseline") else None,
+        screen_baseline=Baseline.from_json(raw["screenBaseline"]) if raw.get("screenBaseline") else None,
         pending=tuple(
             PendingFrame(frame_id=item["frameId"], frame_key=item["frameKey"], step_index=int(item["stepIndex"]))
             for item in raw.get("pending") or ()
@@ -317,4 +321,5 @@ def _frame_from_dict(raw: dict[str, Any]) -> FrameRecord:
         sha256=raw.get("sha256"),
         link=_link_from_dict(raw.get("link")),
         confirms=_confirmation_from_dict(raw.get("confirms")),
+        judged_by=raw.get("judgedBy"),
     )

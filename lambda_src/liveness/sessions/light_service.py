@@ -191,11 +191,16 @@ def _judge_batch(
 ) -> tuple[FrameEvaluation, str]:
     """The evaluation to settle, and the attempt's outcome (a LightOutcome, or the gate's reason).
 
-    One analyzer call on the analysed frame: its face gives the light regions, the gates and the comparison.
+    One analyzer call on the analysed frame: its face gives the light regions, the gates and the comparison
+    (with Rekognition, CompareFaces alone: it describes the face it compares, box and five landmarks included).
     In shadow mode the light verdict is recorded and never rejects; a gate's reason or another person still do."""
     index = analysed_frame_index(frames, sequence)
     analysed = uploads[index].frame
-    faces = deps.analyzer.detect_faces(analysed)
+    one_call = getattr(deps.analyzer, "describe_and_compare", None)
+    if callable(one_call) and reference is not None:  # Rekognition: CompareFaces describes the faces it compares
+        faces, compared = one_call(reference.result(), analysed)
+    else:
+        faces, compared = deps.analyzer.detect_faces(analysed), None
     thresholds = session_thresholds(deps, session)
     face = faces[0] if len(faces) == 1 else None
     measured = measure(face, session.mirrored, (analysed.width, analysed.height)) if face else Measured()
@@ -210,7 +215,7 @@ def _judge_batch(
         if not verdict.passed and session.light_mode == ENFORCE:
             reason = ReasonCode(verdict.outcome.value)
         if reference is not None:
-            comparison = deps.analyzer.compare_faces(reference.result(), analysed)
+            comparison = compared or deps.analyzer.compare_faces(reference.result(), analysed)
         else:  # never after the neutral start, which sets the reference; kept whole for a direct call
             deps.archive.put_new(
                 face_crop_key(session.session_id, batch_id), face_crop_jpeg(analysed, face), "image/jpeg"

@@ -155,6 +155,7 @@ class FrameRecord:
     sha256: str | None = None  # hex digest of the upload's bytes: REPEATED_FRAME; never the image itself
     link: Link | None = None  # compared with a verified frame of the step, not with the reference face
     confirms: Confirmation | None = None  # a far frame of the step this frame confirmed (it then passed the step)
+    judged_by: str | None = None  # the analyzer whose measurement decided (the pre-screen's refusals: local-mesh)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,8 @@ class Session:
     thresholds: Thresholds | None = None
     # The person's own straight pose, from the accepted neutral frame; later steps are measured from it.
     baseline: Baseline | None = None
+    # The same pose as the pre-screen's embedded analyzer measured it (the Rekognition path with PRESCREEN=on).
+    screen_baseline: Baseline | None = None
     # Reserved frames whose verdict is not logged yet (at most the frames in flight); see PendingFrame.
     pending: tuple[PendingFrame, ...] = ()
     # The current step's verified frames (the identity chain; at most MAX_VERIFIED_KEPT, the latest).
@@ -239,4 +242,6 @@ class FrameEvaluation:
     awaiting: bool = False
     # A frame verified on its way that also matched an awaiting far frame of the step (compared with its crop).
     confirmation: Confirmation | None = None
+    judged_by: str | None = None  # the analyzer whose measurement decided
+    screen_measured: Measured | None = None  # the pre-screen's measurement (from the camera), when it ran
     light: dict[str, Any] | None = None  # a light batch's measurement and outcome (the frame log's measured.light)

@@ -146,6 +146,8 @@ def frame_response(result: FrameResult, request_id: str) -> dict[str, Any]:
         "similarity": None if record.reason is ReasonCode.FACE_NOT_COMPARABLE else record.similarity,
         # Compared with this verified frame of the step, not with the reference face (the identity chain).
         "link": link_to_dict(record.link),
+        # Which analyzer's measurement decided: the pre-screen refuses clear misses on the Rekognition path.
+        "judgedBy": record.judged_by or session.analyzer,
         "status": session.status.value,
         "currentStep": session.current_step,
         "failureReason": session.failure_reason.value if session.failure_reason else None,

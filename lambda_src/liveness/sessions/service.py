@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger
 
 from ..challenges import (
     COACHING,
+    HEAD_MOVEMENTS,
     Measured,
     ReasonCode,
     StepCode,
@@ -40,6 +41,7 @@ from .chain import awaiting_for, in_transit, link_for
 from .commit import after_commit, commit_due, commit_transition, ensure_audit, session_thresholds
 from .keys import face_crop_key, frame_key
 from .model import Confirmation, FrameEvaluation, FrameRecord, Link, PendingFrame, Session, SessionStatus
+from .prescreen import PRESCREEN_ANALYZER, screen_reason
 from .repair import has_abandoned_frames, settle_abandoned
 from .store import SessionConflict, is_session_id
 from .transitions import is_repeated, new_session, reserve_frame, settle_frame
@@ -166,8 +168,13 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     reference = start(_reference_face, deps, session) if session.reference_frame_id else None
     try:
         try:
-            faces = deps.analyzer.detect_faces(frame)
-            evaluation = _judge(session, frame, faces, frame_id, key, digest, deps, reference, now)
+            refusal, screened = _prescreen(deps, session, frame, frame_id, key, digest)
+            if refusal is not None:  # clearly not the step: answered from the embedded measurement, no Rekognition
+                evaluation = refusal
+            else:
+                faces, compared = _analyse(deps, session, frame, reference)
+                evaluation = _judge(session, frame, faces, frame_id, key, digest, deps, reference, now, compared)
+                evaluation = replace(evaluation, screen_measured=screened)
         finally:
             wait(reference)  # nothing left in flight, whatever failed
             archived = key if succeeded(frame_written) else ""
@@ -281,8 +288,10 @@ def _judge(
     deps: Dependencies,
     reference: Future[Frame] | None,
     now: datetime,
+    compared: FaceComparison | None = None,
 ) -> FrameEvaluation:
     """Judge the analysed frame against the session's current step (``session`` is the reserved state).
+    ``compared``: the frame against the reference, when the analysis already made that comparison.
 
     A frame that meets its step is compared with the reference face, or beyond the comparison range with the
     nearest verified frame of the step (the identity chain, chain.py). With an analyzer whose comparison is not
@@ -307,7 +316,9 @@ def _judge(
     comparison, link, confirmation, awaiting = None, None, None, False
     if (reason is None or transit) and reference is not None:
         link = None if comparable else link_for(session, movement, now, thresholds)
-        comparison = _compare(deps, session, frame, reference, link)
+        comparison = (
+            compared if compared is not None and link is None else _compare(deps, session, frame, reference, link)
+        )
         matched = (comparison.similarity or 0.0) >= thresholds.min_similarity
         # Kept for later: a frame verified on its way links the step's far frames, and a far frame with no link
         # yet waits for one. The crop must exist before the save that records either.
@@ -336,6 +347,47 @@ def _judge(
         awaiting=awaiting and face is not None,
         confirmation=confirmation,
     )
+
+
+def _prescreen(
+    deps: Dependencies, session: Session, frame: Frame, frame_id: str, key: str, digest: str
+) -> tuple[FrameEvaluation | None, Measured | None]:
+    """The pre-screen's refusal of a frame that clearly cannot meet the step (or None), and its measurement from
+    the camera (kept at the neutral start as its own baseline). Off, or with no baseline of its own: (None, None)."""
+    step = session.step.code
+    if deps.prescreen is None or (step is not StepCode.LOOK_STRAIGHT and session.screen_baseline is None):
+        return None, None
+    faces = deps.prescreen.detect_faces(frame)
+    measured = measure(faces[0], session.mirrored, (frame.width, frame.height)) if len(faces) == 1 else Measured()
+    movement = relative_to(measured, session.screen_baseline)
+    reason = screen_reason(step, faces, movement, session_thresholds(deps, session))
+    if reason is None:
+        return None, measured
+    refusal = FrameEvaluation(
+        frame_id=frame_id,
+        step_index=session.current_step,
+        reason=reason,
+        measured=measured,
+        mirrored=session.mirrored,
+        frame_key=key,
+        sha256=digest,
+        movement=movement if session.screen_baseline is not None else None,
+        judged_by=PRESCREEN_ANALYZER,
+        screen_measured=measured,
+    )
+    return refusal, measured
+
+
+def _analyse(
+    deps: Dependencies, session: Session, frame: Frame, reference: Future[Frame] | None
+) -> tuple[list[FaceDetail], FaceComparison | None]:
+    """The faces in the frame; for a head movement after the reference, with an analyzer that describes the
+    faces it compares (Rekognition's CompareFaces), one call gives the faces and the comparison."""
+    one_call = getattr(deps.analyzer, "describe_and_compare", None)
+    if callable(one_call) and reference is not None and session.step.code in HEAD_MOVEMENTS:
+        faces, comparison = one_call(reference.result(), frame)
+        return faces, comparison
+    return deps.analyzer.detect_faces(frame), None
 
 
 def _pose_robust(deps: Dependencies) -> bool:

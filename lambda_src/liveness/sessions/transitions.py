@@ -284,7 +284,12 @@ def _accept(session: Session, evaluation: FrameEvaluation, now: datetime) -> Ses
     if session.reference_frame_id is None:
         session = replace(session, reference_frame_id=evaluation.frame_id)
     if session.step.code is StepCode.LOOK_STRAIGHT:
-        session = replace(session, baseline=Baseline.of(evaluation.measured))
+        screened = evaluation.screen_measured
+        session = replace(
+            session,
+            baseline=Baseline.of(evaluation.measured),
+            screen_baseline=Baseline.of(screened) if screened is not None else None,
+        )
     return _complete_step(session, evaluation.frame_id, now)
 
 
@@ -352,6 +357,7 @@ def _record(
         sha256=evaluation.sha256,
         link=evaluation.link,
         confirms=evaluation.confirmation if reason is None else None,
+        judged_by=evaluation.judged_by,
     )
 
 

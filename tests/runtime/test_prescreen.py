@@ -1,0 +1,156 @@
+"""The pre-screen on the Rekognition path (sessions/prescreen.py): real images through the real decode and the
+embedded analyzer; Rekognition is botocore's Stubber, which fails the test on any call it was not given."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import cv2
+import numpy as np
+import pytest
+from botocore.stub import Stubber
+from liveness.analyzers.mesh import MeshAnalyzer
+from liveness.analyzers.rekognition import RekognitionAnalyzer
+from liveness.challenges import Measured, ReasonCode, StepCode, Thresholds
+from liveness.faces import BoundingBox, FaceDetail
+from liveness.sessions.prescreen import PITCH_MARGIN, YAW_MARGIN, screen_reason
+from liveness.settings import Settings, prescreen_from_env
+from liveness.wiring import build_prescreen
+from moto import mock_aws
+
+from testkit import headturn
+from testkit.rekognition import detect_faces_response, face_detail
+from tests.local.support import neutral_astronaut_bgr
+from tests.runtime.session_helpers import Rig, aws_rig, fake_aws_env, light_off, seeded_session  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("light_off")
+T = Thresholds()
+FACE = FaceDetail(bounding_box=BoundingBox(0.3, 0.4, 0.35, 0.2), confidence=99.0)
+
+
+def _moved(yaw: float = 0.0, pitch: float = 0.0, **expression: float) -> Measured:
+    return Measured(yaw=yaw, pitch=pitch, roll=0.0, **expression)
+
+
+def test_a_head_still_near_its_baseline_is_refused_and_one_within_the_margin_is_not() -> None:
+    assert screen_reason(StepCode.TURN_LEFT, [FACE], _moved(yaw=2.0), T) is ReasonCode.POSE_NOT_MET
+    assert screen_reason(StepCode.TURN_LEFT, [FACE], _moved(yaw=T.turn_yaw - YAW_MARGIN + 0.5), T) is None
+    assert screen_reason(StepCode.TURN_LEFT, [FACE], _moved(yaw=-20.0), T) is ReasonCode.POSE_NOT_MET  # wrong way
+    assert screen_reason(StepCode.LOOK_UP, [FACE], _moved(pitch=T.tilt_pitch - PITCH_MARGIN - 1), T) is not None
+    assert screen_reason(StepCode.LOOK_UP, [FACE], _moved(pitch=T.tilt_pitch - PITCH_MARGIN + 1), T) is None
+
+
+def test_faces_and_expressions() -> None:
+    assert screen_reason(StepCode.TURN_LEFT, [FACE, FACE], _moved(yaw=30.0), T) is ReasonCode.MULTIPLE_FACES
+    assert screen_reason(StepCode.LOOK_STRAIGHT, [], Measured(), T) is ReasonCode.NO_FACE
+    assert screen_reason(StepCode.TURN_LEFT, [], Measured(), T) is None  # turned far: Rekognition may still see it
+    assert screen_reason(StepCode.SMILE, [FACE], _moved(smile=3.0), T) is ReasonCode.EXPRESSION_NOT_MET
+    assert screen_reason(StepCode.SMILE, [FACE], _moved(smile=40.0), T) is None  # unsure: Rekognition decides
+    # The neutral start: an expression is Rekognition's to see; only a head clearly turned away is refused.
+    assert screen_reason(StepCode.LOOK_STRAIGHT, [FACE], _moved(smile=99.0), T) is None
+    assert screen_reason(StepCode.LOOK_STRAIGHT, [FACE], _moved(yaw=45.0), T) is ReasonCode.NOT_LOOKING_STRAIGHT
+
+
+def test_the_switch_and_where_the_prescreen_runs(mesh_analyzer: MeshAnalyzer) -> None:
+    rekognition = RekognitionAnalyzer(boto3.client("rekognition", region_name="us-east-1"))
+    assert isinstance(build_prescreen(Settings(), rekognition), MeshAnalyzer)  # on by default
+    assert build_prescreen(Settings(prescreen=False), rekognition) is None
+    assert build_prescreen(Settings(), mesh_analyzer) is None  # local mode: the embedded analyzer judges alone
+    assert prescreen_from_env(" OFF ") is False and prescreen_from_env("on") is True
+    with pytest.raises(ValueError, match="PRESCREEN"):
+        prescreen_from_env("maybe")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Through the service: real frames, the real RekognitionAnalyzer on a Stubber.
+
+
+@pytest.fixture
+def stubbed(fake_aws_env: None, mesh_analyzer: MeshAnalyzer) -> Iterator[tuple[Rig, Stubber]]:
+    with mock_aws():
+        client = boto3.client("rekognition", region_name="us-east-1")
+        with Stubber(client) as stubber:
+            rig = aws_rig(analyzer=RekognitionAnalyzer(client))
+            rig.deps.prescreen = mesh_analyzer
+            yield rig, stubber
+            stubber.assert_no_pending_responses()
+
+
+def _upload(bgr: np.ndarray, seed: int) -> str:
+    noisy = np.clip(bgr.astype(np.float32) + np.random.default_rng(seed).normal(0, 2.0, bgr.shape), 0, 255)
+    ok, encoded = cv2.imencode(".jpg", noisy.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+FRONTAL = {"Pose": {"Yaw": 0.0, "Pitch": 0.0, "Roll": 0.0}}
+
+
+def _neutral_start(rig: Rig, stubber: Stubber, session_id: str, bgr: np.ndarray) -> dict[str, Any]:
+    stubber.add_response("detect_faces", detect_faces_response(face_detail(**FRONTAL)))
+    reply = rig.client.frame(session_id, image=_upload(bgr, 0)).body
+    assert reply["verdict"] == "ACCEPTED" and reply["judgedBy"] == "rekognition", reply
+    return reply
+
+
+def test_a_frame_that_cannot_meet_its_step_costs_no_rekognition_call(stubbed: tuple[Rig, Stubber]) -> None:
+    """After the neutral start (Rekognition's DetectFaces), the same straight face for a turn: the pre-screen
+    refuses it from its own measurement, with its coaching, and the Stubber shows no call was made."""
+    rig, stubber = stubbed
+    face = neutral_astronaut_bgr()
+    session_id = seeded_session(rig, StepCode.TURN_LEFT, StepCode.SMILE)
+    _neutral_start(rig, stubber, session_id, face)
+    stored = rig.store.get(session_id)
+    assert stored.baseline is not None and stored.screen_baseline is not None  # each analyzer's own straight
+    for seed in (1, 2, 3):
+        reply = rig.client.frame(session_id, image=_upload(face, seed)).body
+        assert reply["reasonCode"] == "POSE_NOT_MET" and reply["judgedBy"] == "local-mesh", reply
+        assert reply["message"] and abs(reply["measured"]["movement"]["yaw"]) < 5, reply
+    audit = rig.store.get(session_id).frames[-1]
+    assert audit.judged_by == "local-mesh" and audit.reason is ReasonCode.POSE_NOT_MET
+
+
+def test_with_the_prescreen_off_every_frame_goes_to_rekognition(stubbed: tuple[Rig, Stubber]) -> None:
+    rig, stubber = stubbed
+    rig.deps.prescreen = None
+    face = neutral_astronaut_bgr()
+    session_id = seeded_session(rig, StepCode.SMILE, StepCode.TURN_LEFT)
+    _neutral_start(rig, stubber, session_id, face)
+    stubber.add_response("detect_faces", detect_faces_response(face_detail(**FRONTAL)))
+    reply = rig.client.frame(session_id, image=_upload(face, 1)).body
+    assert reply["reasonCode"] == "EXPRESSION_NOT_MET" and reply["judgedBy"] == "rekognition", reply
+    assert rig.store.get(session_id).screen_baseline is None
+
+
+@pytest.mark.skipif(not headturn.available(), reason=f"needs the developers' webcam clip {headturn.CLIP}")
+def test_a_real_turn_goes_to_rekognition_in_one_call(stubbed: tuple[Rig, Stubber]) -> None:
+    """The clip's person turned 34 degrees: the pre-screen lets it through, and one CompareFaces call (which
+    describes the face it compares) judges the step and the identity."""
+    rig, stubber = stubbed
+    clip = headturn.read_frames()
+    session_id = seeded_session(rig, StepCode.TURN_LEFT, StepCode.SMILE)
+    _neutral_start(rig, stubber, session_id, clip[headturn.STRAIGHT[2]])
+    turned = face_detail(Pose={"Yaw": 30.0, "Pitch": 2.0, "Roll": 0.0})
+    compared = {key: turned[key] for key in ("BoundingBox", "Confidence", "Pose", "Quality")}
+    stubber.add_response(
+        "compare_faces",
+        {"SourceImageFace": {"Confidence": 99.9}, "FaceMatches": [{"Similarity": 99.1, "Face": compared}]},
+    )
+    reply = rig.client.frame(session_id, image=_upload(clip[9], 1)).body
+    assert reply["verdict"] == "ACCEPTED" and reply["stepCode"] == "TURN_LEFT", reply
+    assert reply["judgedBy"] == "rekognition" and reply["similarity"] == 99.1
+
+
+def test_a_prescreen_refusal_keeps_the_sessions_rules(stubbed: tuple[Rig, Stubber]) -> None:
+    """A refused frame takes its slot and counts toward the step's budget like any rejected frame."""
+    rig, stubber = stubbed
+    face = neutral_astronaut_bgr()
+    session_id = seeded_session(rig, StepCode.TURN_LEFT, StepCode.SMILE)
+    _neutral_start(rig, stubber, session_id, face)
+    before = rig.store.get(session_id)
+    rig.client.frame(session_id, image=_upload(face, 5))
+    after = rig.store.get(session_id)
+    assert after.frames_received == before.frames_received + 1 and after.steps[1].attempts == 1
