@@ -142,7 +142,9 @@ def test_the_prescreen_costs_no_genuine_pass_and_refuses_without_calling_rekogni
     print(  # the docs' figures (pytest -s)
         f"Rekognition path, {len(on_runs)} sessions per mode: passed off {rates[False]:.0%}, on {rates[True]:.0%}; "
         f"image calls off {outcomes[False][1].image_calls}, on {on_stand_in.image_calls}; "
-        f"frames refused by the pre-screen {len(refused)}/{len(judged)}"
+        f"frames refused by the pre-screen {len(refused)}/{len(judged)}; failures off "
+        f"{collections.Counter(reason for reason, _r in failures[False])}, on "
+        f"{collections.Counter(reason for reason, _r in failures[True])}"
     )
     assert rates[True] >= rates[False] - PASS_RATE_POINTS, failures
     assert not any("FACE_MISMATCH" in run.reasons for runs, _s in outcomes.values() for run in runs), failures
