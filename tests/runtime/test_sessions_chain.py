@@ -27,6 +27,7 @@ from liveness.limits import SessionLimits
 from liveness.sessions.chain import (
     MAX_AWAITING_KEPT,
     MAX_VERIFIED_KEPT,
+    TRANSIT_MIN_DEGREES,
     awaiting_for,
     in_transit,
     link_for,
@@ -310,7 +311,10 @@ def test_transit_is_toward_the_steps_direction_only() -> None:
     def pose(yaw: float, pitch: float) -> Measured:
         return Measured(yaw=yaw, pitch=pitch, roll=0.0)
 
-    assert in_transit(StepCode.LOOK_UP, pose(0.0, 10.0), T) and not in_transit(StepCode.LOOK_UP, pose(0.0, 9.9), T)
+    least = TRANSIT_MIN_DEGREES
+    assert in_transit(StepCode.LOOK_UP, pose(0.0, least), T) and not in_transit(
+        StepCode.LOOK_UP, pose(0.0, least - 0.1), T
+    )
     assert not in_transit(StepCode.LOOK_UP, pose(0.0, -12.0), T)  # the other way
     assert in_transit(StepCode.TURN_RIGHT, pose(-14.0, 0.0), T) and not in_transit(StepCode.TURN_LEFT, pose(-14, 0), T)
     assert not in_transit(StepCode.LOOK_UP, pose(25.0, 12.0), T)  # off axis

@@ -114,7 +114,8 @@ def test_two_people_interleaved_at_human_pace_do_not_chain(analyzer: MeshAnalyze
     B's frames are compared with A's verified frames, never pass, and the session fails for them."""
     a, b = cv2.imread(str(PERSON_A)), cv2.imread(str(PERSON_B))
     # A 16-19 degrees into the turn, B 28-31: 12 degrees and 0.3 s from A's last frame, within every link bound.
-    frames = [(a, 16.0 + index % 4, 0.0) if index % 2 == 0 else (b, 28.0 + index % 4, 0.0) for index in range(18)]
+    count = 2 * int(Thresholds().max_not_comparable) + 2  # enough of B's frames to reach MAX_NOT_COMPARABLE
+    frames = [(a, 16.0 + index % 4, 0.0) if index % 2 == 0 else (b, 28.0 + index % 4, 0.0) for index in range(count)]
     answers, _ = _run(analyzer, frames)
     shown_b = [answer for index, answer in enumerate(answers) if index % 2 == 1]
     assert shown_b and all(answer["verdict"] == "REJECTED" for answer in shown_b), answers

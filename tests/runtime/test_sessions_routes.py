@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
-from liveness.challenges import StepCode
+from liveness.challenges import StepCode, Thresholds
 from liveness.faces import BoolAttribute
 from liveness.limits import SessionLimits
 from liveness.sessions.keys import audit_key, face_crop_key, reference_face_key
@@ -770,19 +770,20 @@ def test_a_low_similarity_beyond_the_compare_range_is_rejected_without_failing(r
 
 
 def test_too_many_incomparable_frames_fail_the_session(rig: Rig) -> None:
-    """MAX_NOT_COMPARABLE (8): a person swapped in beyond the comparison range does not get the step's whole
-    budget to score high once; the eighth incomparable frame fails the session."""
+    """MAX_NOT_COMPARABLE (12): a person swapped in beyond the comparison range does not get the step's whole
+    budget to score high once; the twelfth incomparable frame fails the session."""
+    limit = int(Thresholds().max_not_comparable)
     session_id = _seeded(rig, StepCode.TURN_LEFT, StepCode.SMILE, StepCode.LOOK_UP)
     look_straight(rig, session_id)
     rig.analyzer.similarity = 60.0
     answers = []
-    for seed in range(1, 9):
+    for seed in range(1, limit + 1):
         rig.analyzer.script(face(yaw=38.0))
         answers.append(rig.client.frame(session_id, seed=seed).body)
-    assert [answer["reasonCode"] for answer in answers] == ["FACE_NOT_COMPARABLE"] * 8
-    assert [answer["status"] for answer in answers] == ["IN_PROGRESS"] * 7 + ["FAILED"]
+    assert [answer["reasonCode"] for answer in answers] == ["FACE_NOT_COMPARABLE"] * limit
+    assert [answer["status"] for answer in answers] == ["IN_PROGRESS"] * (limit - 1) + ["FAILED"]
     assert answers[-1]["failureReason"] == "SAME_PERSON_UNVERIFIED" and answers[-1]["samePersonCheck"] == "failed"
-    assert rig.client.frame(session_id, seed=9).status == 409
+    assert rig.client.frame(session_id, seed=limit + 1).status == 409
 
 
 def test_a_far_turn_of_the_same_person_is_accepted(aws: Rig) -> None:

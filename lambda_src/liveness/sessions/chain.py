@@ -19,8 +19,9 @@ from ..challenges import HEAD_MOVEMENTS, Measured, StepCode, Thresholds
 from .model import AwaitingFrame, Link, Session, VerifiedFrame
 
 # A head movement this far toward its step's direction, not there yet, is compared too: it gives the step's
-# far frames something close to link to.
-TRANSIT_MIN_DEGREES = 10.0
+# far frames something close to link to. Above a straight head's jitter (the webcam clip: within 4 degrees of
+# yaw and 6.5 of pitch between its straight frames), low enough that a quick movement still shows one.
+TRANSIT_MIN_DEGREES = 7.0
 # Verified frames kept in the session item (the latest): enough for a step, small enough for the item.
 MAX_VERIFIED_KEPT = 8
 # Far frames kept awaiting a link (the latest): a hold of two seconds at the page's pace.
