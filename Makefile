@@ -12,7 +12,7 @@ export PATH := $(NODE_BIN):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup browser test test-fast docs fuzz contract lint synth deploy run summary bench bench-analyzer bench-same-person bench-light bench-slowloris bench-bombs load clean
+.PHONY: setup browser test test-fast docs fuzz contract lint synth deploy run summary bench bench-analyzer bench-cost bench-same-person bench-light bench-slowloris bench-bombs load clean
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed browser
 
@@ -113,6 +113,12 @@ load: setup
 # 100 and under 400 trickling connections, as ratios measured in the same run.
 bench-slowloris: setup
 	$(PY) -m bench.slowloris
+
+# The Rekognition path's cost with and without the pre-screen (docs/performance.md): simulated genuine people on the
+# stand-in for Rekognition, on a simulated clock, then the server time of a refused frame with AWS latencies slept.
+# Needs ../shared (the webcam clip). BENCH_SESSIONS caps the sessions per mode (48).
+bench-cost: setup
+	$(PY) -m bench.cost
 
 bench-analyzer: setup
 	@test -n "$(DATA)" || (echo "usage: make bench-analyzer DATA=<folder with labels.json>" && exit 2)

@@ -32,6 +32,7 @@ from testkit.labelled_faces import (
     analyse,
     direction,
     load_labels,
+    pose_errors,
     summarise,
 )
 
@@ -100,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     analyzer.warm_up()
     results = {item["file"]: analyse(analyzer, args.folder / item["file"]) for item in labels}
     print("\n".join(report(summarise(labels, results))))
+    errors = pose_errors(labels, results)
+    print(
+        "pose error, analyzer - label (deg)    "
+        + ", ".join(f"{axis.lower()} bias {e.bias:+.1f} spread {e.spread:.1f}" for axis, e in errors.items())
+        + "  (testkit/rekognition_standin.py's disagreement)"
+    )
     if args.verbose:
         print("\n".join(misses(labels, results)))
     if args.csv:

@@ -216,6 +216,27 @@ def split_scores(labels: list[dict], results: dict[str, ImageResult]) -> dict[st
     return parts
 
 
+@dataclass(frozen=True)
+class AxisError:
+    """The analyzer's signed error on one pose axis (analyzer minus label), in degrees, over the posed faces found."""
+
+    bias: float  # the mean
+    spread: float  # the sample standard deviation
+    faces: int
+
+
+def pose_errors(labels: list[dict], results: dict[str, ImageResult]) -> dict[str, AxisError]:
+    """ "Yaw" / "Pitch" / "Roll" -> the signed error's mean and spread (the stand-in for Rekognition's disagreement)."""
+    posed = [(item["pose_rekognition"], results[item["file"]]) for item in labels if item.get("pose_rekognition")]
+    posed = [(truth, r) for truth, r in posed if r.found]
+    errors = {}
+    for axis in ("Yaw", "Pitch", "Roll"):
+        signed = [getattr(r, axis.lower()) - truth[axis] for truth, r in posed]
+        spread = statistics.stdev(signed) if len(signed) > 1 else 0.0
+        errors[axis] = AxisError(statistics.mean(signed) if signed else 0.0, spread, len(signed))
+    return errors
+
+
 def fraction(pairs: list[tuple[str, str]]) -> float:
     return sum(1 for truth, guess in pairs if truth == guess) / len(pairs) if pairs else 0.0
 

@@ -1,125 +1,40 @@
-"""A simulated person in front of a webcam, played from the developers' real recording, and the client that
-films them: what a browser and a person do in real time, against a real server.
-
-The person reacts to the instruction the server sends (about 0.8 s), makes the move at the clip's own speed,
-holds it about 1.2 s, comes back, rests, and tries again if the step is still current. Told "a little less far"
-(FACE_NOT_COMPARABLE), they hold the move short of its peak from then on, as the page's coaching asks. The client posts one
-frame about every 0.28 s (with jitter), one request in flight, each frame with fresh sensor noise, so no two
-uploads are the same bytes. Nothing here decides anything: the server's answers drive the person.
-A ``Manner`` varies that: as far as the clip goes and held two seconds, overshooting then correcting, slow to react.
+"""The client that films the simulated person (testkit/person.py) in real time against a real server: it posts
+frames at the client's pace, one request in flight, and plays the light step as the page does.
 
 The light step (FOLLOW_LIGHT), as the page and the person do it: a countdown (~1 s), the page asks for the
 challenge, shows the colours in real time while the person holds still, and sends the frames taken at the
 server's offsets as one batch when the last colour ends. The frames are the person's straight frame lit by the
 physics harness with the colours on screen (testkit/light_session.py: the screen's light on the face, the camera's
-gains, noise and JPEG), or what an attacker's picture gives under the same screen.
+gains, noise and JPEG), or what an attacker's picture gives under the same screen. Nothing here decides anything:
+the server's answers drive the person.
 """
 
 from __future__ import annotations
 
-import base64
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
-from testkit.headturn import CLIP_FPS, MOVES, STRAIGHT
 from testkit.light_client import play_batch
-from testkit.light_session import Subject, working_frame
+from testkit.person import (  # noqa: F401  (the manners, re-exported for the suites)
+    FAR_AND_HOLDING,
+    FRAME_INTERVAL_SECONDS,
+    FRAME_JITTER_SECONDS,
+    ORDINARY,
+    OVERSHOOTING,
+    SLOW,
+    Camera,
+    Manner,
+    Person,
+    lit_subject,
+)
 from tests.local.support import call
 
-REACTION_SECONDS = 0.8
-HOLD_SECONDS = 1.2
-REST_SECONDS = 0.6
-OVERSHOOT_SECONDS = 0.5
-FRAME_INTERVAL_SECONDS = 0.28
-FRAME_JITTER_SECONDS = 0.06
-SENSOR_NOISE_SIGMA = 3.0
-SENT_SIZE = (640, 352)  # the 400x220 clip scaled as a client's 640-wide canvas would carry it
 TERMINAL = {"PASSED", "FAILED", "EXPIRED"}
 LIGHT_COUNTDOWN_SECONDS = 1.0  # the page's countdown before it asks for the light challenge
-
-
-@dataclass(frozen=True)
-class Manner:
-    """How a person moves: how long they take to react, how long they hold, whether they go past the peak and
-    come back to a moderate pose, whether "a little less far" changes their next try."""
-
-    reaction_seconds: tuple[float, float] = (REACTION_SECONDS, REACTION_SECONDS)  # drawn per step
-    hold_seconds: float = HOLD_SECONDS
-    overshoot: bool = False  # the peak for OVERSHOOT_SECONDS, then the rest of the hold a little less far
-    # Told "a little less far", they ease off this long after the answer (0: at once).
-    coaching_reaction_seconds: float = 0.0
-
-
-ORDINARY = Manner()
-# As far as the clip goes (33-41 degrees of yaw, 40-42 looking up), held two seconds; told "a little less far",
-# they ease off only after reading it.
-FAR_AND_HOLDING = Manner(hold_seconds=2.0, coaching_reaction_seconds=REACTION_SECONDS)
-OVERSHOOTING = Manner(hold_seconds=2.0, overshoot=True)
-SLOW = Manner(reaction_seconds=(1.5, 2.0))
-
-
-@dataclass
-class Person:
-    """Which clip frame the person shows at a moment, given the step they are doing and when they saw it."""
-
-    frames: list[np.ndarray]
-    step: str = "LOOK_STRAIGHT"
-    seen_at: float = 0.0
-    less_far_from: float | None = None  # when they ease off, once told "a little less far"
-    manner: Manner = ORDINARY
-    reaction: float = REACTION_SECONDS
-    rng: random.Random = field(default_factory=random.Random)
-
-    def react(self, step: str, now: float, reason: str | None = None) -> None:
-        if step != self.step:
-            self.step, self.seen_at, self.less_far_from = step, now, None
-            self.reaction = self.rng.uniform(*self.manner.reaction_seconds)
-        elif reason == "FACE_NOT_COMPARABLE" and self.less_far_from is None:
-            self.less_far_from = now + self.manner.coaching_reaction_seconds
-
-    def frame_index(self, now: float) -> int:
-        elapsed = now - self.seen_at
-        move = MOVES.get(self.step)
-        if move is None or elapsed < self.reaction:  # straight: the neutral start, or still reading
-            return STRAIGHT[int(elapsed * CLIP_FPS) % len(STRAIGHT)]
-        out, back = len(move.out) / CLIP_FPS, len(move.back) / CLIP_FPS
-        hold = self.manner.hold_seconds
-        cycle = out + hold + back + REST_SECONDS
-        t = (elapsed - self.reaction) % cycle  # no progress: try the same move again
-        if t < out:
-            return move.out[int(t * CLIP_FPS)]
-        t -= out
-        if t < hold:
-            overshooting = self.manner.overshoot and t < OVERSHOOT_SECONDS
-            less_far = self.less_far_from is not None and now >= self.less_far_from
-            held = move.moderate if (less_far or self.manner.overshoot) and not overshooting else move.peak
-            return held[int(t * CLIP_FPS) % len(held)]
-        t -= hold
-        if t < back:
-            return move.back[int(t * CLIP_FPS)]
-        return STRAIGHT[int(t * CLIP_FPS) % len(STRAIGHT)]
-
-
-@dataclass
-class Camera:
-    """Turns a clip frame into an upload: scaled, optionally mirrored like a selfie preview, with sensor noise."""
-
-    mirrored: bool
-    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng())
-
-    def shoot(self, bgr: np.ndarray) -> str:
-        image = cv2.resize(bgr, SENT_SIZE, interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        if self.mirrored:
-            image = image[:, ::-1]
-        image += self.rng.normal(0.0, SENSOR_NOISE_SIGMA, image.shape).astype(np.float32)
-        ok, encoded = cv2.imencode(".jpg", np.clip(image, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 85])
-        assert ok
-        return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
 
 
 @dataclass
@@ -128,6 +43,7 @@ class SessionRun:
     answers: list[dict[str, Any]]
     final: dict[str, Any]
     seconds: float
+    uploads: list[str | None]  # the image (data URL) each answer judged; None for a light batch
 
     @property
     def status(self) -> str:
@@ -136,23 +52,6 @@ class SessionRun:
     @property
     def reasons(self) -> list[str | None]:
         return [answer.get("reasonCode") for answer in self.answers]
-
-
-_SUBJECTS: dict[tuple[int, bool], Subject] = {}
-_CLIENT_ANALYZER: list[Any] = []  # the client's own face mesh (the simulated light needs the face's shape)
-
-
-def lit_subject(bgr: np.ndarray, mirrored: bool) -> Subject:
-    """The picture in front of the screen at the client's frame size, mirrored like the uploads, with its mesh."""
-    key = (id(bgr), mirrored)
-    if key not in _SUBJECTS:
-        if not _CLIENT_ANALYZER:
-            from liveness.analyzers.mesh import MeshAnalyzer
-
-            _CLIENT_ANALYZER.append(MeshAnalyzer())
-        frame = working_frame(bgr[:, ::-1] if mirrored else bgr)
-        _SUBJECTS[key] = Subject(np.ascontiguousarray(frame), analyzer=_CLIENT_ANALYZER[0])
-    return _SUBJECTS[key]
 
 
 def play_light(
@@ -206,6 +105,7 @@ def run_session(
         else frames[person.frame_index(now)]
     )
     answers: list[dict[str, Any]] = []
+    uploads: list[str | None] = []
     status = "IN_PROGRESS"
     while status not in TERMINAL and time.monotonic() - started < max_seconds:
         if answers and created["steps"][answers[-1]["currentStep"]]["code"] == "FOLLOW_LIGHT":
@@ -219,23 +119,26 @@ def run_session(
                 continue
             assert reply.status == 200, reply.raw[:300]
             answers.append(reply.json)
+            uploads.append(None)
             status = reply.json["status"]
             if status == "IN_PROGRESS":
                 person.react(created["steps"][reply.json["currentStep"]]["code"], time.monotonic())
             continue
         sent_at = time.monotonic()
-        reply = call(
-            base_url, "POST", f"/sessions/{session_id}/frames", {"image": camera.shoot(show(sent_at))}, user=user
-        )
+        image = camera.shoot(show(sent_at))
+        reply = call(base_url, "POST", f"/sessions/{session_id}/frames", {"image": image}, user=user)
         if reply.status == 409:  # closed meanwhile (a deadline): the GET below tells how
             break
         assert reply.status == 200, reply.raw[:300]
         answer = reply.json
         answers.append(answer)
+        uploads.append(image)
         status = answer["status"]
         if status == "IN_PROGRESS":
             person.react(created["steps"][answer["currentStep"]]["code"], time.monotonic(), answer["reasonCode"])
         pause = FRAME_INTERVAL_SECONDS + rng.uniform(-FRAME_JITTER_SECONDS, FRAME_JITTER_SECONDS)
         time.sleep(max(0.0, pause - (time.monotonic() - sent_at)))
     final = call(base_url, "GET", f"/sessions/{session_id}", user=user).json
-    return SessionRun(created=created, answers=answers, final=final, seconds=time.monotonic() - started)
+    return SessionRun(
+        created=created, answers=answers, final=final, seconds=time.monotonic() - started, uploads=uploads
+    )
