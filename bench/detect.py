@@ -206,7 +206,36 @@ def main() -> int:
     print(f"  import numpy, cv2, boto3       {baseline:7.1f} ms   1.00x")
     print(f"  ... plus Powertools' modules   {with_powertools:7.1f} ms   {with_powertools / baseline:.2f}x")
     print(f"  import liveness.handler        {ours_import:7.1f} ms   {ours_import / baseline:.2f}x")
+    start_on, start_off = cold_start_ms(["on", "off"])
+    print("\nThe expensive start on the Rekognition path (import + prepare(): clients, models, codecs), median of 9:")
+    print(f"  PRESCREEN=off                  {start_off:7.1f} ms   1.00x")
+    print(f"  PRESCREEN=on (the face models) {start_on:7.1f} ms   {start_on / start_off:.2f}x")
     return 0
+
+
+def cold_start_ms(prescreen: list[str], repeats: int = 9) -> list[float]:
+    """What a cold environment (or SnapStart's before-snapshot hook) does before its first answer, in fresh
+    interpreters: import the handler and prepare() it, for each PRESCREEN value, interleaved."""
+    statement = "from liveness import handler; handler.prepare()"
+    samples: list[list[float]] = [[] for _ in prescreen]
+    for _ in range(repeats):
+        for index, value in enumerate(prescreen):
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(REPO_ROOT / "lambda_src"),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "ANALYZER": "rekognition",
+                "STORAGE": "aws",
+                "PRESCREEN": value,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "ARCHIVE_BUCKET": "bench",
+                "SESSIONS_TABLE": "bench",
+            }
+            env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+            code = f"import time; t = time.perf_counter(); {statement}; print((time.perf_counter() - t) * 1000)"
+            result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+            samples[index].append(float(result.stdout.strip().splitlines()[-1]))
+    return [statistics.median(values) for values in samples]
 
 
 if __name__ == "__main__":
