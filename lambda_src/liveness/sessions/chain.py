@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import TypeVar
 
 from ..challenges import HEAD_MOVEMENTS, Measured, StepCode, Thresholds
 from .model import AwaitingFrame, Link, Session, VerifiedFrame
@@ -35,6 +36,9 @@ _DIRECTION = {
 }
 
 
+Frame = TypeVar("Frame", VerifiedFrame, AwaitingFrame)
+
+
 def pose_gap(yaw: float, pitch: float, other: VerifiedFrame | AwaitingFrame) -> float:
     return max(abs(yaw - other.yaw), abs(pitch - other.pitch))
 
@@ -53,21 +57,31 @@ def in_transit(step: StepCode, movement: Measured, t: Thresholds) -> bool:
 def link_for(session: Session, movement: Measured, now: datetime, t: Thresholds) -> Link | None:
     """The verified frame of the current step to compare a far frame with, or None: the nearest in pose (then
     the latest) among those within the pose and time bounds whose chain can take one more link."""
-    if movement.yaw is None or movement.pitch is None or t.link_max_angle <= 0:
+    if movement.yaw is None or movement.pitch is None:
         return None
-    yaw, pitch = movement.yaw, movement.pitch
+    extendable = [frame for frame in session.verified if frame.hops + 1 <= t.max_link_hops]
+    best = _nearest(session, extendable, movement.yaw, movement.pitch, now, t)
+    if best is None:
+        return None
+    return Link(
+        frame_id=best.frame_id, hops=best.hops + 1, gap_degrees=round(pose_gap(movement.yaw, movement.pitch, best), 1)
+    )
+
+
+def _nearest(
+    session: Session, frames: list[Frame], yaw: float, pitch: float, now: datetime, t: Thresholds
+) -> Frame | None:
+    """Of ``frames``, the current step's nearest in pose (then the latest) within the link's pose and time bounds."""
+    if t.link_max_angle <= 0:
+        return None
     candidates = [
         frame
-        for frame in session.verified
+        for frame in frames
         if frame.step_index == session.current_step
         and pose_gap(yaw, pitch, frame) <= t.link_max_angle
         and 0 <= (now - frame.at).total_seconds() <= t.link_max_seconds
-        and frame.hops + 1 <= t.max_link_hops
     ]
-    if not candidates:
-        return None
-    best = min(candidates, key=lambda frame: (pose_gap(yaw, pitch, frame), -frame.at.timestamp()))
-    return Link(frame_id=best.frame_id, hops=best.hops + 1, gap_degrees=round(pose_gap(yaw, pitch, best), 1))
+    return min(candidates, key=lambda frame: (pose_gap(yaw, pitch, frame), -frame.at.timestamp()), default=None)
 
 
 def with_verified(session: Session, frame_id: str, movement: Measured, link: Link | None, now: datetime) -> Session:
@@ -89,20 +103,14 @@ def with_verified(session: Session, frame_id: str, movement: Measured, link: Lin
 def awaiting_for(session: Session, movement: Measured, hops: int, now: datetime, t: Thresholds) -> Link | None:
     """The awaiting far frame of the current step a frame just verified (``hops`` from the reference) can confirm,
     or None: the nearest in pose (then the latest) within the link's pose and time bounds and hop limit."""
-    if movement.yaw is None or movement.pitch is None or t.link_max_angle <= 0 or hops + 1 > t.max_link_hops:
+    if movement.yaw is None or movement.pitch is None or hops + 1 > t.max_link_hops:
         return None
-    yaw, pitch = movement.yaw, movement.pitch
-    candidates = [
-        frame
-        for frame in session.awaiting
-        if frame.step_index == session.current_step
-        and pose_gap(yaw, pitch, frame) <= t.link_max_angle
-        and 0 <= (now - frame.at).total_seconds() <= t.link_max_seconds
-    ]
-    if not candidates:
+    best = _nearest(session, list(session.awaiting), movement.yaw, movement.pitch, now, t)
+    if best is None:
         return None
-    best = min(candidates, key=lambda frame: (pose_gap(yaw, pitch, frame), -frame.at.timestamp()))
-    return Link(frame_id=best.frame_id, hops=hops + 1, gap_degrees=round(pose_gap(yaw, pitch, best), 1))
+    return Link(
+        frame_id=best.frame_id, hops=hops + 1, gap_degrees=round(pose_gap(movement.yaw, movement.pitch, best), 1)
+    )
 
 
 def with_awaiting(session: Session, frame_id: str, movement: Measured, now: datetime) -> Session:
