@@ -132,6 +132,8 @@ class LivenessConfig:
     light_challenge: str = "enforce"
     # The pre-screen on the Rekognition path (docs/analyzers.md "The pre-screen"): PRESCREEN in the function.
     prescreen: bool = True
+    # Whether the pre-screen's refusals are archived as images too: ARCHIVE_SCREENED in the function.
+    archive_screened: bool = False
 
     def __post_init__(self) -> None:
         if not self.allowed_origins:
@@ -216,6 +218,7 @@ class LivenessConfig:
             return_origins=tuple(_as_list(value("returnOrigins", []))),
             light_challenge=str(value("lightChallenge", "enforce")).strip().lower(),
             prescreen=_as_switch(value("prescreen", "on"), "prescreen"),
+            archive_screened=_as_switch(value("archiveScreened", "off"), "archiveScreened"),
         )
 
 

@@ -57,6 +57,7 @@ class LivenessStack(cdk.Stack):
                 "POWERTOOLS_LOGGER_LOG_EVENT": "false",  # the event carries the selfie
                 "LIGHT_CHALLENGE": config.light_challenge,
                 "PRESCREEN": "on" if config.prescreen else "off",
+                "ARCHIVE_SCREENED": "on" if config.archive_screened else "off",
                 **config.session_tuning,
             },
         )

@@ -36,6 +36,9 @@ SETTINGS_MEANINGS = {
     "PRESCREEN": "`on` (the default) or `off`: on the Rekognition path, the embedded analyzer refuses the session "
     "frames that clearly cannot meet their step, with no Rekognition call; CDK context `liveness:prescreen` "
     "([The pre-screen](analyzers.md#the-pre-screen))",
+    "ARCHIVE_SCREENED": "`off` (the default) or `on`: whether a frame the pre-screen refuses is archived as an image "
+    "too; its record (digest, measurement, reason) is always kept; CDK context `liveness:archiveScreened` "
+    "([What the archive keeps](analyzers.md#what-the-archive-keeps-of-a-refused-frame))",
     "ANONYMOUS_CALLER": "set only by the demo-only deployment without an authorizer: the identity every caller shares",
 }
 FAILURE_MEANINGS = {

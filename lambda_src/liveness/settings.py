@@ -38,6 +38,8 @@ class Settings:
     light_thresholds: LightThresholds = field(default_factory=LightThresholds)
     # The Rekognition path measures each session frame with the embedded analyzer first (sessions/prescreen.py).
     prescreen: bool = True
+    # Whether the pre-screen's refusals keep their image in the archive too (their record is always kept).
+    archive_screened: bool = False
     # Set only by the demo-only "no authorizer" deployment: the identity every unauthenticated caller shares.
     anonymous_caller: str = ""
 
@@ -59,14 +61,19 @@ class Settings:
             light_challenge=light_mode_from_env(env.get("LIGHT_CHALLENGE", DEFAULT_MODE)),
             light_thresholds=light_thresholds_from_env(env),
             prescreen=prescreen_from_env(env.get("PRESCREEN", "on")),
+            archive_screened=switch_from_env("ARCHIVE_SCREENED", env.get("ARCHIVE_SCREENED", "off")),
             anonymous_caller=env.get("ANONYMOUS_CALLER", "").strip(),
         )
 
 
 def prescreen_from_env(raw: str) -> bool:
+    return switch_from_env("PRESCREEN", raw)
+
+
+def switch_from_env(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value not in ("on", "off"):
-        raise ValueError(f"PRESCREEN must be 'on' or 'off', not {raw!r}")
+        raise ValueError(f"{name} must be 'on' or 'off', not {raw!r}")
     return value == "on"
 
 

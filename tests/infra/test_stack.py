@@ -322,6 +322,14 @@ def test_the_prescreen_switch_is_on_or_off(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match="prescreen"):
         synth_template(tmp_path, **{"liveness:prescreen": "sometimes"})
+    with pytest.raises(ConfigError, match="archiveScreened"):
+        synth_template(tmp_path, **{"liveness:archiveScreened": "some"})
+
+
+def test_refused_frames_are_archived_only_when_asked(tmp_path, template_json: dict[str, Any]) -> None:
+    assert the_function(template_json)["Environment"]["Variables"]["ARCHIVE_SCREENED"] == "off"
+    kept = synth_template(tmp_path, **{"liveness:archiveScreened": "on"})
+    assert the_function(kept)["Environment"]["Variables"]["ARCHIVE_SCREENED"] == "on"
 
 
 def test_unknown_tuning_key_stops_synth(tmp_path) -> None:

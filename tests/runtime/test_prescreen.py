@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -154,3 +155,94 @@ def test_a_prescreen_refusal_keeps_the_sessions_rules(stubbed: tuple[Rig, Stubbe
     rig.client.frame(session_id, image=_upload(face, 5))
     after = rig.store.get(session_id)
     assert after.frames_received == before.frames_received + 1 and after.steps[1].attempts == 1
+
+
+def _frames_archived(rig: Rig, session_id: str) -> list[str]:
+    return [key for key in rig.keys(f"sessions/{session_id}/frames/") if not key.endswith("-face.jpg")]
+
+
+def test_a_refusal_keeps_its_record_and_no_image_by_default(stubbed: tuple[Rig, Stubber]) -> None:
+    """The refused frame's digest, measurement and reason are logged; its image is not archived (no PUT on the
+    refusal's path), while the neutral start's frame, judged by Rekognition, is."""
+    rig, stubber = stubbed
+    face = neutral_astronaut_bgr()
+    session_id = seeded_session(rig, StepCode.TURN_LEFT, StepCode.SMILE)
+    _neutral_start(rig, stubber, session_id, face)
+    rig.client.frame(session_id, image=_upload(face, 7))
+    start, refused = rig.store.get(session_id).frames[-2:]
+    assert refused.judged_by == "local-mesh" and refused.frame_key == "" and refused.sha256
+    assert refused.measured.get("yaw") is not None
+    assert _frames_archived(rig, session_id) == [start.frame_key] and start.frame_key
+
+
+def test_archive_screened_keeps_the_refused_image_too(stubbed: tuple[Rig, Stubber]) -> None:
+    rig, stubber = stubbed
+    rig.deps.settings = replace(rig.deps.settings, archive_screened=True)
+    face = neutral_astronaut_bgr()
+    session_id = seeded_session(rig, StepCode.TURN_LEFT, StepCode.SMILE)
+    _neutral_start(rig, stubber, session_id, face)
+    image = _upload(face, 8)
+    rig.client.frame(session_id, image=image)
+    refused = rig.store.get(session_id).frames[-1]
+    assert refused.judged_by == "local-mesh" and refused.frame_key in _frames_archived(rig, session_id)
+    assert rig.stored(refused.frame_key) == base64.b64decode(image.split(",", 1)[1])
+
+
+def test_the_prescreen_judges_the_step_the_frame_reserved(stubbed: tuple[Rig, Stubber]) -> None:
+    """The pre-screen measures the frame once, against the state read first. When another frame moves the step
+    before the refusal's save (here: that save conflicts with it), the verdict is taken again from the same
+    measurement for the fresh state: the smile the frame now stands for, not the turn it was read at."""
+    rig, stubber = stubbed
+    face = neutral_astronaut_bgr()
+    session_id = seeded_session(rig, StepCode.TURN_LEFT, StepCode.SMILE)
+    _neutral_start(rig, stubber, session_id, face)
+    store, save = rig.store, rig.store.save
+    moved: list[int] = []
+
+    def save_after_another_frame(session: Any, expected_version: int, **status: Any) -> None:
+        if not moved:  # the other frame's save lands first: the turn is done
+            current = store.get(session_id)
+            save(replace(current, current_step=2, version=current.version + 1), current.version)
+            moved.append(current.version + 1)
+        save(session, expected_version, **status)
+
+    store.save = save_after_another_frame
+    reply = rig.client.frame(session_id, image=_upload(face, 9)).body
+    assert moved, "the refusal's save was never made"
+    assert reply["stepCode"] == "SMILE" and reply["reasonCode"] == "EXPRESSION_NOT_MET", reply
+    assert reply["judgedBy"] == "local-mesh", reply
+    assert rig.store.get(session_id).frames[-1].step_index == 2
+
+
+def test_a_refusal_is_one_save_and_the_step_budget_still_closes_the_session(stubbed: tuple[Rig, Stubber]) -> None:
+    """No reservation for a clear miss: its slot and its verdict are one conditional save. The budgets hold: the
+    step's last frame closes the session (ATTEMPT_LIMIT), and a frame after it is a 409 with no analysis."""
+    rig, stubber = stubbed
+    limits = replace(rig.deps.settings.session_limits, step_max_frames=3)
+    rig.deps.settings = replace(rig.deps.settings, session_limits=limits)
+    face = neutral_astronaut_bgr()
+    session_id = seeded_session(rig, StepCode.TURN_LEFT, StepCode.SMILE)
+    _neutral_start(rig, stubber, session_id, face)
+    store, save = rig.store, rig.store.save
+    saves: list[int] = []
+    store.save = lambda session, expected_version, **status: (
+        saves.append(1),
+        save(session, expected_version, **status),
+    )
+    for seed in (11, 12):
+        before, version = len(saves), rig.store.get(session_id).version
+        reply = rig.client.frame(session_id, image=_upload(face, seed)).body
+        assert reply["judgedBy"] == "local-mesh" and reply["status"] == "IN_PROGRESS", reply
+        assert len(saves) - before == 1 and rig.store.get(session_id).version == version + 2
+    last = rig.client.frame(session_id, image=_upload(face, 13)).body
+    assert last["status"] == "FAILED" and last["failureReason"] == "ATTEMPT_LIMIT", last
+    late = rig.client.frame(session_id, image=_upload(face, 14))
+    assert late.status == 409 and late.body["code"] == "SESSION_CLOSED", late.body
+    assert rig.store.get(session_id).frames_received == 4
+
+
+def test_the_archive_switch_reads_on_or_off() -> None:
+    assert Settings.from_env({}).archive_screened is False
+    assert Settings.from_env({"ARCHIVE_SCREENED": " On "}).archive_screened is True
+    with pytest.raises(ValueError, match="ARCHIVE_SCREENED"):
+        Settings.from_env({"ARCHIVE_SCREENED": "yes"})

@@ -8,7 +8,7 @@ import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from aws_lambda_powertools import Logger
 
@@ -32,7 +32,7 @@ from ..dependencies import Dependencies
 from ..errors import ErrorCode, LivenessError, unavailable
 from ..faces import FaceComparison, FaceDetail, Frame
 from ..images.crop import face_crop_jpeg
-from ..images.intake import load_stored_frame, receive_upload
+from ..images.intake import Upload, load_stored_frame, receive_upload
 from ..light.mode import OFF
 from ..limits import SessionLimits
 from ..parallel import start, succeeded, wait
@@ -157,33 +157,27 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     frame_id, archived = str(uuid.uuid4()), ""
     # The frame may have been re-encoded; archive the original.
     key = frame_key(session.session_id, frame_id, upload.content_type)
+    # The pre-screen's faces, measured once: a clear miss is settled in one save, with no reservation, no archive
+    # write and no Rekognition call; any other frame takes the full path below.
+    faces = _screen_faces(deps, session, frame)
+    if faces is not None and not deps.settings.archive_screened:
+        refused = _refuse_at_once(deps, session, faces, frame, frame_id, digest, now, request_id)
+        if refused is not None:
+            return refused
     # The reservation records the frame's id and key: if this request dies, the repair logs the frame with them.
-    session = _reserve(deps, session, now, request_id, PendingFrame(frame_id, key, session.current_step))
-    if session.step.code is StepCode.FOLLOW_LIGHT:  # the neutral start passed while this frame waited for a slot
-        _settle_unjudged(deps, session, frame_id, "", digest, now, request_id)
-        _ensure_not_light_step(session)
-    # Alongside the analysis: the upload's write (exactly once, a fresh key per reserved frame) and the
-    # reference crop's read (needed if the frame passes its step). The verdict waits for both.
-    frame_written = start(deps.archive.put_new, key, upload.raw, upload.content_type)
-    reference = start(_reference_face, deps, session) if session.reference_frame_id else None
+    reserved = _reserve(deps, session, now, request_id, PendingFrame(frame_id, key, session.current_step))
+    if reserved.step.code is StepCode.FOLLOW_LIGHT:  # the neutral start passed while this frame waited for a slot
+        _settle_unjudged(deps, reserved, frame_id, "", digest, now, request_id)
+        _ensure_not_light_step(reserved)
+    screened = _screen_verdict(deps, reserved, frame, faces, frame_id, key, digest)
     try:
-        try:
-            refusal, screened = _prescreen(deps, session, frame, frame_id, key, digest)
-            if refusal is not None:  # clearly not the step: answered from the embedded measurement, no Rekognition
-                evaluation = refusal
-            else:
-                faces, compared = _analyse(deps, session, frame, reference)
-                evaluation = _judge(session, frame, faces, frame_id, key, digest, deps, reference, now, compared)
-                evaluation = replace(evaluation, screen_measured=screened)
-        finally:
-            wait(reference)  # nothing left in flight, whatever failed
-            archived = key if succeeded(frame_written) else ""
-        frame_written.result()  # the upload's write failed: 503, and the frame is logged NOT_JUDGED without a key
-    except Exception:
+        evaluation, archived = _evaluate(deps, reserved, upload, frame_id, key, digest, now, screened)
+    except _Unjudged as failed:
         # The slot is taken (the analysis may have been paid for): log the frame as NOT_JUDGED so the frame log
         # stays complete and the cap can still close the session, then answer the original error.
-        _settle_unjudged(deps, session, frame_id, archived, digest, now, request_id)
-        raise
+        _settle_unjudged(deps, reserved, frame_id, failed.archived, digest, now, request_id)
+        raise failed.error from None
+    session = reserved
     thresholds = session_thresholds(deps, session)
 
     def settle(current: Session) -> tuple[Session, FrameRecord]:
@@ -207,19 +201,109 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     return FrameResult(session=after, record=record)
 
 
+class _Unjudged(Exception):
+    """A failure after the frame took its slot; ``archived``: the frame's key if its upload was written."""
+
+    def __init__(self, error: Exception, archived: str) -> None:
+        super().__init__(type(error).__name__)
+        self.error, self.archived = error, archived
+
+
+Screened = tuple[FrameEvaluation | None, Measured | None]
+_NO_SLOT = object()  # the session closed, or its frames or the step's are all taken
+
+
+def _refuse_at_once(
+    deps: Dependencies,
+    session: Session,
+    faces: list[FaceDetail],
+    frame: Frame,
+    frame_id: str,
+    digest: str,
+    now: datetime,
+    request_id: str,
+) -> FrameResult | None:
+    """Settle a pre-screen refusal in one conditional save that takes the slot and logs the verdict. None when the
+    state saved against is no longer a clear miss (another frame moved the step): the full path judges the frame."""
+    min_similarity = session_thresholds(deps, session).min_similarity
+
+    def refuse(current: Session) -> tuple[Session, Any]:
+        if current.step.code is StepCode.FOLLOW_LIGHT:
+            return current, None
+        refusal, _measured = _screen_verdict(deps, current, frame, faces, frame_id, "", digest)
+        if refusal is None:
+            return current, None
+        reserved, admitted = reserve_frame(current, now)
+        if not admitted:
+            return reserved, _NO_SLOT
+        return settle_frame(reserved, refusal, now, min_similarity)
+
+    commit = commit_transition(deps, session, refuse)
+    after = after_commit(deps, commit, request_id)
+    if commit.value is None:
+        return None
+    if commit.value is _NO_SLOT:
+        _no_slot(after)
+    record: FrameRecord = commit.value
+    if record.reason is ReasonCode.SESSION_CLOSED:
+        _ensure_open(after)
+    return FrameResult(session=after, record=record)
+
+
+def _evaluate(
+    deps: Dependencies,
+    session: Session,
+    upload: Upload,
+    frame_id: str,
+    key: str,
+    digest: str,
+    now: datetime,
+    screened: Screened,
+) -> tuple[FrameEvaluation, str]:
+    """The frame's evaluation and its archive key ("" if not archived). A pre-screen refusal is answered with no
+    archive write unless ARCHIVE_SCREENED; every other frame is archived alongside its analysis, and the
+    verdict waits for the write (and for the reference crop's read, needed if the frame passes its step)."""
+    refusal, measured = screened
+    if refusal is not None and not deps.settings.archive_screened:
+        return replace(refusal, frame_key=""), ""
+    frame_written = start(deps.archive.put_new, key, upload.raw, upload.content_type)
+    reference = start(_reference_face, deps, session) if session.reference_frame_id and refusal is None else None
+    archived = ""
+    try:
+        try:
+            if refusal is not None:
+                evaluation = refusal
+            else:
+                faces, compared = _analyse(deps, session, upload.frame, reference)
+                evaluation = _judge(session, upload.frame, faces, frame_id, key, digest, deps, reference, now, compared)
+                evaluation = replace(evaluation, screen_measured=measured)
+        finally:
+            wait(reference)  # nothing left in flight, whatever failed
+            archived = key if succeeded(frame_written) else ""
+        frame_written.result()  # the upload's write failed: 503, and the frame is logged NOT_JUDGED without a key
+    except Exception as error:
+        raise _Unjudged(error, archived) from error
+    return evaluation, key
+
+
 def _reserve(deps: Dependencies, session: Session, now: datetime, request_id: str, frame: PendingFrame) -> Session:
     """Take a frame slot with a conditional save; 409 (nothing analysed) if the session closed or is full."""
     commit = commit_transition(deps, session, lambda current: reserve_frame(current, now, frame))
     after = after_commit(deps, commit, request_id)
     if not commit.value:
-        _ensure_open(after)
-        # Open but out of slots: the last frames are still being judged, and the last of them closes the session.
-        if after.frames_received >= after.limits.max_frames:
-            budget = f"The session has used all its {after.limits.max_frames} frames"
-        else:
-            budget = f"This step has used all its {after.limits.step_max_frames} frames"
-        raise LivenessError(ErrorCode.SESSION_CLOSED, f"{budget} (ATTEMPT_LIMIT); start a new session.")
+        _no_slot(after)
     return after
+
+
+def _no_slot(after: Session) -> NoReturn:
+    """409: the session is closed, or open but out of slots (the last frames are still being judged, and the last
+    of them closes the session)."""
+    _ensure_open(after)
+    if after.frames_received >= after.limits.max_frames:
+        budget = f"The session has used all its {after.limits.max_frames} frames"
+    else:
+        budget = f"This step has used all its {after.limits.step_max_frames} frames"
+    raise LivenessError(ErrorCode.SESSION_CLOSED, f"{budget} (ATTEMPT_LIMIT); start a new session.")
 
 
 def _settle_unjudged(
@@ -349,18 +433,31 @@ def _judge(
     )
 
 
-def _prescreen(
-    deps: Dependencies, session: Session, frame: Frame, frame_id: str, key: str, digest: str
-) -> tuple[FrameEvaluation | None, Measured | None]:
-    """The pre-screen's refusal of a frame that clearly cannot meet the step (or None), and its measurement from
-    the camera (kept at the neutral start as its own baseline). Off, or with no baseline of its own: (None, None)."""
+def _screen_faces(deps: Dependencies, session: Session, frame: Frame) -> list[FaceDetail] | None:
+    """The faces the pre-screen finds, or None when it does not screen this frame: off, or with no baseline of its
+    own yet (its baseline is its measurement of the neutral start, from the camera)."""
     step = session.step.code
     if deps.prescreen is None or (step is not StepCode.LOOK_STRAIGHT and session.screen_baseline is None):
+        return None
+    return deps.prescreen.detect_faces(frame)
+
+
+def _screen_verdict(
+    deps: Dependencies,
+    session: Session,
+    frame: Frame,
+    faces: list[FaceDetail] | None,
+    frame_id: str,
+    key: str,
+    digest: str,
+) -> Screened:
+    """The pre-screen's refusal of a frame that clearly cannot meet the step (or None), and its measurement (kept at
+    the neutral start as its own baseline). Pure: ``faces`` were measured once, the state may be a fresher one."""
+    if faces is None or (session.step.code is not StepCode.LOOK_STRAIGHT and session.screen_baseline is None):
         return None, None
-    faces = deps.prescreen.detect_faces(frame)
     measured = measure(faces[0], session.mirrored, (frame.width, frame.height)) if len(faces) == 1 else Measured()
     movement = relative_to(measured, session.screen_baseline)
-    reason = screen_reason(step, faces, movement, session_thresholds(deps, session))
+    reason = screen_reason(session.step.code, faces, movement, session_thresholds(deps, session))
     if reason is None:
         return None, measured
     refusal = FrameEvaluation(
