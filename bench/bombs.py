@@ -39,6 +39,7 @@ from testkit.bombs import CAMERA_BOMBS, header_only_jpeg, png_length_bomb, scan_
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FLOOD_CLIENTS = 8
 RATIO_TARGET = 2.0
+PAST_HOLD_CAP = 32  # requests in flight from one address: twice the 16 answers the tarpit holds for one
 PENALTY_ENV = "LOCAL_REFUSAL_PENALTY_MS"  # the local front's refusal tarpit (local/tarpit.py)
 JSON = {"Content-Type": "application/json"}
 
@@ -130,9 +131,20 @@ def detect_median(port: int, image: str, count: int) -> tuple[float, list[str]]:
     return statistics.median(times), errors
 
 
-def bomber(port: int, bodies: list[bytes], first: int, stop: Any, answers: Any) -> None:
+def bomber(port: int, bodies: list[bytes], first: int, stop: Any, answers: Any, connections: int = 1) -> None:
     """One flooding client, in its own process (so the measured client never waits for this one's GIL): the
-    bodies are encoded once, and sent one after another until told to stop."""
+    bodies are encoded once, and sent one after another until told to stop, on ``connections`` at once."""
+    senders = [
+        threading.Thread(target=send_in_turn, args=(port, bodies, first + index, stop, answers))
+        for index in range(connections)
+    ]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+
+
+def send_in_turn(port: int, bodies: list[bytes], first: int, stop: Any, answers: Any) -> None:
     sent = first
     while not stop.is_set():
         connection = http.client.HTTPConnection(HOST, port, timeout=120)
@@ -179,6 +191,9 @@ def flood_one_server(
             bombs_what = f"the {len(bombs_sent)} bombs in turn"
             ok = flooded(port, image, count, idle, bombs_sent, bombs_what, judged=judged) and not errors
             flooded(port, image, count, idle, control, "a 5-byte non-image (control)", judged=False)
+            if judged:  # what the tarpit does not stop: more requests in flight than it holds for one address
+                many = f"the bombs, {PAST_HOLD_CAP} connections at once ({PAST_HOLD_CAP // FLOOD_CLIENTS} a client)"
+                flooded(port, image, count, idle, bombs_sent, many, judged=False, connections=PAST_HOLD_CAP)
         finally:
             server.send_signal(signal.SIGINT)
             try:
@@ -188,11 +203,23 @@ def flood_one_server(
     return ok
 
 
-def flooded(port: int, image: str, count: int, idle: float, bodies: list[bytes], what: str, *, judged: bool) -> bool:
+def flooded(
+    port: int,
+    image: str,
+    count: int,
+    idle: float,
+    bodies: list[bytes],
+    what: str,
+    *,
+    judged: bool,
+    connections: int = FLOOD_CLIENTS,
+) -> bool:
     context = multiprocessing.get_context("spawn")
     stop, queue = context.Event(), context.Queue()
+    each = connections // FLOOD_CLIENTS
     clients = [
-        context.Process(target=bomber, args=(port, bodies, index, stop, queue)) for index in range(FLOOD_CLIENTS)
+        context.Process(target=bomber, args=(port, bodies, index * each, stop, queue, each))
+        for index in range(FLOOD_CLIENTS)
     ]
     for client in clients:
         client.start()
