@@ -1,9 +1,8 @@
 """``python -m local`` (``make run``): serve the real handler at http://127.0.0.1:8000, offline.
 
 Flags win over the environment (HOST, PORT, DATA_DIR, WORKERS, LOCAL_REFUSAL_PENALTY_MS), which wins over the
-defaults. Everything else the
-function reads (ANALYZER, STORAGE, ALLOWED_ORIGINS, STEP_COUNT, thresholds...) comes from the environment,
-with local defaults: ANALYZER=local, STORAGE=file.
+defaults. Everything else the function reads (ANALYZER, STORAGE, ALLOWED_ORIGINS, STEP_COUNT, thresholds...)
+comes from the environment, with local defaults: ANALYZER=local, STORAGE=file.
 """
 
 from __future__ import annotations

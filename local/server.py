@@ -314,7 +314,7 @@ class _RequestHandler(WSGIRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self._answered = True
-        self._reader.request_read()  # never evicted while held: the hold, not a read, keeps its thread
+        self._reader.request_read()  # from now on never evicted: a held answer frees its thread only when answered
         tarpit = self.server.tarpit
         if tarpit is not None and is_held_status(code):
             tarpit.hold(self.client_address[0])  # the peer's address, which a client cannot rotate for free
