@@ -1,15 +1,19 @@
 """The refusal tarpit over real HTTP (local/tarpit.py wired into local/server.py): past the allowance a peer's
-refusals are held before they are written, its accepted frames never are, and held answers stay bounded.
+refusals are held before they are written, its accepted frames never are, held answers stay bounded, and the
+count follows the peer's address, not its X-Local-User.
 
 The tarpit's sleep is injected: the tests see the holds the front asked for, and never measure time (the bounds
 are HANG_SECONDS, which tell "answered" from "hung")."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 from local.tarpit import RefusalTarpit, TarpitRules
 from tests.local.conftest import StartServer
@@ -18,6 +22,7 @@ from tests.local.test_front_limits import HANG_SECONDS, exchange
 from tests.runtime.session_helpers import ScriptedAnalyzer
 
 NOT_AN_IMAGE = {"image_bytes": "aGVsbG8="}  # base64 of "hello": refused before any analysis
+OTHER_ADDRESS = "127.0.0.2"  # loopback too: the server on 127.0.0.1 sees it as another peer
 TWO_LENGTHS = b"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -66,3 +71,29 @@ def test_a_peer_past_its_held_answers_is_answered_at_once(start_server: StartSer
         let_go.set()
         assert first.result(timeout=HANG_SECONDS).status == 415
     assert tarpit.held() == 0
+
+
+def refused_from(url: str, address: str, user: str) -> int:
+    """A refused /detect sent from the given local address, as the given X-Local-User."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=HANG_SECONDS, source_address=(address, 0)
+    )
+    try:
+        body = json.dumps(NOT_AN_IMAGE).encode()
+        connection.request(
+            "POST", "/detect", body=body, headers={"Content-Type": "application/json", "X-Local-User": user}
+        )
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_the_count_follows_the_address_not_the_user_header(start_server: StartServer) -> None:
+    holds: list[float] = []
+    tarpit = RefusalTarpit(TarpitRules(penalty=0.5, allowance=2), sleep=holds.append)
+    server = start_server(ScriptedAnalyzer(), tarpit=tarpit)
+    statuses = [refused_from(server.url, "127.0.0.1", f"user-{index}") for index in range(4)]
+    assert statuses == [415] * 4 and holds == [0.5, 1.0]  # a new user name each time changes nothing
+    assert refused_from(server.url, OTHER_ADDRESS, "user-0") == 415
+    assert holds == [0.5, 1.0]  # another address has its own allowance
