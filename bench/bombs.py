@@ -5,8 +5,10 @@
    (``tracemalloc``: Python and numpy allocations, so the decoder's output array).
 2. ``python -m local`` on loopback (the embedded analyzer, file storage): a normal ``POST /detect``'s median
    alone, then while 8 clients send the bombs in a loop; prints the ratio of the two (target: within 2x) and the
-   flood's answered rate. Twice, on two servers in the same run: with the front's refusal tarpit (the default,
-   which the exit code reflects) and without it (``LOCAL_REFUSAL_PENALTY_MS=0``).
+   flood's answered rate (over the flood's first seconds too). Twice, on two servers in the same run: with the
+   front's refusal tarpit (the default, which the exit code reflects) and without it
+   (``LOCAL_REFUSAL_PENALTY_MS=0``). Each also floods a 5-byte non-image (a control), and the tarpit's server the
+   bombs on 32 connections at once, past the answers it holds for one address (what it does not stop).
 
 ``BASE=<checkout>`` runs the same against another checkout's runtime package (``lambda_src``; the bombs, the
 server front and this script stay this tree's), e.g. the commit before a change, for a comparison in one run.
