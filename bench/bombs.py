@@ -4,7 +4,11 @@
    (median of REPEATS) and the growth of the process's peak memory (``ru_maxrss``) and of its traced peak
    (``tracemalloc``: Python and numpy allocations, so the decoder's output array).
 2. ``python -m local`` on loopback (the embedded analyzer, file storage): a normal ``POST /detect``'s median
-   alone, then while 8 clients send the bombs in a loop; prints the ratio of the two (target: within 2x).
+   alone, then while 8 clients send the bombs in a loop; prints the ratio of the two (target: within 2x) and the
+   flood's answered rate (over the flood's first seconds too). Twice, on two servers in the same run: with the
+   front's refusal tarpit (the default, which the exit code reflects) and without it
+   (``LOCAL_REFUSAL_PENALTY_MS=0``). Each also floods a 5-byte non-image (a control), and the tarpit's server the
+   bombs on 32 connections at once, past the answers it holds for one address (what it does not stop).
 
 ``BASE=<checkout>`` runs the same against another checkout's runtime package (``lambda_src``; the bombs, the
 server front and this script stay this tree's), e.g. the commit before a change, for a comparison in one run.
@@ -37,6 +41,8 @@ from testkit.bombs import CAMERA_BOMBS, header_only_jpeg, png_length_bomb, scan_
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FLOOD_CLIENTS = 8
 RATIO_TARGET = 2.0
+PAST_HOLD_CAP = 32  # requests in flight from one address: twice the 16 answers the tarpit holds for one
+PENALTY_ENV = "LOCAL_REFUSAL_PENALTY_MS"  # the local front's refusal tarpit (local/tarpit.py)
 JSON = {"Content-Type": "application/json"}
 
 _CHILD = r"""
@@ -127,9 +133,20 @@ def detect_median(port: int, image: str, count: int) -> tuple[float, list[str]]:
     return statistics.median(times), errors
 
 
-def bomber(port: int, bodies: list[bytes], first: int, stop: Any, answers: Any) -> None:
+def bomber(port: int, bodies: list[bytes], first: int, stop: Any, answers: Any, connections: int = 1) -> None:
     """One flooding client, in its own process (so the measured client never waits for this one's GIL): the
-    bodies are encoded once, and sent one after another until told to stop."""
+    bodies are encoded once, and sent one after another until told to stop, on ``connections`` at once."""
+    senders = [
+        threading.Thread(target=send_in_turn, args=(port, bodies, first + index, stop, answers))
+        for index in range(connections)
+    ]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+
+
+def send_in_turn(port: int, bodies: list[bytes], first: int, stop: Any, answers: Any) -> None:
     sent = first
     while not stop.is_set():
         connection = http.client.HTTPConnection(HOST, port, timeout=120)
@@ -146,13 +163,24 @@ def bomber(port: int, bodies: list[bytes], first: int, stop: Any, answers: Any) 
 
 
 def flood(made: dict[str, bytes], normal: bytes, env: dict[str, str], count: int) -> bool:
-    """A normal /detect's median alone, then during a flood of the bombs, then during the same flood of a
-    5-byte non-image (the cheapest refusal there is: its cost is the HTTP front's and the machine's, not the
-    decoder's)."""
+    """The flood twice in the same run: with the refusal tarpit (the default) and without it (penalty 0)."""
     image = "data:image/jpeg;base64," + base64.b64encode(normal).decode()
     bombs_sent = [json.dumps({"image_bytes": base64.b64encode(raw).decode()}).encode() for raw in made.values()]
-    control = [b'{"image_bytes": "aGVsbG8="}']
     print(f"Flood over HTTP ({FLOOD_CLIENTS} clients, one request after another each; {os.cpu_count()} CPUs):")
+    default_env = {name: value for name, value in env.items() if name != PENALTY_ENV}
+    ok = flood_one_server(default_env, image, count, bombs_sent, "the refusal tarpit on (the default)", judged=True)
+    flood_one_server({**env, PENALTY_ENV: "0"}, image, count, bombs_sent, f"the tarpit off ({PENALTY_ENV}=0)")
+    return ok
+
+
+def flood_one_server(
+    env: dict[str, str], image: str, count: int, bombs_sent: list[bytes], what: str, *, judged: bool = False
+) -> bool:
+    """On a fresh server: a normal /detect's median alone, then during a flood of the bombs, then during the same
+    flood of a 5-byte non-image (the cheapest refusal there is: its cost is the HTTP front's and the machine's,
+    not the decoder's). Each ratio is to this server's idle median."""
+    control = [b'{"image_bytes": "aGVsbG8="}']
+    print(f" With {what}:")
     with tempfile.TemporaryDirectory(prefix="liveness-bombs-") as folder:
         port = free_port()
         server = start_server(Path(folder), port, env)
@@ -162,8 +190,12 @@ def flood(made: dict[str, bytes], normal: bytes, env: dict[str, str], count: int
             detect_median(port, image, 5)  # warm up the workers
             idle, errors = detect_median(port, image, count)
             print(f"  a normal POST /detect alone: median {idle:.0f} ms over {count} ({len(errors)} errors)")
-            ok = flooded(port, image, count, idle, bombs_sent, f"the {len(bombs_sent)} bombs in turn") and not errors
-            flooded(port, image, count, idle, control, "a 5-byte non-image (control)")
+            bombs_what = f"the {len(bombs_sent)} bombs in turn"
+            ok = flooded(port, image, count, idle, bombs_sent, bombs_what, judged=judged) and not errors
+            flooded(port, image, count, idle, control, "a 5-byte non-image (control)", judged=False)
+            if judged:  # what the tarpit does not stop: more requests in flight than it holds for one address
+                many = f"the bombs, {PAST_HOLD_CAP} connections at once ({PAST_HOLD_CAP // FLOOD_CLIENTS} a client)"
+                flooded(port, image, count, idle, bombs_sent, many, judged=False, connections=PAST_HOLD_CAP)
         finally:
             server.send_signal(signal.SIGINT)
             try:
@@ -173,11 +205,23 @@ def flood(made: dict[str, bytes], normal: bytes, env: dict[str, str], count: int
     return ok
 
 
-def flooded(port: int, image: str, count: int, idle: float, bodies: list[bytes], what: str) -> bool:
+def flooded(
+    port: int,
+    image: str,
+    count: int,
+    idle: float,
+    bodies: list[bytes],
+    what: str,
+    *,
+    judged: bool,
+    connections: int = FLOOD_CLIENTS,
+) -> bool:
     context = multiprocessing.get_context("spawn")
     stop, queue = context.Event(), context.Queue()
+    each = connections // FLOOD_CLIENTS
     clients = [
-        context.Process(target=bomber, args=(port, bodies, index, stop, queue)) for index in range(FLOOD_CLIENTS)
+        context.Process(target=bomber, args=(port, bodies, index * each, stop, queue, each))
+        for index in range(FLOOD_CLIENTS)
     ]
     for client in clients:
         client.start()
@@ -189,10 +233,11 @@ def flooded(port: int, image: str, count: int, idle: float, bodies: list[bytes],
     answers = drain(queue, clients)
     refused = sum(400 <= status < 500 for status in answers)
     ok = median <= RATIO_TARGET * idle and not errors and refused == len(answers)
+    verdict = ("met" if ok else "MISSED") if judged else "not judged"
     print(f"  flooded with {what}: {len(answers)} answered (~{len(answers) / (seconds + 3):.0f}/s), {refused} 4xx")
     print(
         f"    a normal POST /detect meanwhile: median {median:.0f} ms ({len(errors)} errors), "
-        f"{median / idle:.2f}x the idle median (target <= {RATIO_TARGET:.0f}x): {'met' if ok else 'MISSED'}"
+        f"{median / idle:.2f}x the idle median (target <= {RATIO_TARGET:.0f}x): {verdict}"
     )
     return ok
 

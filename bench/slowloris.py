@@ -1,7 +1,8 @@
 """``make bench-slowloris``: how a normal request fares while slow clients hold connections to ``make run``'s server.
 
-Starts ``python -m local`` (WORKERS=1, files under a temporary directory) on 127.0.0.1, then measures the median
-latency of ``GET /sessions/{id}`` (a 404 from the real handler) three times in the same run:
+Starts ``python -m local`` (WORKERS=1, files under a temporary directory, the refusal tarpit off: the probe is a
+refusal itself) on 127.0.0.1, then measures the median latency of ``GET /sessions/{id}`` (a 404 from the real
+handler) three times in the same run:
 
 1. idle;
 2. while SLOW_CLIENTS connections trickle a header byte each second, never finishing (under the connection cap);
@@ -41,6 +42,7 @@ def free_port() -> int:
 
 def start_server(port: int, data_dir: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "WORKERS": "1", "PYTHONUNBUFFERED": "1"}
+    env["LOCAL_REFUSAL_PENALTY_MS"] = "0"  # the probe is a 404 on purpose (the handler's cheapest answer): never held
     command = [sys.executable, "-m", "local", "--port", str(port), "--data-dir", str(data_dir)]
     command += ["--web-dir", str(data_dir / "no-web")]
     server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)

@@ -1,8 +1,8 @@
 """``python -m local`` (``make run``): serve the real handler at http://127.0.0.1:8000, offline.
 
-Flags win over the environment (HOST, PORT, DATA_DIR), which wins over the defaults. Everything else the
-function reads (ANALYZER, STORAGE, ALLOWED_ORIGINS, STEP_COUNT, thresholds...) comes from the environment,
-with local defaults: ANALYZER=local, STORAGE=file.
+Flags win over the environment (HOST, PORT, DATA_DIR, WORKERS, LOCAL_REFUSAL_PENALTY_MS), which wins over the
+defaults. Everything else the function reads (ANALYZER, STORAGE, ALLOWED_ORIGINS, STEP_COUNT, thresholds...)
+comes from the environment, with local defaults: ANALYZER=local, STORAGE=file.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import REPO_ROOT
+from .tarpit import DEFAULT_PENALTY_MS, PENALTY_ENV, RefusalTarpit, TarpitRules, penalty_seconds
+
+_RULES = TarpitRules()
 
 if TYPE_CHECKING:
     from liveness.settings import Settings
@@ -43,6 +46,13 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
         default=env.get("WORKERS"),
         help="worker processes, each its own Lambda environment with its own models (env WORKERS; default: one per "
         "CPU core; 1 runs the function in the server's process)",
+    )
+    parser.add_argument(
+        "--refusal-penalty-ms",
+        default=env.get(PENALTY_ENV),
+        help=f"how long a refusal (4xx) is held once one address has had {_RULES.allowance} in {_RULES.window:.0f} s, "
+        f"doubling up to {_RULES.longest_hold_factor:.0f} times that; 0 turns it off (env {PENALTY_ENV}; default "
+        f"{DEFAULT_PENALTY_MS})",
     )
     parser.add_argument(
         "--web-dir", type=Path, default=REPO_ROOT / "web", help="static web client served at / if it exists"
@@ -74,7 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--workers/WORKERS: {error}", file=sys.stderr)
         return 2
     try:
-        server = LocalServer(settings, host=args.host, port=args.port, web_dir=args.web_dir, workers=workers)
+        tarpit = refusal_tarpit(args.refusal_penalty_ms)
+    except ValueError as error:
+        print(f"--refusal-penalty-ms/{PENALTY_ENV}: {error}", file=sys.stderr)
+        return 2
+    try:
+        server = LocalServer(
+            settings, host=args.host, port=args.port, web_dir=args.web_dir, workers=workers, tarpit=tarpit
+        )
     except OSError as error:
         print(f"Cannot listen on {args.host}:{args.port}: {error.strerror or error}. Try --port.", file=sys.stderr)
         return 1
@@ -85,6 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     server.serve_forever()  # returns on Ctrl-C, with the socket closed
     print("\nStopped.")
     return 0
+
+
+def refusal_tarpit(raw: str | None) -> RefusalTarpit | None:
+    """The tarpit for refusals (local/tarpit.py), or None when the penalty is 0."""
+    penalty = penalty_seconds(raw)
+    return RefusalTarpit(TarpitRules(penalty=penalty)) if penalty else None
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -103,9 +126,20 @@ def print_banner(server: LocalServer, settings: Settings, web_dir: Path) -> None
     print(f"  origins:    {', '.join(settings.allowed_origins)}")
     print(f"  web client: {web}")
     print("  caller:     local-dev-user (send the X-Local-User header to act as someone else)")
+    print(f"  refusals:   {_tarpit_line(server.tarpit)} ({PENALTY_ENV})")
     if web_dir.is_dir():
         print(f"open {server.url}  (the web client: no sign-in, you are local-dev-user)")
     print("Press Ctrl-C to stop.", flush=True)
+
+
+def _tarpit_line(tarpit: RefusalTarpit | None) -> str:
+    if tarpit is None:
+        return "answered at once"
+    rules = tarpit.rules
+    return (
+        f"past {rules.allowance} in {rules.window:.0f} s to one address, each held {rules.penalty * 1000:.0f} ms "
+        f"(up to {rules.longest_hold * 1000:.0f} ms)"
+    )
 
 
 if __name__ == "__main__":

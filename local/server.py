@@ -67,6 +67,7 @@ from .gateway import (
     validate_body,
 )
 from .static import StaticFiles
+from .tarpit import RefusalTarpit, is_held_status
 from .workers import WorkerPool
 
 DEFAULT_HOST = "127.0.0.1"
@@ -313,7 +314,10 @@ class _RequestHandler(WSGIRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self._answered = True
-        self._reader.request_read()
+        self._reader.request_read()  # from now on never evicted: a held answer frees its thread only when answered
+        tarpit = self.server.tarpit
+        if tarpit is not None and is_held_status(code):
+            tarpit.hold(self.client_address[0])  # the peer's address, which a client cannot rotate for free
         super().send_response(code, message)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -348,10 +352,14 @@ class _RequestHandler(WSGIRequestHandler):
 
 
 class _FrontServer(ThreadedWSGIServer):
-    """One thread per connection, at most ``limits.max_connections`` of them (local/connections.py)."""
+    """One thread per connection, at most ``limits.max_connections`` of them (local/connections.py); refusals
+    to a peer that keeps being refused are held in their connection's thread (local/tarpit.py)."""
 
-    def __init__(self, host: str, port: int, app: LocalApi, limits: ConnectionLimits) -> None:
+    def __init__(
+        self, host: str, port: int, app: LocalApi, limits: ConnectionLimits, tarpit: RefusalTarpit | None
+    ) -> None:
         self.limits = limits
+        self.tarpit = tarpit
         super().__init__(host, port, app, handler=_RequestHandler)
         self.cap = ConnectionCap(limits, serve=self._serve, refusal=lambda: _busy_answer(app.cors))
 
@@ -387,7 +395,8 @@ class LocalServer:
     ``deps`` are the function's collaborators (default: built from ``settings``); tests pass their own, e.g.
     a scripted analyzer. The handler's app is process-wide (as in Lambda), so run one server per process.
     ``workers`` > 1 (only with ``settings``, not ``deps``) runs the function in that many worker processes,
-    each its own environment, so that requests are answered in parallel."""
+    each its own environment, so that requests are answered in parallel. ``tarpit`` holds the refusals to a
+    peer past its allowance (``python -m local`` sets one; none by default, so tests are never held)."""
 
     def __init__(
         self,
@@ -399,12 +408,14 @@ class LocalServer:
         web_dir: Path | None = DEFAULT_WEB_DIR,
         workers: int = 1,
         limits: ConnectionLimits | None = None,
+        tarpit: RefusalTarpit | None = None,
     ) -> None:
         if workers > 1 and deps is not None:
             raise ValueError("worker processes build their own collaborators: pass settings, not deps")
         if deps is None:
             deps = build_dependencies(settings or local_settings(data_dir=DEFAULT_DATA_DIR, port=port))
         self.deps = deps
+        self.tarpit = tarpit
         self.workers = None if workers <= 1 else WorkerPool(deps.settings, workers)
         if self.workers is None:
             handler.use_dependencies(deps)
@@ -417,7 +428,7 @@ class LocalServer:
             settings=deps.settings,
         )
         try:
-            self._server = _FrontServer(host, port, self.api, limits or ConnectionLimits())
+            self._server = _FrontServer(host, port, self.api, limits or ConnectionLimits(), tarpit)
         except BaseException:
             if self.workers:
                 self.workers.close()

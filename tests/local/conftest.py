@@ -12,6 +12,7 @@ from liveness.wiring import build_dependencies
 
 from local.connections import ConnectionLimits
 from local.server import LocalServer, local_settings
+from local.tarpit import RefusalTarpit
 from tests.local.support import ALLOWED_ORIGINS
 
 StartServer = Callable[..., LocalServer]
@@ -35,13 +36,14 @@ def start_server(data_dir: Path) -> Iterator[StartServer]:
         directory: Path | None = None,
         web_dir: Path | None = None,
         limits: ConnectionLimits | None = None,
+        tarpit: RefusalTarpit | None = None,
         **env: str,
     ) -> LocalServer:
         settings = local_settings(
             data_dir=directory or data_dir, port=0, env={"ALLOWED_ORIGINS": ALLOWED_ORIGINS, **env}
         )
         deps = dataclasses.replace(build_dependencies(settings), analyzer=analyzer)
-        server = LocalServer(deps=deps, port=0, web_dir=web_dir, limits=limits).start()
+        server = LocalServer(deps=deps, port=0, web_dir=web_dir, limits=limits, tarpit=tarpit).start()
         servers.append(server)
         return server
 

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local.__main__ import parse_args
+import pytest
+
+from local.__main__ import parse_args, refusal_tarpit
 from tests.local.support import call
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,9 +34,10 @@ def test_python_m_local_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> Non
         command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        banner = [process.stdout.readline() for _ in range(9)]  # type: ignore[union-attr]
+        banner = [process.stdout.readline() for _ in range(10)]  # type: ignore[union-attr]
         assert banner[0].startswith("Liveness API (local mode) on http://127.0.0.1:"), banner
-        assert banner[7].startswith("open http://127.0.0.1:"), banner  # the web client, at /
+        assert banner[8].startswith("open http://127.0.0.1:"), banner  # the web client, at /
+        assert "each held 500 ms" in banner[7], banner  # the refusal tarpit, on by default
         assert "local-mesh" in banner[1] and "workers:    2 processes" in banner[2], banner
         assert str(tmp_path / "data") in banner[3], banner
         url = banner[0].rsplit(" ", 1)[-1].strip()
@@ -47,3 +50,13 @@ def test_python_m_local_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> Non
     assert process.returncode == 0 and "Stopped." in out
     assert "POST /sessions 201" in err and "Traceback" not in err
     assert list((tmp_path / "data" / "sessions").glob("*.json"))
+
+
+def test_refusals_are_held_by_default_and_a_zero_penalty_turns_it_off() -> None:
+    assert parse_args([], {"LOCAL_REFUSAL_PENALTY_MS": "750"}).refusal_penalty_ms == "750"
+    assert parse_args(["--refusal-penalty-ms", "0"], {"LOCAL_REFUSAL_PENALTY_MS": "750"}).refusal_penalty_ms == "0"
+    default = refusal_tarpit(parse_args([], {}).refusal_penalty_ms)
+    assert default is not None and default.rules.penalty == 0.5
+    assert refusal_tarpit("0") is None
+    with pytest.raises(ValueError):
+        refusal_tarpit("-5")
