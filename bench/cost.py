@@ -277,7 +277,9 @@ def run_people(
 
 
 @contextlib.contextmanager
-def latent_aws(latencies: Latencies, prescreen: MeshAnalyzer | None, stand_in: RekognitionStandIn) -> Iterator[None]:
+def latent_aws(
+    latencies: Latencies, prescreen: MeshAnalyzer | None, stand_in: RekognitionStandIn, archive_screened: bool = False
+) -> Iterator[None]:
     """bench/latency.py's wiring (moto behind ``Latent``), with the stand-in for Rekognition and the light step off
     (the frames timed are a head movement's)."""
     for name, value in FAKE_AWS_ENV.items():
@@ -295,6 +297,7 @@ def latent_aws(latencies: Latencies, prescreen: MeshAnalyzer | None, stand_in: R
             attempt_limits=BENCH_ATTEMPTS,
             light_challenge="off",
             prescreen=prescreen is not None,
+            archive_screened=archive_screened,
         )
         handler.use_dependencies(
             Dependencies(
@@ -312,13 +315,14 @@ def timed_frames(
     latencies: Latencies, mesh: MeshAnalyzer, clip: list[np.ndarray], samples: int
 ) -> dict[str, list[float]]:
     """Per sample and mode, one session: its neutral start, a straight frame during a turn (timed), and with the
-    pre-screen on, the turn itself (timed)."""
+    pre-screen on, the turn itself (timed). The modes: pre-screen on, on with ARCHIVE_SCREENED, and off."""
     times: dict[str, list[float]] = collections.defaultdict(list)
     stand_in = RekognitionStandIn(MeshAnalyzer())
     turn = headturn.MOVES[TIMED_ORDER[0].value]
+    modes = (("refused", mesh, False), ("refused_archived", mesh, True), ("off", None, False))
     for index in range(samples + 1):  # the first round warms up and is not counted
-        for prescreen in (mesh, None):
-            with latent_aws(latencies, prescreen, stand_in), every_order_once([TIMED_ORDER]):
+        for kind, prescreen, archive_screened in modes:
+            with latent_aws(latencies, prescreen, stand_in, archive_screened), every_order_once([TIMED_ORDER]):
                 camera = Camera(False, rng=np.random.default_rng(index))
                 _code, created = invoke("POST", "/sessions", {"excludeExpressions": True}, "timed")
                 frames_path = f"/sessions/{created['sessionId']}/frames"
@@ -326,16 +330,16 @@ def timed_frames(
                 neutral_start(camera, frames_path, clip)
                 straight_ms, answer = post(camera, frames_path, clip[headturn.STRAIGHT[2]])
                 assert answer["verdict"] == "REJECTED", answer
-                turned_ms, turned = post(camera, frames_path, clip[turn.peak[1]]) if prescreen else (0.0, {})
+                timing_turn = kind == "refused"
+                turned_ms, turned = post(camera, frames_path, clip[turn.peak[1]]) if timing_turn else (0.0, {})
             if not index:
                 continue
+            times[kind].append(straight_ms)
             if prescreen:
                 assert answer.get("judgedBy") == PRESCREEN_JUDGE, answer
-                times["refused"].append(straight_ms)
+            if timing_turn:
                 assert turned["verdict"] == "ACCEPTED", turned
                 times["accepted"].append(turned_ms)
-            else:
-                times["off"].append(straight_ms)
     return times
 
 
@@ -435,6 +439,8 @@ def main(env: dict[str, str] | None = None) -> int:
         f"  refused by the pre-screen        {refused:7.1f} ms  (with no AWS latency: "
         f"{median(no_latency['refused']):.1f} ms, the handler's own work and the in-process stubs)"
     )
+    archived = median(times["refused_archived"])
+    print(f"  the same, ARCHIVE_SCREENED=on    {archived:7.1f} ms  ({archived / refused:.1f}x)")
     print(f"  the same frame, pre-screen off   {off_ms:7.1f} ms  ({off_ms / refused:.1f}x)")
     print(f"  a frame that meets its step      {accepted:7.1f} ms  ({accepted / refused:.1f}x)")
     points = 100 * (off["rate"] - on["rate"])
