@@ -50,7 +50,7 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
     parser.add_argument(
         "--refusal-penalty-ms",
         default=env.get(PENALTY_ENV),
-        help=f"how long a refusal (4xx) is held once one address has had {_RULES.allowance} in {_RULES.window:.0f} s, "
+        help=f"how long a refusal (4xx) is held once one peer has had {_RULES.allowance} in {_RULES.window:.0f} s, "
         f"doubling up to {_RULES.longest_hold_factor:.0f} times that; 0 turns it off (env {PENALTY_ENV}; default "
         f"{DEFAULT_PENALTY_MS})",
     )
@@ -137,7 +137,7 @@ def _tarpit_line(tarpit: RefusalTarpit | None) -> str:
         return "answered at once"
     rules = tarpit.rules
     return (
-        f"past {rules.allowance} in {rules.window:.0f} s to one address, each held {rules.penalty * 1000:.0f} ms "
+        f"past {rules.allowance} in {rules.window:.0f} s to one peer, each held {rules.penalty * 1000:.0f} ms "
         f"(up to {rules.longest_hold * 1000:.0f} ms)"
     )
 

@@ -67,7 +67,7 @@ from .gateway import (
     validate_body,
 )
 from .static import StaticFiles
-from .tarpit import RefusalTarpit, is_held_status
+from .tarpit import RefusalTarpit, is_held_status, peer_key
 from .workers import WorkerPool
 
 DEFAULT_HOST = "127.0.0.1"
@@ -317,7 +317,7 @@ class _RequestHandler(WSGIRequestHandler):
         self._reader.request_read()  # from now on never evicted: a held answer frees its thread only when answered
         tarpit = self.server.tarpit
         if tarpit is not None and is_held_status(code):
-            tarpit.hold(self.client_address[0])  # the peer's address, which a client cannot rotate for free
+            tarpit.hold(peer_key(self.client_address[0]))  # an address, not a header a client rotates for free
         super().send_response(code, message)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

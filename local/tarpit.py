@@ -15,6 +15,7 @@ See docs/security.md for what this does not stop.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import OrderedDict, deque
@@ -49,6 +50,22 @@ def penalty_seconds(raw: str | None) -> float:
     if not 0 <= milliseconds <= LONGEST_PENALTY_MS:
         raise ValueError(f"the refusal penalty must be 0 to {LONGEST_PENALTY_MS} ms, not {milliseconds}")
     return milliseconds / 1000
+
+
+def peer_key(address: str) -> str:
+    """Who is counted: one IPv4 address, one IPv6 /64 (what one host is usually given), and all of loopback as one
+    peer, since any local process may send from any 127.0.0.0/8 address without privileges."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "loopback"
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def is_held_status(status: int) -> bool:

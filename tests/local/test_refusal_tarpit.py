@@ -22,7 +22,7 @@ from tests.local.test_front_limits import HANG_SECONDS, exchange
 from tests.runtime.session_helpers import ScriptedAnalyzer
 
 NOT_AN_IMAGE = {"image_bytes": "aGVsbG8="}  # base64 of "hello": refused before any analysis
-OTHER_ADDRESS = "127.0.0.2"  # loopback too: the server on 127.0.0.1 sees it as another peer
+OTHER_ADDRESS = "127.0.0.2"  # loopback too: any local process may send from it
 TWO_LENGTHS = b"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -89,11 +89,11 @@ def refused_from(url: str, address: str, user: str) -> int:
         connection.close()
 
 
-def test_the_count_follows_the_address_not_the_user_header(start_server: StartServer) -> None:
+def test_the_count_follows_the_address_not_the_user_header_and_loopback_is_one_peer(start_server: StartServer) -> None:
     holds: list[float] = []
     tarpit = RefusalTarpit(TarpitRules(penalty=0.5, allowance=2), sleep=holds.append)
     server = start_server(ScriptedAnalyzer(), tarpit=tarpit)
     statuses = [refused_from(server.url, "127.0.0.1", f"user-{index}") for index in range(4)]
     assert statuses == [415] * 4 and holds == [0.5, 1.0]  # a new user name each time changes nothing
     assert refused_from(server.url, OTHER_ADDRESS, "user-0") == 415
-    assert holds == [0.5, 1.0]  # another address has its own allowance
+    assert holds == [0.5, 1.0, 2.0]  # another loopback address is the same peer: no way out by rotating them

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from local.tarpit import RefusalTarpit, TarpitRules, is_held_status, penalty_seconds
+from local.tarpit import RefusalTarpit, TarpitRules, is_held_status, peer_key, penalty_seconds
 
 RULES = TarpitRules(penalty=0.5, allowance=5, window=10.0, longest_hold_factor=4.0)
 
@@ -131,3 +131,12 @@ def test_held_answers_take_at_most_a_quarter_of_the_connection_cap() -> None:
     from local.connections import ConnectionLimits
 
     assert TarpitRules().max_held <= ConnectionLimits().max_connections // 4
+
+
+def test_who_is_one_peer() -> None:
+    assert peer_key("127.0.0.1") == peer_key("127.3.2.1") == peer_key("::1") == peer_key("::ffff:127.0.0.9")
+    assert peer_key("203.0.113.7") == "203.0.113.7" != peer_key("203.0.113.8")
+    assert peer_key("::ffff:203.0.113.7") == "203.0.113.7"
+    assert peer_key("2001:db8:1:2:aaaa::1") == peer_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert peer_key("2001:db8:1:3::1") != peer_key("2001:db8:1:2::1")
+    assert peer_key("not-an-address") == "not-an-address"

@@ -4,6 +4,7 @@ embedded analyzer; Rekognition is botocore's Stubber, which fails the test on an
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -15,9 +16,13 @@ import pytest
 from botocore.stub import Stubber
 from liveness.analyzers.mesh import MeshAnalyzer
 from liveness.analyzers.rekognition import RekognitionAnalyzer
-from liveness.challenges import Measured, ReasonCode, StepCode, Thresholds
+from liveness.challenges import Measured, ReasonCode, StepCode, Thresholds, challenge
 from liveness.faces import BoundingBox, FaceDetail
+from liveness.light.decision import LightThresholds
+from liveness.sessions.model import PendingFrame
 from liveness.sessions.prescreen import PITCH_MARGIN, YAW_MARGIN, screen_reason
+from liveness.sessions.store import SessionConflict
+from liveness.sessions.transitions import new_session, reserve_frame
 from liveness.settings import Settings, prescreen_from_env
 from liveness.wiring import build_prescreen
 from moto import mock_aws
@@ -25,7 +30,7 @@ from moto import mock_aws
 from testkit import headturn
 from testkit.rekognition import detect_faces_response, face_detail
 from tests.local.support import neutral_astronaut_bgr
-from tests.runtime.session_helpers import Rig, aws_rig, fake_aws_env, light_off, seeded_session  # noqa: F401
+from tests.runtime.session_helpers import OWNER, Rig, aws_rig, fake_aws_env, light_off, seeded_session  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("light_off")
 T = Thresholds()
@@ -246,3 +251,96 @@ def test_the_archive_switch_reads_on_or_off() -> None:
     assert Settings.from_env({"ARCHIVE_SCREENED": " On "}).archive_screened is True
     with pytest.raises(ValueError, match="ARCHIVE_SCREENED"):
         Settings.from_env({"ARCHIVE_SCREENED": "yes"})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The refusal's one save on its error paths.
+
+
+class _FailingPrescreen:
+    name = "local-mesh"
+
+    def detect_faces(self, frame: Any) -> list[FaceDetail]:
+        raise RuntimeError("the embedded analyzer broke")
+
+
+def test_a_failing_prescreen_leaves_the_frame_to_rekognition(stubbed: tuple[Rig, Stubber]) -> None:
+    rig, stubber = stubbed
+    rig.deps.prescreen = _FailingPrescreen()
+    session_id = seeded_session(rig, StepCode.TURN_LEFT, StepCode.SMILE)
+    reply = _neutral_start(rig, stubber, session_id, neutral_astronaut_bgr())
+    assert reply["currentStep"] == 1
+    assert rig.store.get(session_id).screen_baseline is None  # no measurement of its own: no pre-screen after
+
+
+def test_a_refusal_whose_save_answer_was_lost_is_logged_once(stubbed: tuple[Rig, Stubber]) -> None:
+    """The save committed but its answer was lost (a retried PutItem then fails its condition): the retry finds
+    the frame already logged and answers that record, with one slot taken."""
+    rig, stubber = stubbed
+    face = neutral_astronaut_bgr()
+    session_id = seeded_session(rig, StepCode.TURN_LEFT, StepCode.SMILE)
+    _neutral_start(rig, stubber, session_id, face)
+    before = rig.store.get(session_id)
+    store, save = rig.store, rig.store.save
+    lost: list[bool] = []
+
+    def save_then_lose_the_answer(session: Any, expected_version: int, **status: Any) -> None:
+        save(session, expected_version, **status)
+        if not lost:
+            lost.append(True)
+            raise SessionConflict(session.session_id)
+
+    store.save = save_then_lose_the_answer
+    reply = rig.client.frame(session_id, image=_upload(face, 21)).body
+    after = rig.store.get(session_id)
+    assert lost and reply["judgedBy"] == "local-mesh" and reply["reasonCode"] == "POSE_NOT_MET", reply
+    assert [record.frame_id for record in after.frames].count(reply["frameId"]) == 1
+    assert after.frames_received == before.frames_received + 1 and after.version == before.version + 2
+
+
+def test_a_refusal_that_finds_the_light_step_takes_no_slot(stubbed: tuple[Rig, Stubber]) -> None:
+    """A clear miss read at the neutral start, whose save finds the light step (another frame passed the neutral
+    start meanwhile): 409, as for any frame sent during the light step, and no slot taken."""
+    rig, _stubber = stubbed
+    session_id = str(uuid.uuid4())
+    steps = challenge((StepCode.TURN_LEFT, StepCode.SMILE), light=True)
+    limits = rig.deps.settings.session_limits
+    light = dict(light_mode="enforce", light_thresholds=LightThresholds())
+    created = new_session(
+        session_id, OWNER, steps, mirrored=False, analyzer="rekognition", now=rig.clock(), limits=limits, **light
+    )
+    rig.store.create(created)
+    store, save = rig.store, rig.store.save
+
+    def save_after_the_neutral_start(session: Any, expected_version: int, **status: Any) -> None:
+        current = store.get(session_id)
+        if current.current_step == 0:
+            save(replace(current, current_step=1, version=current.version + 1), current.version)
+        save(session, expected_version, **status)
+
+    store.save = save_after_the_neutral_start
+    blank = np.full((480, 640, 3), 128, np.uint8)  # no face: a clear miss at the neutral start
+    reply = rig.client.frame(session_id, image=_upload(blank, 22))
+    assert reply.status == 409 and "FOLLOW_LIGHT" in reply.body["message"], reply.body
+    assert rig.store.get(session_id).frames_received == 0
+
+
+def test_a_frame_with_no_slot_left_is_not_analysed(stubbed: tuple[Rig, Stubber]) -> None:
+    """Every slot of the step is held by a frame still being judged: 409 before any analysis, the pre-screen's
+    included."""
+    rig, stubber = stubbed
+    face = neutral_astronaut_bgr()
+    limits = replace(rig.deps.settings.session_limits, step_max_frames=1)
+    rig.deps.settings = replace(rig.deps.settings, session_limits=limits)
+    session_id = seeded_session(rig, StepCode.TURN_LEFT, StepCode.SMILE)
+    _neutral_start(rig, stubber, session_id, face)
+    current = rig.store.get(session_id)
+    held, admitted = reserve_frame(current, rig.clock(), PendingFrame(str(uuid.uuid4()), "", current.current_step))
+    assert admitted
+    rig.store.save(held, current.version)
+    calls: list[int] = []
+    measure_faces = rig.deps.prescreen.detect_faces
+    rig.deps.prescreen.detect_faces = lambda frame: (calls.append(1), measure_faces(frame))[1]
+    reply = rig.client.frame(session_id, image=_upload(face, 23))
+    assert reply.status == 409 and "ATTEMPT_LIMIT" in reply.body["message"], reply.body
+    assert not calls

@@ -151,7 +151,7 @@ class FrameRecord:
     measured: dict[str, Any]
     similarity: float | None
     mirrored: bool
-    frame_key: str  # where the uploaded frame is archived ("" if it never was: a frame not judged)
+    frame_key: str  # where the uploaded frame is archived ("" if it never was: not judged, or a pre-screen refusal)
     sha256: str | None = None  # hex digest of the upload's bytes: REPEATED_FRAME; never the image itself
     link: Link | None = None  # compared with a verified frame of the step, not with the reference face
     confirms: Confirmation | None = None  # a far frame of the step this frame confirmed (it then passed the step)

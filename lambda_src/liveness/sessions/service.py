@@ -44,7 +44,7 @@ from .model import Confirmation, FrameEvaluation, FrameRecord, Link, PendingFram
 from .prescreen import PRESCREEN_ANALYZER, screen_reason
 from .repair import has_abandoned_frames, settle_abandoned
 from .store import SessionConflict, is_session_id
-from .transitions import is_repeated, new_session, reserve_frame, settle_frame
+from .transitions import is_repeated, new_session, out_of_frames, reserve_frame, settle_frame
 
 logger = Logger(service="liveness")  # shares the handler's configuration; never given image data
 
@@ -169,12 +169,13 @@ def submit_frame(session_id: str, body: dict[str, Any], deps: Dependencies, owne
     if reserved.step.code is StepCode.FOLLOW_LIGHT:  # the neutral start passed while this frame waited for a slot
         _settle_unjudged(deps, reserved, frame_id, "", digest, now, request_id)
         _ensure_not_light_step(reserved)
-    screened = _screen_verdict(deps, reserved, frame, faces, frame_id, key, digest)
     try:
+        screened = _screen_verdict(deps, reserved, frame, faces, frame_id, key, digest)
         evaluation, archived = _evaluate(deps, reserved, upload, frame_id, key, digest, now, screened)
-    except _Unjudged as failed:
+    except Exception as error:
         # The slot is taken (the analysis may have been paid for): log the frame as NOT_JUDGED so the frame log
         # stays complete and the cap can still close the session, then answer the original error.
+        failed = error if isinstance(error, _Unjudged) else _Unjudged(error, "")
         _settle_unjudged(deps, reserved, frame_id, failed.archived, digest, now, request_id)
         raise failed.error from None
     session = reserved
@@ -228,8 +229,10 @@ def _refuse_at_once(
     min_similarity = session_thresholds(deps, session).min_similarity
 
     def refuse(current: Session) -> tuple[Session, Any]:
-        if current.step.code is StepCode.FOLLOW_LIGHT:
-            return current, None
+        logged = next((record for record in current.frames if record.frame_id == frame_id), None)
+        if logged is not None:  # a save whose answer was lost had committed: never log the frame twice
+            return current, logged
+        _ensure_not_light_step(current)  # the neutral start passed meanwhile: 409, and no slot taken
         refusal, _measured = _screen_verdict(deps, current, frame, faces, frame_id, "", digest)
         if refusal is None:
             return current, None
@@ -244,10 +247,7 @@ def _refuse_at_once(
         return None
     if commit.value is _NO_SLOT:
         _no_slot(after)
-    record: FrameRecord = commit.value
-    if record.reason is ReasonCode.SESSION_CLOSED:
-        _ensure_open(after)
-    return FrameResult(session=after, record=record)
+    return FrameResult(session=after, record=commit.value)
 
 
 def _evaluate(
@@ -434,12 +434,19 @@ def _judge(
 
 
 def _screen_faces(deps: Dependencies, session: Session, frame: Frame) -> list[FaceDetail] | None:
-    """The faces the pre-screen finds, or None when it does not screen this frame: off, or with no baseline of its
-    own yet (its baseline is its measurement of the neutral start, from the camera)."""
+    """The faces the pre-screen finds, or None when it does not screen this frame: off, with no baseline of its
+    own yet (its baseline is its measurement of the neutral start, from the camera), or out of frame slots (the
+    reservation answers 409 before any analysis). If it fails, Rekognition judges the frame."""
     step = session.step.code
     if deps.prescreen is None or (step is not StepCode.LOOK_STRAIGHT and session.screen_baseline is None):
         return None
-    return deps.prescreen.detect_faces(frame)
+    if out_of_frames(session):
+        return None
+    try:
+        return deps.prescreen.detect_faces(frame)
+    except Exception as error:  # only an optimisation: the frame takes the full path
+        logger.warning("Pre-screen failed", extra={"sessionId": session.session_id, "error": type(error).__name__})
+        return None
 
 
 def _screen_verdict(
