@@ -11,8 +11,11 @@ the server's answers drive the person.
 
 from __future__ import annotations
 
+import collections
 import random
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,3 +145,28 @@ def run_session(
     return SessionRun(
         created=created, answers=answers, final=final, seconds=time.monotonic() - started, uploads=uploads
     )
+
+
+def run_planned(
+    base_url: str,
+    frames: list[np.ndarray],
+    plans: list[tuple[tuple, bool]],
+    ordered_draws: collections.deque,
+    *,
+    people: int,
+    manner: Manner = ORDINARY,
+) -> list[SessionRun]:
+    """One person per plan (a step order, mirrored or not), ``people`` at a time; each session gets the order
+    planned for it through ``ordered_draws`` (the e2e conftest's fixture)."""
+    creating = threading.Lock()
+
+    def one(index: int) -> SessionRun:
+        order, mirrored = plans[index]
+        user = f"person-{index}"
+        with creating:
+            ordered_draws.append(order)
+            created = create_session(base_url, user=user, mirrored=mirrored)
+        return run_session(base_url, frames, user=user, mirrored=mirrored, created=created, manner=manner)
+
+    with ThreadPoolExecutor(max_workers=people) as pool:
+        return list(pool.map(one, range(len(plans))))

@@ -8,54 +8,26 @@ Needs ``../shared/video/headturn.gif``: skips with that reason in a fresh clone.
 
 from __future__ import annotations
 
-import collections
 import itertools
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from liveness.challenges import HEAD_MOVEMENTS, StepCode
-from liveness.sessions import service as session_service
+from liveness.challenges import HEAD_MOVEMENTS
 
 from testkit import headturn
-from tests.e2e.person import FAR_AND_HOLDING, ORDINARY, OVERSHOOTING, SLOW, Manner, create_session, run_session
+from tests.e2e.conftest import NEEDS_CLIP
+from tests.e2e.person import FAR_AND_HOLDING, ORDINARY, OVERSHOOTING, SLOW, Manner, run_planned, run_session
 from tests.local.conftest import StartServer
 from tests.local.support import neutral_astronaut_bgr
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not headturn.available(),
-        reason=f"needs the developers' webcam clip {headturn.CLIP} (../shared is absent in a fresh clone)",
-    ),
-]
+pytestmark = [pytest.mark.slow, NEEDS_CLIP]
 
 ORDERS = list(itertools.permutations(HEAD_MOVEMENTS, 3))  # every order of 3 drawn head movements: 24
 CONCURRENT_PEOPLE = 4
 PASS_RATE_TARGET = 0.98
 MANNERS = {"ordinary": ORDINARY, "far-and-holding": FAR_AND_HOLDING, "overshooting": OVERSHOOTING, "slow": SLOW}
-
-
-@pytest.fixture(scope="module")
-def clip() -> list[np.ndarray]:
-    return headturn.read_frames()
-
-
-@pytest.fixture
-def ordered_draws(monkeypatch: pytest.MonkeyPatch) -> collections.deque:
-    """Replaces the server's random draw of the steps (only that) so that every order runs exactly once."""
-    queue: collections.deque = collections.deque()
-    lock = threading.Lock()
-
-    def draw(count: int, *, exclude_expressions: bool = False) -> tuple[StepCode, ...]:
-        with lock:
-            return tuple(queue.popleft())[:count]
-
-    monkeypatch.setattr(session_service, "draw_steps", draw)
-    return queue
 
 
 @pytest.mark.parametrize("manner", MANNERS.values(), ids=MANNERS.keys())
@@ -65,19 +37,8 @@ def test_genuine_people_pass_every_head_movement_order_plain_and_mirrored(
     """Each manner of moving (person.py) in every order of three head movements, plain and mirrored."""
     server = start_server(mesh_analyzer)  # default limits and thresholds
     plans = [(order, mirrored) for order in ORDERS for mirrored in (False, True)]
-    creating = threading.Lock()  # so each session gets the order planned for it
-
-    def one(index: int) -> tuple[tuple, bool, object]:
-        order, mirrored = plans[index]
-        user = f"person-{index}"
-        with creating:
-            ordered_draws.append(order)
-            created = create_session(server.url, user=user, mirrored=mirrored)
-        run = run_session(server.url, clip, user=user, mirrored=mirrored, created=created, manner=manner)
-        return order, mirrored, run
-
-    with ThreadPoolExecutor(max_workers=CONCURRENT_PEOPLE) as pool:
-        runs = list(pool.map(one, range(len(plans))))
+    people = run_planned(server.url, clip, plans, ordered_draws, people=CONCURRENT_PEOPLE, manner=manner)
+    runs = [(order, mirrored, run) for (order, mirrored), run in zip(plans, people, strict=True)]
 
     failures = [
         (order, mirrored, run.final["failureReason"], run.reasons)

@@ -16,33 +16,25 @@ import base64
 import collections
 import hashlib
 import itertools
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from liveness.analyzers.mesh import MeshAnalyzer
 from liveness.analyzers.rekognition import RekognitionAnalyzer
-from liveness.challenges import HEAD_MOVEMENTS, StepCode
-from liveness.sessions import service as session_service
+from liveness.challenges import HEAD_MOVEMENTS
 from liveness.wiring import build_dependencies
 
 from bench.latency import Latencies, Latent
 from local.server import LocalServer, local_settings
 from testkit import headturn
 from testkit.rekognition_standin import RekognitionStandIn
-from tests.e2e.person import SessionRun, create_session, run_session
+from tests.e2e.conftest import NEEDS_CLIP
+from tests.e2e.person import SessionRun, run_planned, run_session
 from tests.local.support import ALLOWED_ORIGINS
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not headturn.available(),
-        reason=f"needs the developers' webcam clip {headturn.CLIP} (../shared is absent in a fresh clone)",
-    ),
-]
+pytestmark = [pytest.mark.slow, NEEDS_CLIP]
 
 # 6 of the 24 orders, each movement twice in every position, plain and mirrored: 12 sessions per mode.
 ORDERS = list(itertools.permutations(HEAD_MOVEMENTS, 3))[::4]
@@ -51,11 +43,6 @@ PRESCREEN_JUDGE = "local-mesh"
 PASS_RATE_POINTS = 0.01  # the pre-screen may cost at most one point of the genuine pass rate
 
 Serve = Callable[[bool], tuple[LocalServer, RekognitionStandIn]]
-
-
-@pytest.fixture(scope="module")
-def clip() -> list[np.ndarray]:
-    return headturn.read_frames()
 
 
 @pytest.fixture
@@ -83,34 +70,9 @@ def serve(data_dir: Path, mesh_analyzer: MeshAnalyzer) -> Iterator[Serve]:
         server.stop()
 
 
-@pytest.fixture
-def ordered_draws(monkeypatch: pytest.MonkeyPatch) -> collections.deque:
-    """Replaces the server's random draw of the steps (only that) so that each planned order runs once."""
-    queue: collections.deque = collections.deque()
-    lock = threading.Lock()
-
-    def draw(count: int, *, exclude_expressions: bool = False) -> tuple[StepCode, ...]:
-        with lock:
-            return tuple(queue.popleft())[:count]
-
-    monkeypatch.setattr(session_service, "draw_steps", draw)
-    return queue
-
-
 def run_people(server: LocalServer, clip: list[np.ndarray], ordered_draws: collections.deque) -> list[SessionRun]:
     plans = [(order, mirrored) for order in ORDERS for mirrored in (False, True)]
-    creating = threading.Lock()  # so each session gets the order planned for it
-
-    def one(index: int) -> SessionRun:
-        order, mirrored = plans[index]
-        user = f"person-{index}"
-        with creating:
-            ordered_draws.append(order)
-            created = create_session(server.url, user=user, mirrored=mirrored)
-        return run_session(server.url, clip, user=user, mirrored=mirrored, created=created)
-
-    with ThreadPoolExecutor(max_workers=CONCURRENT_PEOPLE) as pool:
-        return list(pool.map(one, range(len(plans))))
+    return run_planned(server.url, clip, plans, ordered_draws, people=CONCURRENT_PEOPLE)
 
 
 def sha256_of(data_url: str) -> bytes:

@@ -309,15 +309,7 @@ def _no_slot(after: Session) -> NoReturn:
 def _settle_unjudged(
     deps: Dependencies, session: Session, frame_id: str, key: str, digest: str | None, now: datetime, request_id: str
 ) -> None:
-    evaluation = FrameEvaluation(
-        frame_id=frame_id,
-        step_index=session.current_step,
-        reason=ReasonCode.NOT_JUDGED,
-        measured=Measured(),
-        mirrored=session.mirrored,
-        frame_key=key,
-        sha256=digest,
-    )
+    evaluation = _evaluation(session, frame_id, key, digest, ReasonCode.NOT_JUDGED, Measured())
     try:
         commit = commit_transition(
             deps,
@@ -414,15 +406,14 @@ def _judge(
     elif reason is None and face is not None:
         # This frame may become the reference face: its crop must exist before the save that says so.
         deps.archive.put_new(face_crop_key(session.session_id, frame_id), face_crop_jpeg(frame, face), "image/jpeg")
-    return FrameEvaluation(
-        frame_id=frame_id,
-        step_index=session.current_step,
-        reason=reason,
-        measured=measured,
-        mirrored=session.mirrored,
-        frame_key=key,
+    return _evaluation(
+        session,
+        frame_id,
+        key,
+        digest,
+        reason,
+        measured,
         comparison=comparison,
-        sha256=digest,
         comparable=comparable,
         movement=movement if session.baseline is not None else None,
         link=link,
@@ -437,10 +428,7 @@ def _screen_faces(deps: Dependencies, session: Session, frame: Frame) -> list[Fa
     """The faces the pre-screen finds, or None when it does not screen this frame: off, with no baseline of its
     own yet (its baseline is its measurement of the neutral start, from the camera), or out of frame slots (the
     reservation answers 409 before any analysis). If it fails, Rekognition judges the frame."""
-    step = session.step.code
-    if deps.prescreen is None or (step is not StepCode.LOOK_STRAIGHT and session.screen_baseline is None):
-        return None
-    if out_of_frames(session):
+    if deps.prescreen is None or not _has_screen_baseline(session) or out_of_frames(session):
         return None
     try:
         return deps.prescreen.detect_faces(frame)
@@ -460,14 +448,43 @@ def _screen_verdict(
 ) -> Screened:
     """The pre-screen's refusal of a frame that clearly cannot meet the step (or None), and its measurement (kept at
     the neutral start as its own baseline). Pure: ``faces`` were measured once, the state may be a fresher one."""
-    if faces is None or (session.step.code is not StepCode.LOOK_STRAIGHT and session.screen_baseline is None):
+    if faces is None or not _has_screen_baseline(session):
         return None, None
     measured = measure(faces[0], session.mirrored, (frame.width, frame.height)) if len(faces) == 1 else Measured()
     movement = relative_to(measured, session.screen_baseline)
     reason = screen_reason(session.step.code, faces, movement, session_thresholds(deps, session))
     if reason is None:
         return None, measured
-    refusal = FrameEvaluation(
+    refusal = _evaluation(
+        session,
+        frame_id,
+        key,
+        digest,
+        reason,
+        measured,
+        movement=movement if session.screen_baseline is not None else None,
+        judged_by=PRESCREEN_ANALYZER,
+        screen_measured=measured,
+    )
+    return refusal, measured
+
+
+def _has_screen_baseline(session: Session) -> bool:
+    """The pre-screen measures movements from its own neutral start: it screens that start and the steps after it."""
+    return session.step.code is StepCode.LOOK_STRAIGHT or session.screen_baseline is not None
+
+
+def _evaluation(
+    session: Session,
+    frame_id: str,
+    key: str,
+    digest: str | None,
+    reason: ReasonCode | None,
+    measured: Measured,
+    **more: Any,
+) -> FrameEvaluation:
+    """A frame's evaluation in the session's current step."""
+    return FrameEvaluation(
         frame_id=frame_id,
         step_index=session.current_step,
         reason=reason,
@@ -475,11 +492,8 @@ def _screen_verdict(
         mirrored=session.mirrored,
         frame_key=key,
         sha256=digest,
-        movement=movement if session.screen_baseline is not None else None,
-        judged_by=PRESCREEN_ANALYZER,
-        screen_measured=measured,
+        **more,
     )
-    return refusal, measured
 
 
 def _analyse(
