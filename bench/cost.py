@@ -38,25 +38,20 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import boto3
 import cv2
 import numpy as np
 from liveness import handler
 from liveness.analyzers.mesh import MeshAnalyzer
 from liveness.analyzers.rekognition import RekognitionAnalyzer
-from liveness.archive import S3Archive
 from liveness.challenges import HEAD_MOVEMENTS, StepCode
 from liveness.dependencies import Dependencies
 from liveness.sessions import service as session_service
-from liveness.sessions.store import DynamoDbSessionStore
 from liveness.settings import Settings
 from liveness.wiring import build_dependencies
-from moto import mock_aws
 
 from bench.floor import quiet_stdout
-from bench.latency import BENCH_ATTEMPTS, Latencies, Latent
+from bench.latency import BENCH_ATTEMPTS, Latencies, latent_handler
 from testkit import headturn
-from testkit.aws import BUCKET, FAKE_AWS_ENV, TABLE, create_aws_resources
 from testkit.events import LambdaContext, api_event
 from testkit.light_client import play_batch
 from testkit.person import FRAME_INTERVAL_SECONDS, FRAME_JITTER_SECONDS, ORDINARY, Camera, Manner, Person, lit_subject
@@ -276,39 +271,17 @@ def run_people(
 # -- part 2: the server time of a frame, with the AWS latencies slept -------------------------------------------
 
 
-@contextlib.contextmanager
 def latent_aws(
     latencies: Latencies, prescreen: MeshAnalyzer | None, stand_in: RekognitionStandIn, archive_screened: bool = False
-) -> Iterator[None]:
-    """bench/latency.py's wiring (moto behind ``Latent``), with the stand-in for Rekognition and the light step off
-    (the frames timed are a head movement's)."""
-    for name, value in FAKE_AWS_ENV.items():
-        os.environ.setdefault(name, value)
-    with mock_aws():
-        dynamodb, s3 = boto3.client("dynamodb"), boto3.client("s3")
-        create_aws_resources(dynamodb, s3)
-        analyzer_ms = {"detect_faces": latencies.detect_faces, "compare_faces": latencies.compare_faces}
-        s3_ms = {"put_object": latencies.s3_put, "get_object": latencies.s3_get}
-        dynamodb_ms = {"get_item": latencies.dynamodb_read, "put_item": latencies.dynamodb_write}
-        dynamodb_ms["update_item"] = latencies.dynamodb_write
-        settings = Settings(
-            archive_bucket=BUCKET,
-            sessions_table=TABLE,
-            attempt_limits=BENCH_ATTEMPTS,
-            light_challenge="off",
-            prescreen=prescreen is not None,
-            archive_screened=archive_screened,
-        )
-        handler.use_dependencies(
-            Dependencies(
-                settings=settings,
-                analyzer=RekognitionAnalyzer(Latent(stand_in, analyzer_ms)),
-                archive=S3Archive(Latent(s3, s3_ms), BUCKET),
-                session_store=DynamoDbSessionStore(Latent(dynamodb, dynamodb_ms), TABLE),
-                prescreen=prescreen,
-            )
-        )
-        yield
+) -> contextlib.AbstractContextManager[Any]:
+    """bench/latency.py's wiring, with the stand-in for Rekognition (the frames timed are a head movement's)."""
+    return latent_handler(
+        latencies,
+        lambda: stand_in,
+        prescreen,
+        prescreen=prescreen is not None,
+        archive_screened=archive_screened,
+    )
 
 
 def timed_frames(

@@ -115,32 +115,43 @@ class Latent:
 
 
 @contextmanager
-def wired(latencies: Latencies) -> Iterator[Stubber]:
+def latent_handler(
+    latencies: Latencies, rekognition: Callable[[], Any], screen: Any = None, **settings: Any
+) -> Iterator[Any]:
+    """The real handler on moto's S3 and DynamoDB and the Rekognition client ``rekognition()`` makes, each call
+    behind its latency (``Latent``), with ``screen`` as the pre-screen's analyzer; yields that client.
+    ``settings`` change the bench's (light step off: its batch is bench-light's; attempt limits out of the way,
+    their cost still paid)."""
     for name, value in FAKE_AWS_ENV.items():
         os.environ.setdefault(name, value)
     with mock_aws():
         dynamodb, s3 = boto3.client("dynamodb"), boto3.client("s3")
         create_aws_resources(dynamodb, s3)
-        rekognition = boto3.client("rekognition")
-        stubber = Stubber(rekognition)
-        stubber.activate()
+        client = rekognition()
         analyzer_ms = {"detect_faces": latencies.detect_faces, "compare_faces": latencies.compare_faces}
         s3_ms = {"put_object": latencies.s3_put, "get_object": latencies.s3_get}
         dynamodb_ms = {"get_item": latencies.dynamodb_read, "put_item": latencies.dynamodb_write}
         dynamodb_ms["update_item"] = latencies.dynamodb_write
+        options = {"attempt_limits": BENCH_ATTEMPTS, "light_challenge": "off", **settings}
         handler.use_dependencies(
             Dependencies(
-                # One user opens two sessions a round: the attempt limits would refuse the fourth (their cost, a
-                # read and a conditional write per create and per close, is still paid and measured).
-                # The light step's batch is bench-light's; here the frames of the pose steps are measured.
-                settings=Settings(
-                    archive_bucket=BUCKET, sessions_table=TABLE, attempt_limits=BENCH_ATTEMPTS, light_challenge="off"
-                ),
-                analyzer=RekognitionAnalyzer(Latent(rekognition, analyzer_ms)),
+                settings=Settings(archive_bucket=BUCKET, sessions_table=TABLE, **options),
+                analyzer=RekognitionAnalyzer(Latent(client, analyzer_ms)),
                 archive=S3Archive(Latent(s3, s3_ms), BUCKET),
                 session_store=DynamoDbSessionStore(Latent(dynamodb, dynamodb_ms), TABLE),
+                prescreen=screen,
             )
         )
+        yield client
+
+
+@contextmanager
+def wired(latencies: Latencies) -> Iterator[Stubber]:
+    """With Rekognition on botocore's Stubber (one user opens two sessions a round: the attempt limits are out of
+    the way); the pose steps' frames are measured."""
+    with latent_handler(latencies, lambda: boto3.client("rekognition")) as rekognition:
+        stubber = Stubber(rekognition)
+        stubber.activate()
         yield stubber
 
 
